@@ -1,0 +1,172 @@
+"""YOLOv8-family detection models run with ONNX Runtime (the torch-free run path).
+
+Ultralytics exports YOLOv8 detectors to ONNX with a single output of shape
+``(1, 4 + num_classes, num_anchors)``: box centre/size in input pixels followed by per-class
+scores, without NMS.  This module letterboxes an image, runs the session, decodes that output
+and applies class-aware NMS with OpenCV.  The decoding is a dozen lines of NumPy and depends on
+the export format rather than on any library, so it is written here; ONNX Runtime and OpenCV do
+the heavy lifting.
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from etle.errors import MissingDependencyError, ModelError
+from etle.types import Box, Detection
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Letterbox:
+    """How an image was scaled and padded into the network input."""
+
+    scale: float
+    pad_x: float
+    pad_y: float
+
+
+def letterbox(image: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, Letterbox]:
+    """Resize keeping the aspect ratio and pad to ``size`` (w, h) with grey, as YOLO expects."""
+    h, w = image.shape[:2]
+    tw, th = size
+    scale = min(tw / w, th / h)
+    nw, nh = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
+    resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    canvas = np.full((th, tw, 3), 114, dtype=np.uint8)
+    px, py = (tw - nw) // 2, (th - nh) // 2
+    canvas[py : py + nh, px : px + nw] = resized
+    return canvas, Letterbox(scale=scale, pad_x=float(px), pad_y=float(py))
+
+
+def decode_yolov8(
+    output: np.ndarray,
+    lb: Letterbox,
+    image_size: tuple[int, int],
+    names: Sequence[str],
+    conf_threshold: float,
+    iou_threshold: float,
+    keep: frozenset[str] | None = None,
+) -> list[Detection]:
+    """Turn a raw ``(1, 4+C, N)`` YOLOv8 output into detections in original image pixels."""
+    pred = np.asarray(output)
+    if pred.ndim == 3:
+        pred = pred[0]
+    if pred.shape[0] < pred.shape[1]:  # (4+C, N) -> (N, 4+C)
+        pred = pred.T
+    if pred.shape[1] < 5:
+        raise ModelError(f"unexpected YOLO output shape {output.shape}")
+    scores_all = pred[:, 4:]
+    class_ids = scores_all.argmax(axis=1)
+    scores = scores_all[np.arange(len(class_ids)), class_ids]
+    mask = scores >= conf_threshold
+    if keep is not None:
+        allowed = np.array([i < len(names) and names[i] in keep for i in range(scores_all.shape[1])])
+        mask &= allowed[class_ids]
+    if not mask.any():
+        return []
+    boxes_c = pred[mask, :4]
+    scores = scores[mask]
+    class_ids = class_ids[mask]
+    w, h = image_size
+    x1 = (boxes_c[:, 0] - boxes_c[:, 2] / 2 - lb.pad_x) / lb.scale
+    y1 = (boxes_c[:, 1] - boxes_c[:, 3] / 2 - lb.pad_y) / lb.scale
+    x2 = (boxes_c[:, 0] + boxes_c[:, 2] / 2 - lb.pad_x) / lb.scale
+    y2 = (boxes_c[:, 1] + boxes_c[:, 3] / 2 - lb.pad_y) / lb.scale
+    x1, x2 = np.clip(x1, 0, w), np.clip(x2, 0, w)
+    y1, y2 = np.clip(y1, 0, h), np.clip(y2, 0, h)
+    out: list[Detection] = []
+    # class-aware NMS: offset boxes per class so that different classes never suppress each other
+    offset = class_ids.astype(np.float32) * float(max(w, h) + 1)
+    rects = np.stack([x1 + offset, y1, x2 - x1, y2 - y1], axis=1).astype(np.float32)
+    idx = cv2.dnn.NMSBoxes(rects.tolist(), scores.astype(float).tolist(), conf_threshold, iou_threshold)
+    for i in np.array(idx).reshape(-1):
+        if x2[i] - x1[i] < 1 or y2[i] - y1[i] < 1:
+            continue
+        cid = int(class_ids[i])
+        label = names[cid] if cid < len(names) else str(cid)
+        out.append(Detection(Box(float(x1[i]), float(y1[i]), float(x2[i]), float(y2[i])), label, float(scores[i])))
+    return out
+
+
+def parse_names(meta: dict[str, str]) -> list[str]:
+    """Read the class names an Ultralytics export stores in its ONNX metadata."""
+    raw = meta.get("names")
+    if not raw:
+        return []
+    try:
+        parsed = ast.literal_eval(raw)
+    except (ValueError, SyntaxError) as exc:
+        raise ModelError(f"cannot parse class names in ONNX metadata: {exc}") from exc
+    if isinstance(parsed, dict):
+        return [str(parsed[k]) for k in sorted(parsed)]
+    return [str(n) for n in parsed]
+
+
+def _session(path: Path, threads: int | None):
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:  # pragma: no cover - onnxruntime is a core dependency
+        raise MissingDependencyError("onnxruntime", "core", "ONNX inference") from exc
+    opts = ort.SessionOptions()
+    n = threads or int(os.environ.get("ETLE_THREADS", "0") or 0)
+    if n > 0:
+        opts.intra_op_num_threads = n
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    try:
+        return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own untyped errors
+        raise ModelError(f"cannot load ONNX model {path}: {exc}") from exc
+
+
+class OnnxYolo:
+    """A YOLOv8 detector exported to ONNX, run on the CPU with ONNX Runtime."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        names: Sequence[str] | None = None,
+        conf_threshold: float = 0.25,
+        iou_threshold: float = 0.45,
+        keep: frozenset[str] | None = None,
+        threads: int | None = None,
+    ) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ModelError(f"model file not found: {self.path}")
+        self.session = _session(self.path, threads)
+        meta = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.names = list(names) if names else parse_names(meta)
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        self.input_dtype = np.float16 if "float16" in inp.type else np.float32
+        shape = inp.shape
+        h = shape[2] if isinstance(shape[2], int) else 640
+        w = shape[3] if isinstance(shape[3], int) else 640
+        self.input_size = (int(w), int(h))
+        self.conf_threshold = conf_threshold
+        self.iou_threshold = iou_threshold
+        self.keep = keep
+
+    def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, Letterbox]:
+        padded, lb = letterbox(image, self.input_size)
+        blob = cv2.dnn.blobFromImage(padded, 1 / 255.0, swapRB=True).astype(self.input_dtype)
+        return blob, lb
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        blob, lb = self.preprocess(image)
+        (out,) = self.session.run(None, {self.input_name: blob})[:1]
+        h, w = image.shape[:2]
+        return decode_yolov8(
+            out.astype(np.float32), lb, (w, h), self.names, self.conf_threshold, self.iou_threshold, self.keep
+        )

@@ -1,0 +1,1 @@
+"""etle.ingest stage."""
