@@ -61,8 +61,9 @@ def decode_yolov8(
     pred = np.asarray(output)
     if pred.ndim == 3:
         pred = pred[0]
-    if pred.shape[0] < pred.shape[1]:  # (4+C, N) -> (N, 4+C)
-        pred = pred.T
+    rows = 4 + len(names) if names else None
+    if (rows is not None and pred.shape[0] == rows) or (rows is None and pred.shape[0] < pred.shape[1]):
+        pred = pred.T  # (4+C, N) -> (N, 4+C)
     if pred.shape[1] < 5:
         raise ModelError(f"unexpected YOLO output shape {output.shape}")
     scores_all = pred[:, 4:]

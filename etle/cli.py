@@ -1,0 +1,345 @@
+"""The ``etle`` command line.  The only place that configures logging, prints and exits.
+
+Library errors (:class:`etle.errors.EtleError`) become one line on stderr and a non-zero exit
+code; no traceback is shown for bad input (``--debug`` shows it for bug reports).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from etle import __version__
+from etle.errors import EtleError
+
+app = typer.Typer(
+    name="etle",
+    help="Open E-TLE pipeline: footage -> detection, tracking, violation rules, plate reading -> evidence and tickets.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+tickets_app = typer.Typer(help="List and inspect tickets in the database.", no_args_is_help=True)
+models_app = typer.Typer(help="Show, check and prepare the models named in the model manifest.", no_args_is_help=True)
+camera_app = typer.Typer(help="Camera files: check them and save the reference view.", no_args_is_help=True)
+app.add_typer(tickets_app, name="tickets")
+app.add_typer(models_app, name="models")
+app.add_typer(camera_app, name="camera")
+
+out = Console()
+err = Console(stderr=True)
+_state = {"debug": False}
+
+DEFAULT_DB = "sqlite:///etle.db"
+DEFAULT_OUT = Path("etle-out")
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"etle {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More log output (-v info, -vv debug)."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors (for bug reports)."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """etle: electronic traffic-law enforcement from camera footage."""
+    _state["debug"] = debug
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def _parse_start(value: Optional[str]) -> Optional[datetime]:
+    if value is None:
+        return None
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"'{value}' is not an ISO date-time such as 2026-11-28T07:30:00+07:00") from exc
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+@app.command()
+def run(
+    source: str = typer.Argument(..., help="A video file, a folder of videos or images, or a stream URL (rtsp://, http://)."),
+    camera: Optional[Path] = typer.Option(None, "--camera", "-c", help="Camera YAML file (zones, signal, rules). Without it no rules run."),
+    out_dir: Path = typer.Option(DEFAULT_OUT, "--out", "-o", help="Folder for evidence bundles."),
+    db: str = typer.Option(DEFAULT_DB, "--db", help="Ticket database (any SQLAlchemy URL)."),
+    reader: Optional[str] = typer.Option(None, "--reader", help="Plate OCR backend (rapidocr, easyocr); default: the measured best."),
+    plate_detector: str = typer.Option("onnx", "--plate-detector", help="Plate detector: onnx (default), pt (ultralytics), cascade."),
+    no_plates: bool = typer.Option(False, "--no-plates", help="Do not read plates."),
+    detect_every: int = typer.Option(1, "--detect-every", min=1, help="Run the detector on every Nth frame (track in between)."),
+    max_seconds: Optional[float] = typer.Option(None, "--max-seconds", min=0.0, help="Stop each source after this many seconds of video."),
+    start: Optional[str] = typer.Option(None, "--start", help="Wall-clock start of the footage (ISO 8601); default: camera file, container metadata."),
+    pre_s: float = typer.Option(2.0, "--clip-before", min=0.0, help="Seconds of clip before the violation."),
+    post_s: float = typer.Option(2.0, "--clip-after", min=0.0, help="Seconds of clip after the violation."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Process footage into tickets with evidence (one ticket per vehicle and rule)."""
+    from etle.runner import run_sources
+
+    cfg_start = _parse_start(start)
+    summaries = run_sources(
+        source,
+        camera_path=camera,
+        out_dir=out_dir,
+        db_url=db,
+        reader=reader,
+        plate_detector=plate_detector,
+        read_plates=not no_plates,
+        detect_every=detect_every,
+        max_seconds=max_seconds,
+        wall_start=cfg_start,
+        pre_s=pre_s,
+        post_s=post_s,
+        progress=not no_progress and not json_out,
+        console=err,
+    )
+    if json_out:
+        out.print_json(json.dumps([_summary_dict(s) for s in summaries]))
+        return
+    table = Table(title="etle run")
+    for col in ("source", "frames", "video s", "fps", "tracks", "violations", "tickets", "view pauses"):
+        table.add_column(col, justify="right" if col != "source" else "left")
+    for s in summaries:
+        table.add_row(
+            Path(s.source).name, str(s.frames), f"{s.video_seconds:.1f}", f"{s.fps:.1f}", str(s.tracks),
+            str(s.violations), str(s.tickets), str(s.view_pauses),
+        )
+    out.print(table)
+    for s in summaries:
+        if s.stage_ms:
+            out.print("stage ms/frame: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(s.stage_ms.items())))
+        if s.plates:
+            out.print("plates read: " + ", ".join(f"#{k} {v}" for k, v in sorted(s.plates.items())))
+    total = sum(s.tickets for s in summaries)
+    out.print(f"{total} ticket(s) in {db}; evidence in {out_dir.resolve()}")
+
+
+def _summary_dict(s) -> dict:  # type: ignore[no-untyped-def]
+    return {
+        "source": s.source, "frames": s.frames, "video_seconds": round(s.video_seconds, 3), "elapsed_s": round(s.elapsed_s, 3),
+        "fps": round(s.fps, 2), "tracks": s.tracks, "violations": s.violations, "tickets": s.tickets,
+        "view_pauses": s.view_pauses, "stage_ms": {k: round(v, 2) for k, v in s.stage_ms.items()},
+        "ticket_ids": list(s.ticket_ids), "evidence": list(s.evidence_paths),
+        "plates": {str(k): v for k, v in s.plates.items()}, "violations_by_rule": dict(s.violations_by_rule),
+    }
+
+
+# ---------------------------------------------------------------- tickets
+
+
+@tickets_app.command("list")
+def tickets_list(
+    db: str = typer.Option(DEFAULT_DB, "--db", help="Ticket database (SQLAlchemy URL)."),
+    status: Optional[str] = typer.Option(None, "--status", help="Only this status (e.g. pending_review)."),
+    rule: Optional[str] = typer.Option(None, "--rule", help="Only this rule (e.g. red_light)."),
+    camera: Optional[str] = typer.Option(None, "--camera", help="Only this camera id."),
+    date: Optional[str] = typer.Option(None, "--date", help="Only this day (YYYY-MM-DD, UTC)."),
+    since: Optional[str] = typer.Option(None, "--since", help="From this time (ISO 8601)."),
+    until: Optional[str] = typer.Option(None, "--until", help="Until this time (ISO 8601)."),
+    plate: Optional[str] = typer.Option(None, "--plate", help="Plate text contains this."),
+    limit: int = typer.Option(100, "--limit", min=1, help="At most this many rows."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List tickets, newest first."""
+    from datetime import timedelta
+
+    from etle.store import open_store
+
+    t_since, t_until = _parse_start(since), _parse_start(until)
+    if date:
+        try:
+            day = datetime.strptime(date, "%Y-%m-%d").replace(tzinfo=timezone.utc)
+        except ValueError as exc:
+            raise typer.BadParameter(f"--date '{date}' is not YYYY-MM-DD") from exc
+        t_since, t_until = day, day + timedelta(days=1)
+    store = open_store(db)
+    rows = store.list(status=status, rule=rule, camera=camera, since=t_since, until=t_until, plate=plate, limit=limit)
+    if json_out:
+        out.print_json(json.dumps([_ticket_dict(r) for r in rows], default=str))
+        return
+    table = Table(title=f"tickets ({len(rows)})")
+    for col in ("id", "reference", "time (UTC)", "camera", "rule", "plate", "conf", "status"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            str(r.id), r.reference, r.occurred_at.strftime("%Y-%m-%d %H:%M:%S"), r.camera_id, r.rule,
+            r.plate_text or "-", f"{r.plate_confidence:.2f}" if r.plate_text else "-", r.status,
+        )
+    out.print(table)
+
+
+@tickets_app.command("show")
+def tickets_show(
+    ticket: str = typer.Argument(..., help="Ticket id or reference code."),
+    db: str = typer.Option(DEFAULT_DB, "--db", help="Ticket database (SQLAlchemy URL)."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Show one ticket with its evidence files."""
+    from etle.store import open_store
+
+    store = open_store(db)
+    row = store.get(int(ticket) if ticket.isdigit() else ticket)
+    if row is None:
+        raise EtleError(f"no ticket '{ticket}' in {db}")
+    d = _ticket_dict(row)
+    if json_out:
+        out.print_json(json.dumps(d, default=str))
+        return
+    table = Table(show_header=False, title=f"ticket {row.id} ({row.reference})")
+    for k, v in d.items():
+        table.add_row(k, json.dumps(v, default=str) if isinstance(v, (list, dict)) else str(v))
+    out.print(table)
+    ev = Path(row.evidence_path)
+    if ev.is_dir():
+        out.print("evidence files:")
+        for f in sorted(ev.iterdir()):
+            out.print(f"  {f}")
+
+
+def _ticket_dict(r) -> dict:  # type: ignore[no-untyped-def]
+    from dataclasses import asdict, is_dataclass
+
+    d = asdict(r) if is_dataclass(r) else dict(r)
+    return d
+
+
+# ---------------------------------------------------------------- models
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """List every model of the manifest with where it comes from and whether it is present."""
+    from etle.models import registry
+
+    table = Table(title=f"models ({registry.manifest_path()})")
+    for col in ("name", "task", "format", "source", "licence", "present"):
+        table.add_column(col)
+    for st in registry.check_all():
+        s = st.spec
+        src = s.source
+        if s.kind == "package":
+            where = f"{src['package']}=={src.get('version', '')}:{src['path']}"
+        elif s.kind == "export":
+            where = f"export of {src.get('from')}"
+        else:
+            where = f"{s.kind}:{src.get('path', s.file)}"
+        table.add_row(s.name, s.task, s.format, where, s.licence, "yes" if st.ok else "no")
+    out.print(table)
+
+
+@models_app.command("check")
+def models_check(
+    name: Optional[list[str]] = typer.Argument(None, help="Models to check (default: all)."),
+) -> None:
+    """Resolve each model, verify its hash; exit 1 when one is missing or damaged."""
+    from etle.models import registry
+
+    names = name or list(registry.manifest())
+    bad = 0
+    for n in names:
+        st = registry.status(n)
+        if st.ok:
+            out.print(f"[green]ok[/green]      {n}  {st.path}")
+        else:
+            bad += 1
+            out.print(f"[red]missing[/red] {n}  {st.message}")
+    if bad:
+        raise typer.Exit(1)
+
+
+@models_app.command("prepare")
+def models_prepare(force: bool = typer.Option(False, "--force", help="Re-export even when present.")) -> None:
+    """Derive the models etle makes itself (the plate detector's ONNX export; needs the ultralytics extra once)."""
+    from etle.models.export import export_plate_detector
+
+    path = export_plate_detector(force=force)
+    out.print(f"plate-detector ready: {path}")
+
+
+# ---------------------------------------------------------------- camera
+
+
+@camera_app.command("check")
+def camera_check(camera: Path = typer.Argument(..., help="Camera YAML file.")) -> None:
+    """Validate a camera file (errors name the file, line and field)."""
+    from etle.camera.config import load_camera
+
+    cam = load_camera(camera)
+    rules = ", ".join(sorted(cam.rules)) if getattr(cam, "rules", None) else "none"
+    out.print(f"{camera}: ok -- camera '{cam.id}' ({cam.name}), rules: {rules}")
+
+
+@camera_app.command("snapshot")
+def camera_snapshot(
+    source: str = typer.Argument(..., help="Video file or stream URL of the camera."),
+    output: Path = typer.Option(..., "--output", "-o", help="Image file to write (the reference view)."),
+    at: float = typer.Option(0.0, "--at", min=0.0, help="Seconds into the source."),
+) -> None:
+    """Save the reference view of a camera (the frame its zones are drawn on)."""
+    import cv2
+
+    from etle.ingest.sources import open_source
+
+    src = open_source(source, max_seconds=at + 5.0)
+    chosen = None
+    for frame in src.frames():
+        chosen = frame
+        if frame.pts >= at:
+            break
+    if chosen is None:
+        raise EtleError(f"{source}: no frame at {at} s")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(output), chosen.image):
+        raise EtleError(f"cannot write {output}")
+    out.print(f"reference view ({chosen.width}x{chosen.height}, {chosen.pts:.2f} s) written to {output}")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def main() -> None:
+    """Entry point: runs the Typer app and turns library errors into one-line messages."""
+    try:
+        app(standalone_mode=False)
+    except EtleError as exc:
+        if _state["debug"]:
+            raise
+        sys.stderr.write(f"error: {_one_line(str(exc))}\n")
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors and real bugs
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if _state["debug"]:
+            raise
+        sys.stderr.write(f"internal error: {type(exc).__name__}: {_one_line(str(exc))} (rerun with --debug for the traceback)\n")
+        sys.exit(70)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,229 @@
+"""The composition root: one place that wires the stages together and runs a source.
+
+ingest -> view guard -> detect -> track -> signal -> rules -> plates -> evidence -> store.
+
+Every stage is injected (tests pass fakes); :func:`build_pipeline` assembles the real ones from a
+camera file and a :class:`RunConfig`.  State that belongs to one source (tracks, rule memory,
+view guard, signal debouncing) is created fresh per source by :meth:`Pipeline.run_source`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
+
+from etle.errors import EtleError
+from etle.types import VEHICLE_LABELS, Detection, Frame, FrameContext, PlateResult, TrackedObject, Violation
+
+log = logging.getLogger(__name__)
+
+
+class Tracker(Protocol):
+    def update(self, detections: Sequence[Detection], frame: Frame) -> tuple[TrackedObject, ...]: ...
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Options of one ``etle run``."""
+
+    out_dir: Path = Path("etle-out")
+    db_url: str = "sqlite:///etle.db"
+    detect_every: int = 1
+    reader: str | None = None  # None: the measured default
+    plate_detector: str = "onnx"
+    read_plates: bool = True
+    pre_s: float = 2.0
+    post_s: float = 2.0
+    max_seconds: float | None = None
+    wall_start: datetime | None = None
+    image_interval_s: float = 1.0
+    detector_model: str = "vehicle-detector"
+    conf_threshold: float = 0.25
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What one source produced."""
+
+    source: str
+    frames: int
+    video_seconds: float
+    elapsed_s: float
+    tracks: int
+    violations: int
+    tickets: int
+    view_pauses: int
+    stage_ms: Mapping[str, float] = field(default_factory=dict)
+    ticket_ids: tuple[int, ...] = ()
+    evidence_paths: tuple[str, ...] = ()
+    plates: Mapping[int, str] = field(default_factory=dict)
+    violations_by_rule: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+@dataclass
+class _Pending:
+    violation: Violation
+    key_frame: Frame
+    key_objects: tuple[TrackedObject, ...]
+    clip: list[tuple[Frame, tuple[TrackedObject, ...]]]
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.total: dict[str, float] = defaultdict(float)
+
+    def __call__(self, stage: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self.total[stage] += time.perf_counter() - t0
+
+
+class Pipeline:
+    """Runs sources through injected stages.  See :func:`build_pipeline` for the real ones."""
+
+    def __init__(
+        self,
+        *,
+        detector: Any,
+        tracker_factory: Callable[[float], Tracker],
+        rules_factory: Callable[[], Any] | None = None,
+        guard_factory: Callable[[], Any] | None = None,
+        signal_factory: Callable[[], Any] | None = None,
+        plate_stage_factory: Callable[[], Any] | None = None,
+        sink: "ViolationSink | None" = None,
+        config: RunConfig = RunConfig(),
+    ) -> None:
+        self.detector = detector
+        self.tracker_factory = tracker_factory
+        self.rules_factory = rules_factory
+        self.guard_factory = guard_factory
+        self.signal_factory = signal_factory
+        self.plate_stage_factory = plate_stage_factory
+        self.sink = sink
+        self.config = config
+
+    def run_source(self, source: Any, progress: Callable[[Frame], None] | None = None) -> RunSummary:
+        cfg = self.config
+        info = source.info
+        tracker = self.tracker_factory(info.fps / max(cfg.detect_every, 1))
+        rules = self.rules_factory() if self.rules_factory else None
+        guard = self.guard_factory() if self.guard_factory else None
+        signal = self.signal_factory() if self.signal_factory else None
+        plates = self.plate_stage_factory() if (self.plate_stage_factory and cfg.read_plates) else None
+        timer = _Timer()
+        ring: list[tuple[Frame, tuple[TrackedObject, ...]]] = []
+        pending: list[_Pending] = []
+        tickets: list[int] = []
+        evidence: list[str] = []
+        seen_tracks: set[int] = set()
+        by_rule: dict[str, int] = defaultdict(int)
+        n_viol = 0
+        view_pauses = 0
+        was_ok = True
+        frames = 0
+        last_pts = 0.0
+        objects: tuple[TrackedObject, ...] = ()
+        started = time.perf_counter()
+
+        def finish(p: _Pending) -> None:
+            plate = plates.result(p.violation.track_id) if plates is not None else PlateResult("", 0.0)
+            if self.sink is not None:
+                res = timer("evidence", self.sink.record, p.violation, p.key_frame, p.key_objects, tuple(p.clip), plate, info)
+                if res is not None:
+                    tid, path = res
+                    tickets.append(tid)
+                    evidence.append(str(path))
+
+        for frame in source.frames():
+            frames += 1
+            last_pts = frame.pts
+            view_ok = True
+            if guard is not None:
+                status = timer("view_guard", guard.update, frame)
+                view_ok = bool(status.ok)
+                if was_ok and not view_ok:
+                    view_pauses += 1
+                    log.info("%s: view differs from the reference at %.2f s: rules paused", info.name, frame.pts)
+                elif view_ok and not was_ok:
+                    log.info("%s: view matches the reference again at %.2f s: rules resumed", info.name, frame.pts)
+                was_ok = view_ok
+            if frame.index % max(cfg.detect_every, 1) == 0:
+                dets = timer("detect", self.detector.detect, frame.image)
+                objects = timer("track", tracker.update, dets, frame)
+            seen_tracks.update(o.track_id for o in objects)
+            state = timer("signal", signal.state_at, frame) if signal is not None else None
+            violations: list[Violation] = []
+            if rules is not None:
+                ctx = FrameContext(frame=frame, objects=objects, signal=state, view_ok=view_ok)
+                violations = timer("rules", rules.update, ctx)
+            if plates is not None:
+                vehicles = [o for o in objects if o.label in VEHICLE_LABELS]
+                timer("plate", plates.process, frame, vehicles)
+            ring.append((frame, objects))
+            while ring and frame.pts - ring[0][0].pts > cfg.pre_s:
+                ring.pop(0)
+            for v in violations:
+                n_viol += 1
+                by_rule[v.rule] += 1
+                log.info("%s: %s by track %d at %.2f s", info.name, v.rule, v.track_id, v.pts)
+                pending.append(_Pending(v, frame, objects, list(ring)))
+            still: list[_Pending] = []
+            for p in pending:
+                if p.key_frame is not frame:
+                    p.clip.append((frame, objects))
+                if frame.pts - p.violation.pts >= cfg.post_s:
+                    finish(p)
+                else:
+                    still.append(p)
+            pending = still
+            if progress is not None:
+                progress(frame)
+        for p in pending:
+            finish(p)
+        elapsed = time.perf_counter() - started
+        plate_texts: dict[int, str] = {}
+        if plates is not None:
+            for tid in sorted(seen_tracks):
+                r = plates.result(tid)
+                if r.text:
+                    plate_texts[tid] = r.text
+        return RunSummary(
+            source=info.name,
+            frames=frames,
+            video_seconds=last_pts,
+            elapsed_s=elapsed,
+            tracks=len(seen_tracks),
+            violations=n_viol,
+            tickets=len(tickets),
+            view_pauses=view_pauses,
+            stage_ms={k: v * 1000.0 / max(frames, 1) for k, v in timer.total.items()},
+            ticket_ids=tuple(tickets),
+            evidence_paths=tuple(evidence),
+            plates=plate_texts,
+            violations_by_rule=dict(by_rule),
+        )
+
+
+class ViolationSink(Protocol):
+    """Turns a violation (with its frames and plate) into evidence + a ticket."""
+
+    def record(
+        self,
+        violation: Violation,
+        key_frame: Frame,
+        key_objects: tuple[TrackedObject, ...],
+        clip: tuple[tuple[Frame, tuple[TrackedObject, ...]], ...],
+        plate: PlateResult,
+        source_info: Any,
+    ) -> tuple[int, Path] | None: ...

