@@ -1,0 +1,200 @@
+"""Evidence pictures: pure functions that return new images.
+
+Nothing here draws on ``frame.image`` (it is read-only); every function copies first and
+returns the copy.  Colours are BGR.  Text is drawn with OpenCV's Hershey font, which only has
+ASCII glyphs, so other characters are transliterated (``é`` -> ``e``) or replaced by ``?``.
+
+The overview keeps the scene unobstructed: captions go on a black panel appended below the
+picture, and only the box labels are drawn inside it.
+"""
+
+from __future__ import annotations
+
+import logging
+import unicodedata
+from collections.abc import Callable, Iterable, Sequence
+
+import cv2
+import numpy as np
+
+from etle.types import Box, Frame, TrackedObject, Violation
+
+log = logging.getLogger(__name__)
+
+Color = tuple[int, int, int]
+Polyline = Sequence[tuple[float, float]]
+#: A zone/line overlay: a callable ``draw_zones(image) -> image`` or a list of polylines.
+ZoneOverlay = Callable[[np.ndarray], np.ndarray] | Sequence[Polyline]
+
+VIOLATOR_COLOR: Color = (0, 0, 255)
+RELATED_COLOR: Color = (0, 165, 255)
+OTHER_COLOR: Color = (200, 200, 200)
+ZONE_COLOR: Color = (255, 255, 0)
+TEXT_COLOR: Color = (255, 255, 255)
+PANEL_COLOR: Color = (0, 0, 0)
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+def ascii_text(text: str) -> str:
+    """``text`` with non-ASCII characters transliterated or replaced by ``?`` (Hershey fonts)."""
+    folded = unicodedata.normalize("NFKD", text)
+    out = []
+    for ch in folded:
+        if unicodedata.combining(ch):
+            continue
+        out.append(ch if 32 <= ord(ch) < 127 else "?")
+    return "".join(out)
+
+
+def _scale(image: np.ndarray) -> tuple[float, int]:
+    """Font scale and line thickness for an image of this size."""
+    short = min(image.shape[0], image.shape[1])
+    scale = max(0.35, short / 720.0 * 0.7)
+    return scale, max(1, round(scale * 2))
+
+
+def _copy(image: np.ndarray) -> np.ndarray:
+    return np.array(image, dtype=np.uint8, copy=True, order="C")
+
+
+def _draw_box(image: np.ndarray, box: Box, color: Color, thickness: int) -> None:
+    h, w = image.shape[:2]
+    x1, y1, x2, y2 = box.clip(w - 1, h - 1).as_int()
+    cv2.rectangle(image, (x1, y1), (x2, y2), color, thickness, cv2.LINE_AA)
+
+
+def _draw_tag(image: np.ndarray, box: Box, text: str, color: Color, scale: float, thickness: int) -> None:
+    """A filled label above the box (or inside its top when there is no room above)."""
+    text = ascii_text(text)
+    (tw, th), base = cv2.getTextSize(text, _FONT, scale, thickness)
+    h, w = image.shape[:2]
+    x1, y1, _, _ = box.clip(w - 1, h - 1).as_int()
+    x1 = min(max(x1, 0), max(w - tw - 4, 0))
+    top = y1 - th - base - 4 if y1 - th - base - 4 >= 0 else y1
+    cv2.rectangle(image, (x1, top), (x1 + tw + 4, top + th + base + 4), color, cv2.FILLED)
+    cv2.putText(image, text, (x1 + 2, top + th + 2), _FONT, scale, TEXT_COLOR, thickness, cv2.LINE_AA)
+
+
+def _caption_panel(image: np.ndarray, lines: Sequence[str]) -> np.ndarray:
+    """``image`` with a black panel holding ``lines`` appended below it."""
+    lines = [ascii_text(line) for line in lines if line]
+    if not lines:
+        return image
+    scale, thickness = _scale(image)
+    (_, th), base = cv2.getTextSize("Ag", _FONT, scale, thickness)
+    step = th + base + 6
+    panel = np.full((step * len(lines) + 8, image.shape[1], 3), PANEL_COLOR, dtype=np.uint8)
+    for i, line in enumerate(lines):
+        cv2.putText(panel, line, (6, 4 + th + i * step + 2), _FONT, scale, TEXT_COLOR, thickness, cv2.LINE_AA)
+    return np.vstack([image, panel])
+
+
+def draw_polylines(
+    image: np.ndarray, polylines: Iterable[Polyline], *, color: Color = ZONE_COLOR, closed: bool = False
+) -> np.ndarray:
+    """A copy of ``image`` with each polyline drawn (a zone or a stop line)."""
+    out = _copy(image)
+    _, thickness = _scale(out)
+    for line in polylines:
+        pts = np.asarray(line, dtype=np.float64).reshape(-1, 2)
+        if len(pts) < 2:
+            continue
+        cv2.polylines(out, [np.round(pts).astype(np.int32)], closed, color, thickness, cv2.LINE_AA)
+    return out
+
+
+def apply_zones(image: np.ndarray, zones: ZoneOverlay | None) -> np.ndarray:
+    """Apply a zone overlay (callable or polylines) to a copy of ``image``."""
+    if zones is None:
+        return _copy(image)
+    if callable(zones):
+        out = zones(_copy(image))
+        if not isinstance(out, np.ndarray) or out.shape != image.shape:
+            raise ValueError(
+                f"draw_zones must return an image of shape {image.shape}, "
+                f"got {getattr(out, 'shape', type(out).__name__)}"
+            )
+        return _copy(out)
+    return draw_polylines(image, zones)
+
+
+def draw_tracks(
+    image: np.ndarray,
+    objects: Sequence[TrackedObject],
+    track_id: int,
+    *,
+    label: str = "",
+    fallback_box: Box | None = None,
+    related_ids: Sequence[int] = (),
+    draw_others: bool = True,
+) -> np.ndarray:
+    """A copy of ``image`` with the other boxes light, related boxes medium, the violator strong.
+
+    ``fallback_box`` is drawn as the violator when ``track_id`` is not among ``objects``.
+    """
+    out = _copy(image)
+    scale, thickness = _scale(out)
+    violator: TrackedObject | None = None
+    related = set(related_ids)
+    for obj in objects:
+        if obj.track_id == track_id:
+            violator = obj
+        elif obj.track_id in related:
+            _draw_box(out, obj.box, RELATED_COLOR, thickness)
+            _draw_tag(out, obj.box, f"#{obj.track_id} {obj.label}", RELATED_COLOR, scale * 0.8, thickness)
+        elif draw_others:
+            _draw_box(out, obj.box, OTHER_COLOR, max(1, thickness // 2))
+    box = violator.box if violator is not None else fallback_box
+    if box is not None:
+        obj_label = violator.label if violator is not None else ""
+        tag = " ".join(p for p in (f"#{track_id}", obj_label, label) if p)
+        _draw_box(out, box, VIOLATOR_COLOR, thickness * 2)
+        _draw_tag(out, box, tag, VIOLATOR_COLOR, scale, thickness)
+    return out
+
+
+def overview(
+    frame: Frame,
+    objects: Sequence[TrackedObject],
+    violation: Violation,
+    camera_label: str,
+    local_time: str = "",
+    *,
+    extra_lines: Sequence[str] = (),
+    zones: ZoneOverlay | None = None,
+) -> np.ndarray:
+    """The annotated key picture of a violation (a new image, taller than the frame).
+
+    All boxes light, related tracks medium, the violating track strong with its id and the
+    rule; a caption panel below the scene gives rule, track, time, camera and ``extra_lines``.
+    ``zones`` (a callable ``draw_zones(image) -> image`` or polylines) is drawn first.
+    """
+    scene = apply_zones(frame.image, zones)
+    scene = draw_tracks(
+        scene,
+        objects,
+        violation.track_id,
+        label=violation.rule,
+        fallback_box=violation.box,
+        related_ids=violation.related_track_ids,
+    )
+    lines = [
+        f"{violation.rule} | track #{violation.track_id} {violation.label}",
+        f"{local_time or violation.timestamp.isoformat()} | {camera_label}",
+        f"frame {violation.frame_index} | pts {violation.pts:.3f} s",
+        *extra_lines,
+    ]
+    return _caption_panel(scene, lines)
+
+
+def closeup(frame: Frame, box: Box, margin: float = 0.3) -> np.ndarray:
+    """A copy of the frame region around ``box``, grown by ``margin`` of its size on each side.
+
+    The region is clipped to the frame and is at least 2x2 pixels.
+    """
+    if margin < 0:
+        raise ValueError(f"closeup margin must be >= 0, got {margin!r}")
+    x1, y1, x2, y2 = box.expand(margin).clip(frame.width, frame.height).as_int()
+    x1, y1 = min(x1, frame.width - 2), min(y1, frame.height - 2)
+    x2, y2 = max(x2, x1 + 2), max(y2, y1 + 2)
+    return _copy(frame.image[y1:y2, x1:x2])

@@ -1,0 +1,211 @@
+"""``etle run`` as a library call: build the real stages and run every source.
+
+Everything that can fail on bad input (camera file, sources, models, database) is checked
+before the first frame is processed, so a bad argument never leaves a half-done run behind.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable
+
+from etle import __version__
+from etle.articles import article_for
+from etle.errors import EtleError
+from etle.ingest.sources import expand_sources, file_mtime_start, open_source
+from etle.pipeline import Pipeline, RunConfig, RunSummary
+from etle.types import Frame, PlateResult, TrackedObject, Violation
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EvidenceSink:
+    """Writes the evidence bundle and the ticket of a violation (atomically, once per track+rule)."""
+
+    writer: Any
+    store: Any
+    camera: Any  # CameraMeta
+    camera_cfg: Any | None
+    models: dict[str, str]
+    zones: list[list[tuple[float, float]]]
+
+    def record(
+        self,
+        violation: Violation,
+        key_frame: Frame,
+        key_objects: tuple[TrackedObject, ...],
+        clip: tuple[tuple[Frame, tuple[TrackedObject, ...]], ...],
+        plate: PlateResult,
+        source_info: Any,
+    ) -> tuple[int, Path] | None:
+        from etle.evidence.builder import EvidenceRequest
+        from etle.evidence.commit import record_violation
+
+        art = article_for(violation.rule)
+        req = EvidenceRequest(
+            violation=violation,
+            camera=self.camera,
+            key_frame=key_frame,
+            key_objects=key_objects,
+            clip=clip,
+            plate=plate,
+            article=art.article if art else None,
+            fine=art.max_fine_idr if art else None,
+            models=self.models,
+            software_version=__version__,
+            config_hash=self.camera_cfg.config_hash() if self.camera_cfg is not None else None,
+            extra={"source": source_info.name, "wall_start_origin": source_info.wall_start_origin},
+            zones=self.zones or None,
+        )
+        run_id = source_info.wall_start.isoformat() if source_info.wall_start else ""
+        rec = record_violation(self.writer, self.store, req, {"source": source_info.name, "run_id": run_id})
+        if not rec.created:
+            log.info("ticket for track %d / %s already recorded (id %d)", violation.track_id, violation.rule, rec.ticket_id)
+            return None
+        path = rec.bundle.path if rec.bundle is not None else Path()
+        return rec.ticket_id, path
+
+
+def _zone_polylines(camera: Any) -> list[list[tuple[float, float]]]:
+    lines: list[list[tuple[float, float]]] = []
+    for zone in getattr(camera, "zones", {}).values():
+        pts = getattr(zone, "points", None) or getattr(zone, "polygon", None)
+        if pts:
+            lines.append([(float(x), float(y)) for x, y in pts])
+    return lines
+
+
+def _model_hashes(names: list[str]) -> dict[str, str]:
+    from etle.models import registry
+
+    out: dict[str, str] = {}
+    for n in names:
+        try:
+            path = registry.resolve(n)
+            out[n] = registry._hash_cached(path)
+        except EtleError:
+            continue
+    return out
+
+
+def run_sources(
+    source: str,
+    *,
+    camera_path: Path | None = None,
+    out_dir: Path = Path("etle-out"),
+    db_url: str = "sqlite:///etle.db",
+    reader: str | None = None,
+    plate_detector: str = "onnx",
+    read_plates: bool = True,
+    detect_every: int = 1,
+    max_seconds: float | None = None,
+    wall_start: datetime | None = None,
+    pre_s: float = 2.0,
+    post_s: float = 2.0,
+    progress: bool = True,
+    console: Any = None,
+    detector: Any = None,
+) -> list[RunSummary]:
+    """Run every source of ``source`` (a file, a folder, a URL) and return one summary each."""
+    from etle.camera.config import load_camera
+
+    camera = load_camera(camera_path) if camera_path is not None else None
+    specs = expand_sources(source)
+    config = RunConfig(
+        out_dir=out_dir, db_url=db_url, detect_every=detect_every, reader=reader, plate_detector=plate_detector,
+        read_plates=read_plates, pre_s=pre_s, post_s=post_s, max_seconds=max_seconds, wall_start=wall_start,
+    )
+    # models first: a missing model fails before anything is written
+    if detector is None:
+        from etle.detect.detector import load_detector
+
+        detector = load_detector(config.detector_model, conf_threshold=config.conf_threshold)
+    plate_factory = None
+    model_names = ["vehicle-detector"]
+    if read_plates:
+        from etle.plate.stage import build_plate_stage
+
+        plate_factory = build_plate_stage(detector=plate_detector, reader=reader)
+        model_names += ["plate-detector" if plate_detector == "onnx" else "plate-detector-pt", "ocr-rapidocr-rec"]
+    rules_factory = guard_factory = signal_factory = None
+    sink = None
+    if camera is not None:
+        from etle.camera.viewguard import ViewGuard
+        from etle.evidence.builder import CameraMeta, EvidenceWriter, cleanup_partial
+        from etle.rules.engine import build_rules
+        from etle.rules.signal import build_signal
+        from etle.store import open_store
+
+        build_rules(camera)  # validate the rule set now
+        reference_guard = ViewGuard.from_config(camera) if camera.view_guard is not None else None
+        rules_factory = lambda: build_rules(camera)  # noqa: E731
+        guard_factory = (lambda: ViewGuard.from_config(camera)) if reference_guard is not None else None  # noqa: E731
+        signal_factory = (lambda: build_signal(camera)) if camera.signal is not None else None  # noqa: E731
+        store = open_store(db_url)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        cleanup_partial(out_dir)
+        meta = CameraMeta(id=camera.id, name=camera.name, location=camera.location, lat=camera.lat, lon=camera.lon, timezone=camera.timezone)
+        sink = EvidenceSink(EvidenceWriter(out_dir), store, meta, camera, _model_hashes(model_names), _zone_polylines(camera))
+    pipeline = Pipeline(
+        detector=detector,
+        tracker_factory=_tracker_factory,
+        rules_factory=rules_factory,
+        guard_factory=guard_factory,
+        signal_factory=signal_factory,
+        plate_stage_factory=plate_factory,
+        sink=sink,
+        config=config,
+    )
+    # open every source before processing any, so a bad one in a batch fails up front
+    start = wall_start or (camera.start_time if camera is not None else None)
+    opened = [open_source(s, wall_start=start, max_seconds=max_seconds) for s in specs]
+    summaries: list[RunSummary] = []
+    for src in opened:
+        if src.info.wall_start is None and src.info.kind == "file":
+            guess = file_mtime_start(src.info.name, src.info.duration_s)
+            log.warning("%s: no recording time in the file or camera config; using the file time %s (pass --start)", src.info.name, guess)
+            src = open_source(src.info.name, wall_start=guess, max_seconds=max_seconds)
+        summaries.append(_run_one(pipeline, src, progress, console))
+    return summaries
+
+
+def _tracker_factory(fps: float) -> Any:
+    from etle.track.bytetrack import ByteTrackTracker
+
+    return ByteTrackTracker(frame_rate=fps)
+
+
+def _run_one(pipeline: Pipeline, src: Any, progress: bool, console: Any) -> RunSummary:
+    if not progress:
+        return pipeline.run_source(src)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    total = src.info.frame_count
+    if pipeline.config.max_seconds is not None and src.info.fps:
+        cap = int(pipeline.config.max_seconds * src.info.fps) + 1
+        total = min(total, cap) if total else cap
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[fps]:.1f} fps"),
+        TimeRemainingColumn(), console=console, transient=False,
+    ) as bar:
+        task = bar.add_task(Path(src.info.name).name[:40], total=total, fps=0.0)
+        import time
+
+        t0 = time.perf_counter()
+        n = [0]
+
+        def tick(frame: Frame) -> None:
+            n[0] += 1
+            if n[0] % 5 == 0:
+                bar.update(task, completed=n[0], fps=n[0] / max(time.perf_counter() - t0, 1e-6))
+
+        summary = pipeline.run_source(src, progress=tick)
+        bar.update(task, completed=n[0], fps=summary.fps)
+    return summary
+
+
+ProgressFn = Callable[[Frame], None]

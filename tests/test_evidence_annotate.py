@@ -1,0 +1,100 @@
+"""Annotation functions return new images and never touch the frame."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import numpy as np
+import pytest
+
+from etle.evidence import annotate
+from etle.types import Box, Frame, TrackedObject, Violation
+
+H, W = 240, 320
+
+
+def make_frame() -> Frame:
+    image = np.zeros((H, W, 3), dtype=np.uint8)
+    image[100:150, 100:180] = 90
+    return Frame(source="s.mp4", index=7, pts=0.7, image=image)
+
+
+OBJECTS = (
+    TrackedObject(track_id=1, box=Box(100, 100, 180, 150), label="car", confidence=0.9),
+    TrackedObject(track_id=2, box=Box(10, 10, 40, 60), label="motorcycle", confidence=0.8),
+    TrackedObject(track_id=3, box=Box(200, 150, 260, 230), label="person", confidence=0.7),
+)
+VIOLATION = Violation(
+    rule="red_light",
+    track_id=1,
+    label="car",
+    frame_index=7,
+    pts=0.7,
+    timestamp=datetime(2026, 11, 28, 3, 0, tzinfo=timezone.utc),
+    box=Box(100, 100, 180, 150),
+    related_track_ids=(3,),
+)
+
+
+def test_overview_is_new_and_leaves_frame_untouched() -> None:
+    frame = make_frame()
+    before = frame.image.copy()
+    out = annotate.overview(frame, OBJECTS, VIOLATION, "Simpang Pulai (cam1)", "2026-11-28 10:00:00 WIB",
+                            extra_lines=["plate BH1234AB"])
+    assert out is not frame.image and out.flags.writeable
+    assert not np.shares_memory(out, frame.image)
+    np.testing.assert_array_equal(frame.image, before)
+    assert out.shape[1] == W and out.shape[0] > H  # caption panel below the scene
+    # the violator's box edge is drawn in the strong colour
+    assert tuple(out[100, 140]) == annotate.VIOLATOR_COLOR
+    assert out[H:].any()  # caption text drawn
+
+
+def test_overview_falls_back_to_violation_box_and_handles_unicode() -> None:
+    frame = make_frame()
+    out = annotate.overview(frame, (), VIOLATION, "Jalan Sultan Thaha — é", "")
+    assert tuple(out[100, 140]) == annotate.VIOLATOR_COLOR
+
+
+def test_zones_polylines_and_callable() -> None:
+    frame = make_frame()
+    out = annotate.overview(frame, OBJECTS, VIOLATION, "cam", "t", zones=[[(0, 200), (319, 200)]])
+    column = out[195:206, 50].astype(int)
+    assert ((column[:, 0] > 200) & (column[:, 1] > 200) & (column[:, 2] < 50)).any()
+
+    def draw(image: np.ndarray) -> np.ndarray:
+        image[:5, :5] = (1, 2, 3)
+        return image
+
+    out = annotate.overview(frame, OBJECTS, VIOLATION, "cam", "t", zones=draw)
+    assert tuple(out[0, 0]) == (1, 2, 3)
+    assert not frame.image[:5, :5].any()
+
+    with pytest.raises(ValueError, match="draw_zones"):
+        annotate.overview(frame, OBJECTS, VIOLATION, "cam", "t", zones=lambda im: im[:10])
+
+
+def test_closeup_crops_with_margin_and_clips() -> None:
+    frame = make_frame()
+    crop = annotate.closeup(frame, Box(100, 100, 180, 150), margin=0.2)
+    assert crop.shape == (70, 112, 3)
+    np.testing.assert_array_equal(crop, frame.image[90:160, 84:196])
+    assert crop.flags.writeable and not np.shares_memory(crop, frame.image)
+    edge = annotate.closeup(frame, Box(300, 220, 330, 250), margin=0.5)
+    assert edge.shape[0] >= 2 and edge.shape[1] >= 2
+    outside = annotate.closeup(frame, Box(400, 400, 410, 410), margin=0.0)
+    assert outside.shape[:2] == (2, 2)
+    with pytest.raises(ValueError):
+        annotate.closeup(frame, Box(0, 0, 1, 1), margin=-1)
+
+
+def test_draw_tracks_copy() -> None:
+    frame = make_frame()
+    out = annotate.draw_tracks(frame.image, OBJECTS, 2, label="no_helmet")
+    assert not np.shares_memory(out, frame.image)
+    assert tuple(out[35, 10]) == annotate.VIOLATOR_COLOR
+    assert not frame.image[35, 10].any()
+
+
+def test_ascii_text() -> None:
+    assert annotate.ascii_text("Jalan Gatot Subroto — café") == "Jalan Gatot Subroto ? cafe"
