@@ -95,7 +95,7 @@ def record_violation(
         log.info("violation %s of track %d already ticketed (%d)", draft.rule, draft.track_id, existing)
         return Recorded(bundle=None, ticket_id=existing, created=False)
     bundle = writer.write(request)
-    ticket = dataclasses.replace(draft, evidence_path=bundle.relpath, manifest_sha256=bundle.manifest_sha256)
+    ticket = dataclasses.replace(draft, evidence_path=str(bundle.path.resolve()), manifest_sha256=bundle.manifest_sha256)
     try:
         ticket_id, created = store.add_or_get(ticket)
     except BaseException as exc:
