@@ -279,7 +279,8 @@ def camera_check(camera: Path = typer.Argument(..., help="Camera YAML file.")) -
     from etle.camera.config import load_camera
 
     cam = load_camera(camera)
-    rules = ", ".join(sorted(cam.rules)) if getattr(cam, "rules", None) else "none"
+    enabled = sorted(k for k, v in cam.rules.model_dump().items() if v is not None)
+    rules = ", ".join(enabled) or "none"
     out.print(f"{camera}: ok -- camera '{cam.id}' ({cam.name}), rules: {rules}")
 
 
@@ -330,11 +331,9 @@ def main() -> None:
         err.print("interrupted")
         sys.exit(130)
     except Exception as exc:  # click usage errors and real bugs
-        import click
-
-        if isinstance(exc, click.ClickException):
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):  # usage errors (Typer's click)
             exc.show()
-            sys.exit(exc.exit_code)
+            sys.exit(int(exc.exit_code))
         if _state["debug"]:
             raise
         sys.stderr.write(f"internal error: {type(exc).__name__}: {_one_line(str(exc))} (rerun with --debug for the traceback)\n")

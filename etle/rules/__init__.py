@@ -5,7 +5,12 @@ from etle.rules.engine import RuleEngine, build_rules
 from etle.rules.more_than_two import MoreThanTwoRule
 from etle.rules.red_light import RedLightRule
 from etle.rules.riders import assign_riders
-from etle.rules.signal import FixedPlanSignal, RoiColourSignal, SignalSource, build_signal
+from etle.rules.signal import (
+    FixedPlanSignal,
+    RoiColourSignal,
+    SignalSource,
+    build_signal,
+)
 
 __all__ = [
     "FixedPlanSignal",

@@ -1,0 +1,91 @@
+"""More than two on a motorcycle (UU 22/2009 art. 292): three or more persons riding one.
+
+Per frame, riders come from :func:`etle.rules.riders.assign_riders`.  One frame is not
+evidence (a pedestrian passing behind a motorcycle is briefly "on" it), so the rule fires only
+when the motorcycle carried at least ``min_persons`` in ``min_frames`` frames within the last
+``window_s`` seconds of pts, and only on a frame that itself shows them (good evidence).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from etle.camera.config import MoreThanTwoOptions
+from etle.rules.base import make_violation
+from etle.rules.riders import assign_riders
+from etle.types import FrameContext, Violation
+
+__all__ = ["MoreThanTwoRule"]
+
+
+class MoreThanTwoRule:
+    """Three (``min_persons``) or more persons on one motorcycle, sustained."""
+
+    name = "more_than_two"
+
+    def __init__(
+        self,
+        *,
+        min_persons: int = 3,
+        min_frames: int = 5,
+        window_s: float = 2.0,
+        min_overlap: float = 0.3,
+    ) -> None:
+        if min_persons < 2 or min_frames < 1 or window_s <= 0:
+            raise ValueError("need min_persons >= 2, min_frames >= 1, window_s > 0")
+        self._min_persons = min_persons
+        self._min_frames = min_frames
+        self._window = window_s
+        self._min_overlap = min_overlap
+        self._hits: dict[int, deque[float]] = {}  # moto id -> pts of frames with enough riders
+
+    @classmethod
+    def from_config(cls, options: MoreThanTwoOptions) -> "MoreThanTwoRule":
+        return cls(
+            min_persons=options.min_persons,
+            min_frames=options.min_frames,
+            window_s=options.window_s,
+            min_overlap=options.min_overlap,
+        )
+
+    def forget(self, track_id: int) -> None:
+        self._hits.pop(track_id, None)
+
+    def reset(self) -> None:
+        self._hits.clear()
+
+    @property
+    def tracked(self) -> int:
+        return len(self._hits)
+
+    def update(self, ctx: FrameContext) -> list[Violation]:
+        pts = ctx.frame.pts
+        objects = ctx.by_id()
+        out: list[Violation] = []
+        for moto_id, persons in assign_riders(ctx.objects, min_overlap=self._min_overlap).items():
+            hits = self._hits.get(moto_id)
+            if hits is not None:
+                while hits and hits[0] < pts - self._window:
+                    hits.popleft()
+            if len(persons) < self._min_persons:
+                if hits is not None and not hits:
+                    del self._hits[moto_id]
+                continue
+            if hits is None:
+                hits = self._hits[moto_id] = deque()
+            hits.append(pts)
+            if len(hits) >= self._min_frames:
+                out.append(
+                    make_violation(
+                        self.name,
+                        ctx,
+                        objects[moto_id],
+                        related=persons,
+                        details={
+                            "persons": len(persons),
+                            "frames": len(hits),
+                            "window_s": self._window,
+                        },
+                    )
+                )
+        return out

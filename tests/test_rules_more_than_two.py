@@ -1,0 +1,100 @@
+"""More than two on a motorcycle: riders sustained over frames."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from etle.rules.engine import RuleEngine
+from etle.rules.more_than_two import MoreThanTwoRule
+from etle.rules.riders import assign_riders
+from etle.types import Box, Frame, FrameContext, TrackedObject
+
+IMAGE = np.zeros((360, 640, 3), np.uint8)
+
+
+def moto(tid: int, x: float = 100.0, y: float = 100.0) -> TrackedObject:
+    return TrackedObject(tid, Box(x, y, x + 100, y + 100), "motorcycle", 0.9)
+
+
+def rider(tid: int, x: float, mx: float = 100.0, my: float = 100.0) -> TrackedObject:
+    """A person sitting on the motorcycle at (mx, my): head above it, feet in its lower part."""
+    return TrackedObject(tid, Box(mx + x, my - 40, mx + x + 35, my + 80), "person", 0.8)
+
+
+def ctx(i: int, objects, fps: float = 30.0) -> FrameContext:
+    return FrameContext(Frame("t", i, i / fps, IMAGE), tuple(objects))
+
+
+def three_up(n: int = 3):
+    return [moto(1)] + [rider(10 + k, 5 + 25 * k) for k in range(n)]
+
+
+def run(frames, **kw) -> list:
+    eng = RuleEngine([MoreThanTwoRule(**kw)])
+    out = []
+    for i, objs in enumerate(frames):
+        out += eng.update(ctx(i, objs))
+    return out
+
+
+def test_three_riders_sustained_fire_once():
+    out = run([three_up()] * 30, min_frames=5)
+    assert len(out) == 1
+    v = out[0]
+    assert (v.rule, v.track_id, v.label) == ("more_than_two", 1, "motorcycle")
+    assert v.related_track_ids == (10, 11, 12)
+    assert v.frame_index == 4
+    assert v.details["persons"] == 3
+
+
+def test_two_riders_do_not_fire():
+    assert run([three_up(2)] * 60) == []
+
+
+def test_single_noisy_frame_does_not_fire():
+    frames = [three_up(2)] * 10 + [three_up(3)] + [three_up(2)] * 30
+    assert run(frames, min_frames=5) == []
+
+
+def test_hits_must_fall_within_the_window():
+    # one 3-rider frame every second: never 5 within 2 s
+    frames = [three_up(3) if i % 30 == 0 else three_up(2) for i in range(300)]
+    assert run(frames, min_frames=5, window_s=2.0) == []
+
+
+def test_intermittent_misses_still_fire():
+    # 3 riders seen in 2 of every 3 frames (one occluded now and then)
+    frames = [three_up(3) if i % 3 else three_up(2) for i in range(30)]
+    assert len(run(frames, min_frames=5)) == 1
+
+
+def test_pedestrian_beside_is_not_a_rider():
+    walker = TrackedObject(20, Box(190, 60, 230, 260), "person", 0.9)  # feet well below the wheels
+    assert run([three_up(2) + [walker]] * 30) == []
+
+
+def test_assign_riders_gives_each_person_one_motorcycle():
+    a, b = moto(1, x=100), moto(2, x=180)
+    p = rider(10, 60, mx=100)  # overlaps both; more of it is inside motorcycle 1
+    riders = assign_riders([a, b, p])
+    assert riders == {1: (10,), 2: ()}
+
+
+def test_assign_riders_ignores_people_above_and_below():
+    m = moto(1)
+    above = TrackedObject(10, Box(120, 0, 150, 120), "person", 0.9)  # feet near the moto top
+    below = TrackedObject(11, Box(120, 150, 150, 260), "person", 0.9)  # feet far below
+    assert assign_riders([m, above, below]) == {1: ()}
+
+
+def test_assign_riders_does_not_mutate_and_is_order_independent():
+    objs = three_up(3) + [moto(2, x=400)]
+    before = list(objs)
+    assert assign_riders(objs) == assign_riders(list(reversed(objs))) == {1: (10, 11, 12), 2: ()}
+    assert objs == before
+
+
+def test_bad_options():
+    with pytest.raises(ValueError):
+        MoreThanTwoRule(min_persons=1)
