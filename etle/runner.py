@@ -119,7 +119,10 @@ def run_sources(
         out_dir=out_dir, db_url=db_url, detect_every=detect_every, reader=reader, plate_detector=plate_detector,
         read_plates=read_plates, pre_s=pre_s, post_s=post_s, max_seconds=max_seconds, wall_start=wall_start,
     )
-    # models first: a missing model fails before anything is written
+    # open every source before processing any, so a bad one in a batch fails up front
+    start = wall_start or (camera.start_time if camera is not None else None)
+    opened = [open_source(s, wall_start=start, max_seconds=max_seconds) for s in specs]
+    # then the models: a missing model fails before anything is written
     if detector is None:
         from etle.detect.detector import load_detector
 
@@ -160,9 +163,6 @@ def run_sources(
         sink=sink,
         config=config,
     )
-    # open every source before processing any, so a bad one in a batch fails up front
-    start = wall_start or (camera.start_time if camera is not None else None)
-    opened = [open_source(s, wall_start=start, max_seconds=max_seconds) for s in specs]
     summaries: list[RunSummary] = []
     for src in opened:
         if src.info.wall_start is None and src.info.kind == "file":

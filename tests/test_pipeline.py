@@ -1,0 +1,175 @@
+"""The composition root with fake detector/plates and the real rules, evidence and store."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pytest
+
+from etle.camera.config import load_camera
+from etle.evidence.builder import CameraMeta, EvidenceWriter, verify_bundle
+from etle.ingest.sources import SourceInfo
+from etle.pipeline import Pipeline, RunConfig
+from etle.rules.engine import build_rules
+from etle.rules.signal import build_signal
+from etle.runner import EvidenceSink
+from etle.store import open_store
+from etle.track.bytetrack import ByteTrackTracker
+from etle.types import Box, Detection, Frame, PlateRead, PlateResult
+
+W, H, FPS = 320, 240, 10.0
+START = datetime(2026, 11, 28, 0, 30, tzinfo=timezone.utc)
+
+
+@dataclass
+class FakeSource:
+    n: int
+    info: SourceInfo
+
+    def frames(self) -> Iterator[Frame]:
+        for i in range(self.n):
+            img = np.full((H, W, 3), 90, np.uint8)
+            img[118:122, :] = 255  # a painted stop line
+            yield Frame(self.info.name, i, i / FPS, img, START)
+
+
+def make_source(n: int = 60) -> FakeSource:
+    return FakeSource(n, SourceInfo("fake.mp4", "file", W, H, FPS, n / FPS, n, START, "given"))
+
+
+class CarDownTheRoad:
+    """A car that drives down the picture at 6 px/frame (crosses y=120 near frame 13)."""
+
+    def __init__(self, x: float = 140.0, speed: float = 6.0, stop_at: float | None = None) -> None:
+        self.i = 0
+        self.x, self.speed, self.stop_at = x, speed, stop_at
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        y2 = 40 + self.speed * self.i
+        if self.stop_at is not None:
+            y2 = min(y2, self.stop_at)
+        self.i += 1
+        return [Detection(Box(self.x, y2 - 40, self.x + 50, y2), "car", 0.9)]
+
+
+class FakePlates:
+    def __init__(self) -> None:
+        self.seen: dict[int, int] = {}
+
+    def process(self, frame: Frame, vehicles) -> None:  # type: ignore[no-untyped-def]
+        for v in vehicles:
+            self.seen[v.track_id] = self.seen.get(v.track_id, 0) + 1
+
+    def result(self, track_id: int) -> PlateResult:
+        crop = np.full((20, 60, 3), 200, np.uint8)
+        read = PlateRead("BH1234AB", 0.93, raw="BH 1234 AB", frame_index=5, crop=crop)
+        return PlateResult("BH1234AB", 0.93, candidates=(read,), best=read)
+
+
+CAMERA = """\
+id: test-cam
+name: Test camera
+location: Jl. Test
+timezone: Asia/Jakarta
+signal:
+  type: fixed_plan
+  anchor: source_start
+  phases:
+    - {{state: {state}, duration_s: 100}}
+zones:
+  stop_line:
+    points: [[0, 120], [320, 120]]
+    approach_side: [160, 20]
+rules:
+  red_light: {{grace_s: 0.0}}
+"""
+
+
+def build(tmp: Path, state: str, detector) -> tuple[Pipeline, object]:  # type: ignore[no-untyped-def]
+    cam_file = tmp / "cam.yaml"
+    cam_file.write_text(CAMERA.format(state=state))
+    cam = load_camera(cam_file)
+    store = open_store(f"sqlite:///{tmp}/t.db")
+    meta = CameraMeta(id=cam.id, name=cam.name, location=cam.location, timezone=cam.timezone)
+    sink = EvidenceSink(EvidenceWriter(tmp / "out"), store, meta, cam, {"vehicle-detector": "abc"}, [[(0.0, 120.0), (320.0, 120.0)]])
+    pipe = Pipeline(
+        detector=detector,
+        tracker_factory=lambda fps: ByteTrackTracker(fps),
+        rules_factory=lambda: build_rules(cam),
+        signal_factory=lambda: build_signal(cam),
+        plate_stage_factory=FakePlates,
+        sink=sink,
+        config=RunConfig(pre_s=1.0, post_s=1.0),
+    )
+    return pipe, store
+
+
+def test_red_crossing_gives_one_ticket_with_verified_evidence(tmp_path: Path) -> None:
+    pipe, store = build(tmp_path, "red", CarDownTheRoad())
+    summary = pipe.run_source(make_source())
+    assert summary.violations == 1 and summary.tickets == 1
+    tickets = store.list()
+    assert len(tickets) == 1
+    t = tickets[0]
+    assert t.rule == "red_light" and t.status == "pending_review"
+    assert t.plate_text == "BH1234AB" and t.plate_confidence == pytest.approx(0.93)
+    assert t.camera_id == "test-cam" and t.article == "287(2)" and t.fine == 500000
+    assert t.occurred_at.tzinfo is not None and START < t.occurred_at < START.replace(minute=31)
+    folder = Path(t.evidence_path)
+    names = {p.name for p in folder.iterdir()}
+    assert {"overview.jpg", "closeup.jpg", "plate.jpg", "clip.mp4", "manifest.json"} <= names
+    assert verify_bundle(folder) == []
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["violation"]["rule"] == "red_light" and manifest["violation"]["track_id"] == t.track_id
+    assert manifest["plate"]["text"] == "BH1234AB"
+    assert manifest["models"] == {"vehicle-detector": "abc"}
+
+
+def test_green_crossing_gives_no_ticket(tmp_path: Path) -> None:
+    pipe, store = build(tmp_path, "green", CarDownTheRoad())
+    summary = pipe.run_source(make_source())
+    assert summary.violations == 0 and store.list() == []
+
+
+def test_stopping_before_the_line_gives_no_ticket(tmp_path: Path) -> None:
+    pipe, store = build(tmp_path, "red", CarDownTheRoad(stop_at=110))
+    summary = pipe.run_source(make_source())
+    assert summary.violations == 0 and store.list() == []
+
+
+def test_rerun_of_the_same_footage_does_not_duplicate(tmp_path: Path) -> None:
+    pipe, store = build(tmp_path, "red", CarDownTheRoad())
+    pipe.run_source(make_source())
+    pipe.detector = CarDownTheRoad()
+    second = pipe.run_source(make_source())
+    assert second.violations == 1 and second.tickets == 0
+    assert len(store.list()) == 1
+
+
+class PausedGuard:
+    """A view guard that reports a foreign view for the whole run."""
+
+    def update(self, frame: Frame):  # type: ignore[no-untyped-def]
+        from etle.camera.viewguard import ViewStatus
+
+        return ViewStatus(ok=False, score=0.0, changed=frame.index == 0)
+
+
+def test_rules_paused_off_the_reference_view(tmp_path: Path) -> None:
+    pipe, store = build(tmp_path, "red", CarDownTheRoad())
+    pipe.guard_factory = PausedGuard
+    summary = pipe.run_source(make_source())
+    assert summary.violations == 0 and summary.view_pauses == 1 and store.list() == []
+
+
+def test_stage_timings_and_tracks_reported(tmp_path: Path) -> None:
+    pipe, _ = build(tmp_path, "green", CarDownTheRoad())
+    summary = pipe.run_source(make_source(30))
+    assert summary.frames == 30 and summary.tracks == 1
+    assert {"detect", "track", "rules", "plate"} <= set(summary.stage_ms)
+    assert summary.plates == {1: "BH1234AB"}
