@@ -98,3 +98,37 @@ def test_assign_riders_does_not_mutate_and_is_order_independent():
 def test_bad_options():
     with pytest.raises(ValueError):
         MoreThanTwoRule(min_persons=1)
+
+
+def _obj(tid: int, label: str, box: tuple[float, float, float, float]):  # type: ignore[no-untyped-def]
+    from etle.types import Box, TrackedObject
+
+    return TrackedObject(tid, Box(*box), label, 0.9)
+
+
+def test_merged_motorcycle_box_gets_no_riders() -> None:
+    """From the Cilacap clip: one YOLO box around two bikes side by side holds 4 persons."""
+    from etle.rules.riders import assign_riders
+
+    objs = [
+        _obj(8, "motorcycle", (281, 137, 423, 358)),
+        _obj(13, "motorcycle", (280, 139, 607, 358)),  # merged: contains bike 8
+        _obj(1, "person", (293, 72, 424, 354)),
+        _obj(11, "person", (399, 65, 458, 291)),
+        _obj(4, "person", (470, 83, 565, 206)),  # duplicate of 10 (upper body)
+        _obj(10, "person", (468, 81, 576, 345)),
+    ]
+    riders = assign_riders(objs)
+    assert riders[13] == ()
+    assert len(riders[8]) <= 2
+
+
+def test_duplicate_person_counts_once_but_child_in_front_counts() -> None:
+    from etle.rules.riders import assign_riders
+
+    moto = _obj(1, "motorcycle", (100, 150, 200, 300))
+    rider = _obj(2, "person", (110, 40, 190, 280))
+    upper_body_dupe = _obj(3, "person", (115, 42, 185, 150))
+    child_in_front = _obj(4, "person", (125, 120, 175, 270))  # head well below the rider's
+    assert assign_riders([moto, rider, upper_body_dupe]) == {1: (2,)}
+    assert assign_riders([moto, rider, child_in_front]) == {1: (2, 4)}
