@@ -34,8 +34,14 @@ app.add_typer(tickets_app, name="tickets")
 app.add_typer(models_app, name="models")
 app.add_typer(camera_app, name="camera")
 
-out = Console()
-err = Console(stderr=True)
+def _console(stderr: bool = False) -> Console:
+    """A console; when output goes to a file or pipe, wide enough that tables are not cut."""
+    c = Console(stderr=stderr)
+    return c if c.is_terminal else Console(stderr=stderr, width=200)
+
+
+out = _console()
+err = _console(stderr=True)
 _state = {"debug": False}
 
 DEFAULT_DB = "sqlite:///etle.db"

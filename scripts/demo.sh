@@ -5,6 +5,6 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 rm -rf demo-out demo.db
 .venv/bin/etle run sample_videos/intel_car_detection_parking.mp4 \
-  --camera examples/cameras/sample_parking.yaml --out demo-out --db sqlite:///demo.db
+  --camera examples/cameras/intel_car_detection_parking.yaml --out demo-out --db sqlite:///demo.db
 .venv/bin/etle tickets list --db sqlite:///demo.db
 echo "tickets: sqlite:///demo.db ($(pwd)/demo.db); evidence: $(pwd)/demo-out"

@@ -63,6 +63,8 @@ _THUMB = (32, 18)
 _ORB_FEATURES = 1000
 _ORB_FAST_THRESHOLD = 10  # CCTV is low-contrast; the default 20 finds too few corners
 _LOWE_RATIO = 0.8
+#: below this many reference features the guard warns that it is unreliable
+LOW_TEXTURE_FEATURES = 150
 _RANSAC_PX = 3.0
 
 
@@ -158,6 +160,12 @@ class ViewGuard:
             raise ValueError(
                 f"the reference view has too little texture ({len(self._ref_kp or ())} features, "
                 f"need {2 * min_inliers})"
+            )
+        if len(self._ref_kp) < LOW_TEXTURE_FEATURES:
+            log.warning(
+                "the reference view has little texture (%d features): the view guard may pause "
+                "rules when vehicles or exposure changes hide the background",
+                len(self._ref_kp),
             )
         h, w = ref.shape
         self._corners = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32).reshape(-1, 1, 2)

