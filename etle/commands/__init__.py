@@ -1,0 +1,1 @@
+"""CLI command groups that belong to one stage each; registered in etle.cli."""
