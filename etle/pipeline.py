@@ -44,6 +44,15 @@ class RunConfig:
     image_interval_s: float = 1.0
     detector_model: str = "vehicle-detector"
     conf_threshold: float = 0.25
+    #: a track's plate below this consensus confidence is stored as unread (candidates kept)
+    min_plate_confidence: float = 0.3
+
+
+def accept_plate(plate: PlateResult, min_confidence: float) -> PlateResult:
+    """The plate a ticket shows: the consensus text when confident enough, else unread."""
+    if plate.text and plate.confidence < min_confidence:
+        return PlateResult("", plate.confidence, plate.candidates, plate.best)
+    return plate
 
 
 @dataclass(frozen=True)
@@ -138,6 +147,7 @@ class Pipeline:
 
         def finish(p: _Pending) -> None:
             plate = plates.result(p.violation.track_id) if plates is not None else PlateResult("", 0.0)
+            plate = accept_plate(plate, cfg.min_plate_confidence)
             if self.sink is not None:
                 res = timer("evidence", self.sink.record, p.violation, p.key_frame, p.key_objects, tuple(p.clip), plate, info)
                 if res is not None:
@@ -195,7 +205,7 @@ class Pipeline:
         plate_texts: dict[int, str] = {}
         if plates is not None:
             for tid in sorted(seen_tracks):
-                r = plates.result(tid)
+                r = accept_plate(plates.result(tid), cfg.min_plate_confidence)
                 if r.text:
                     plate_texts[tid] = r.text
         return RunSummary(

@@ -173,3 +173,14 @@ def test_stage_timings_and_tracks_reported(tmp_path: Path) -> None:
     assert summary.frames == 30 and summary.tracks == 1
     assert {"detect", "track", "rules", "plate"} <= set(summary.stage_ms)
     assert summary.plates == {1: "BH1234AB"}
+
+
+def test_low_confidence_plate_is_stored_unread_with_candidates() -> None:
+    from etle.pipeline import accept_plate
+
+    read = PlateRead("B1", 0.02, raw="B1", frame_index=3)
+    weak = PlateResult("B1", 0.02, candidates=(read,), best=read)
+    got = accept_plate(weak, 0.3)
+    assert got.text == "" and got.candidates == (read,) and got.best is read
+    strong = PlateResult("R5154WP", 0.8, candidates=(read,), best=read)
+    assert accept_plate(strong, 0.3) is strong
