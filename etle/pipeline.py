@@ -122,7 +122,20 @@ class Pipeline:
         self.sink = sink
         self.config = config
 
-    def run_source(self, source: Any, progress: Callable[[Frame], None] | None = None) -> RunSummary:
+    def run_source(
+        self,
+        source: Any,
+        progress: Callable[[Frame], None] | None = None,
+        *,
+        stop: Any | None = None,
+        on_record: Callable[[Violation, int, Path], None] | None = None,
+    ) -> RunSummary:
+        """Run one source to its end (or until ``stop`` -- a ``threading.Event`` -- is set).
+
+        On stop, violations already seen still get their evidence and ticket (with the frames
+        collected so far), so a graceful shutdown loses nothing and writes nothing half-way.
+        ``on_record(violation, ticket_id, evidence_path)`` is called after each new ticket.
+        """
         cfg = self.config
         info = source.info
         tracker = self.tracker_factory(info.fps / max(cfg.detect_every, 1))
@@ -154,8 +167,16 @@ class Pipeline:
                     tid, path = res
                     tickets.append(tid)
                     evidence.append(str(path))
+                    if on_record is not None:
+                        try:
+                            on_record(p.violation, tid, path)
+                        except Exception:  # a listener must never break the pipeline
+                            log.exception("ticket listener failed for ticket %d", tid)
 
         for frame in source.frames():
+            if stop is not None and stop.is_set():
+                log.info("%s: stop requested at %.2f s; finishing pending evidence", info.name, last_pts)
+                break
             frames += 1
             last_pts = frame.pts
             view_ok = True

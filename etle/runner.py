@@ -92,6 +92,77 @@ def _model_hashes(names: list[str]) -> dict[str, str]:
     return out
 
 
+def build_pipeline(
+    camera_path: Path | None = None,
+    *,
+    out_dir: Path = Path("etle-out"),
+    db_url: str = "sqlite:///etle.db",
+    reader: str | None = None,
+    plate_detector: str = "onnx",
+    read_plates: bool = True,
+    detect_every: int = 1,
+    max_seconds: float | None = None,
+    wall_start: datetime | None = None,
+    pre_s: float = 2.0,
+    post_s: float = 2.0,
+    detector: Any = None,
+) -> tuple[Pipeline, Any]:
+    """The real pipeline for one camera file (models, rules, guard, signal, evidence, store).
+
+    Returns ``(pipeline, camera_config_or_None)``.  Raises typed errors for a bad camera file,
+    a missing model or an unusable database before anything is processed.
+    """
+    from etle.camera.config import load_camera
+
+    camera = load_camera(camera_path) if camera_path is not None else None
+    config = RunConfig(
+        out_dir=out_dir, db_url=db_url, detect_every=detect_every, reader=reader, plate_detector=plate_detector,
+        read_plates=read_plates, pre_s=pre_s, post_s=post_s, max_seconds=max_seconds, wall_start=wall_start,
+    )
+    if detector is None:
+        from etle.detect.detector import load_detector
+
+        detector = load_detector(config.detector_model, conf_threshold=config.conf_threshold)
+    plate_factory = None
+    model_names = ["vehicle-detector"]
+    if read_plates:
+        from etle.plate.stage import build_plate_stage
+
+        plate_factory = build_plate_stage(detector=plate_detector, reader=reader)
+        model_names += ["plate-detector" if plate_detector == "onnx" else "plate-detector-pt", "ocr-rapidocr-rec"]
+    rules_factory = guard_factory = signal_factory = None
+    sink = None
+    if camera is not None:
+        from etle.camera.viewguard import ViewGuard
+        from etle.evidence.builder import CameraMeta, EvidenceWriter, cleanup_partial
+        from etle.rules.engine import build_rules
+        from etle.rules.signal import build_signal
+        from etle.store import open_store
+
+        build_rules(camera)  # validate the rule set now
+        if camera.view_guard is not None:
+            ViewGuard.from_config(camera)  # load the reference now: a missing one fails here
+            guard_factory = lambda: ViewGuard.from_config(camera)  # noqa: E731
+        rules_factory = lambda: build_rules(camera)  # noqa: E731
+        signal_factory = (lambda: build_signal(camera)) if camera.signal is not None else None  # noqa: E731
+        store = open_store(db_url)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        cleanup_partial(out_dir)
+        meta = CameraMeta(id=camera.id, name=camera.name, location=camera.location, lat=camera.lat, lon=camera.lon, timezone=camera.timezone)
+        sink = EvidenceSink(EvidenceWriter(out_dir), store, meta, camera, _model_hashes(model_names), _zone_polylines(camera))
+    pipeline = Pipeline(
+        detector=detector,
+        tracker_factory=_tracker_factory,
+        rules_factory=rules_factory,
+        guard_factory=guard_factory,
+        signal_factory=signal_factory,
+        plate_stage_factory=plate_factory,
+        sink=sink,
+        config=config,
+    )
+    return pipeline, camera
+
+
 def run_sources(
     source: str,
     *,
@@ -115,53 +186,14 @@ def run_sources(
 
     camera = load_camera(camera_path) if camera_path is not None else None
     specs = expand_sources(source)
-    config = RunConfig(
-        out_dir=out_dir, db_url=db_url, detect_every=detect_every, reader=reader, plate_detector=plate_detector,
-        read_plates=read_plates, pre_s=pre_s, post_s=post_s, max_seconds=max_seconds, wall_start=wall_start,
-    )
     # open every source before processing any, so a bad one in a batch fails up front
     start = wall_start or (camera.start_time if camera is not None else None)
     opened = [open_source(s, wall_start=start, max_seconds=max_seconds) for s in specs]
-    # then the models: a missing model fails before anything is written
-    if detector is None:
-        from etle.detect.detector import load_detector
-
-        detector = load_detector(config.detector_model, conf_threshold=config.conf_threshold)
-    plate_factory = None
-    model_names = ["vehicle-detector"]
-    if read_plates:
-        from etle.plate.stage import build_plate_stage
-
-        plate_factory = build_plate_stage(detector=plate_detector, reader=reader)
-        model_names += ["plate-detector" if plate_detector == "onnx" else "plate-detector-pt", "ocr-rapidocr-rec"]
-    rules_factory = guard_factory = signal_factory = None
-    sink = None
-    if camera is not None:
-        from etle.camera.viewguard import ViewGuard
-        from etle.evidence.builder import CameraMeta, EvidenceWriter, cleanup_partial
-        from etle.rules.engine import build_rules
-        from etle.rules.signal import build_signal
-        from etle.store import open_store
-
-        build_rules(camera)  # validate the rule set now
-        reference_guard = ViewGuard.from_config(camera) if camera.view_guard is not None else None
-        rules_factory = lambda: build_rules(camera)  # noqa: E731
-        guard_factory = (lambda: ViewGuard.from_config(camera)) if reference_guard is not None else None  # noqa: E731
-        signal_factory = (lambda: build_signal(camera)) if camera.signal is not None else None  # noqa: E731
-        store = open_store(db_url)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        cleanup_partial(out_dir)
-        meta = CameraMeta(id=camera.id, name=camera.name, location=camera.location, lat=camera.lat, lon=camera.lon, timezone=camera.timezone)
-        sink = EvidenceSink(EvidenceWriter(out_dir), store, meta, camera, _model_hashes(model_names), _zone_polylines(camera))
-    pipeline = Pipeline(
-        detector=detector,
-        tracker_factory=_tracker_factory,
-        rules_factory=rules_factory,
-        guard_factory=guard_factory,
-        signal_factory=signal_factory,
-        plate_stage_factory=plate_factory,
-        sink=sink,
-        config=config,
+    # then models, rules and the database: a missing model fails before anything is written
+    pipeline, _ = build_pipeline(
+        camera_path, out_dir=out_dir, db_url=db_url, reader=reader, plate_detector=plate_detector,
+        read_plates=read_plates, detect_every=detect_every, max_seconds=max_seconds, wall_start=wall_start,
+        pre_s=pre_s, post_s=post_s, detector=detector,
     )
     summaries: list[RunSummary] = []
     for src in opened:
