@@ -92,11 +92,21 @@ def run(
     post_s: float = typer.Option(2.0, "--clip-after", min=0.0, help="Seconds of clip after the violation."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    keys: Optional[Path] = typer.Option(None, "--keys", help="Folder of the site signing key (default $ETLE_KEYS_DIR or ./etle-keys; see 'etle keys init')."),
+    central_db: Optional[str] = typer.Option(None, "--central-db", help="Central ticket database to sync to in the background (default $ETLE_CENTRAL_DB)."),
+    central_evidence: Optional[str] = typer.Option(None, "--central-evidence", help="Central evidence folder or s3:// location (default $ETLE_CENTRAL_EVIDENCE)."),
 ) -> None:
     """Process footage into tickets with evidence (one ticket per vehicle and rule)."""
     from etle.runner import run_sources
 
     cfg_start = _parse_start(start)
+    target = None
+    if central_db or central_evidence:
+        if not (central_db and central_evidence):
+            raise typer.BadParameter("--central-db and --central-evidence go together")
+        from etle.sync.forward import SyncTarget
+
+        target = SyncTarget(db_url=central_db, evidence=central_evidence)
     summaries = run_sources(
         source,
         camera_path=camera,
@@ -112,6 +122,8 @@ def run(
         post_s=post_s,
         progress=not no_progress and not json_out,
         console=err,
+        keys_dir=keys,
+        sync_target=target,
     )
     if json_out:
         out.print_json(json.dumps([_summary_dict(s) for s in summaries]))
@@ -313,6 +325,16 @@ def camera_snapshot(
     if not cv2.imwrite(str(output), chosen.image):
         raise EtleError(f"cannot write {output}")
     out.print(f"reference view ({chosen.width}x{chosen.height}, {chosen.pts:.2f} s) written to {output}")
+
+
+def _register_stage_commands() -> None:
+    """Command groups that live beside their stage (etle/commands/)."""
+    from etle.commands.store_cmds import register as register_store
+
+    register_store(app, tickets_app)
+
+
+_register_stage_commands()
 
 
 def _one_line(text: str) -> str:

@@ -196,7 +196,10 @@ class Pipeline:
             state = timer("signal", signal.state_at, frame) if signal is not None else None
             violations: list[Violation] = []
             if rules is not None:
-                ctx = FrameContext(frame=frame, objects=objects, signal=state, view_ok=view_ok)
+                ctx = FrameContext(
+                    frame=frame, objects=objects, signal=state, view_ok=view_ok,
+                    plates=plates.result if plates is not None else None,
+                )
                 violations = timer("rules", rules.update, ctx)
             if plates is not None:
                 vehicles = [o for o in objects if o.label in VEHICLE_LABELS]

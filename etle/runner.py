@@ -106,11 +106,14 @@ def build_pipeline(
     pre_s: float = 2.0,
     post_s: float = 2.0,
     detector: Any = None,
+    keys_dir: Path | None = None,
 ) -> tuple[Pipeline, Any]:
     """The real pipeline for one camera file (models, rules, guard, signal, evidence, store).
 
     Returns ``(pipeline, camera_config_or_None)``.  Raises typed errors for a bad camera file,
-    a missing model or an unusable database before anything is processed.
+    a missing model or an unusable database before anything is processed.  Evidence manifests
+    are signed with the site key in ``keys_dir`` (default ``$ETLE_KEYS_DIR`` or ``./etle-keys``;
+    unsigned, with a warning, when there is none).
     """
     from etle.camera.config import load_camera
 
@@ -137,9 +140,11 @@ def build_pipeline(
         from etle.evidence.builder import CameraMeta, EvidenceWriter, cleanup_partial
         from etle.rules.engine import build_rules
         from etle.rules.signal import build_signal
-        from etle.store import open_store
+        from etle.evidence.signing import default_keys_dir, load_signer_if_present
+        from etle.store import CameraIn, open_store
 
         build_rules(camera)  # validate the rule set now
+        signer = load_signer_if_present(keys_dir or default_keys_dir())
         if camera.view_guard is not None:
             ViewGuard.from_config(camera)  # load the reference now: a missing one fails here
             guard_factory = lambda: ViewGuard.from_config(camera)  # noqa: E731
@@ -149,7 +154,14 @@ def build_pipeline(
         out_dir.mkdir(parents=True, exist_ok=True)
         cleanup_partial(out_dir)
         meta = CameraMeta(id=camera.id, name=camera.name, location=camera.location, lat=camera.lat, lon=camera.lon, timezone=camera.timezone)
-        sink = EvidenceSink(EvidenceWriter(out_dir), store, meta, camera, _model_hashes(model_names), _zone_polylines(camera))
+        store.register_camera(CameraIn(meta.id, meta.name, meta.location, meta.lat, meta.lon, meta.timezone))
+        if signer is None:
+            log.warning("no site key in %s: evidence manifests will be unsigned (create one with 'etle keys init')",
+                        keys_dir or default_keys_dir())
+        else:
+            store.register_site_key(signer.key_id, signer.public_key_b64, site=camera.id)
+        writer = EvidenceWriter(out_dir, signer=signer)
+        sink = EvidenceSink(writer, store, meta, camera, _model_hashes(model_names), _zone_polylines(camera))
     pipeline = Pipeline(
         detector=detector,
         tracker_factory=_tracker_factory,
@@ -180,11 +192,22 @@ def run_sources(
     progress: bool = True,
     console: Any = None,
     detector: Any = None,
+    keys_dir: Path | None = None,
+    sync_target: Any = None,
+    sync_interval_s: float = 30.0,
 ) -> list[RunSummary]:
-    """Run every source of ``source`` (a file, a folder, a URL) and return one summary each."""
+    """Run every source of ``source`` (a file, a folder, a URL) and return one summary each.
+
+    Manifests are signed with the site key in ``keys_dir`` (see :func:`build_pipeline`).  With a ``sync_target``
+    (an :class:`etle.sync.SyncTarget`; default from ``ETLE_CENTRAL_DB`` and
+    ``ETLE_CENTRAL_EVIDENCE``) tickets and evidence are pushed to the central store in the
+    background every ``sync_interval_s`` and once more at the end.
+    """
     from etle.camera.config import load_camera
+    from etle.sync import SyncTarget
 
     camera = load_camera(camera_path) if camera_path is not None else None
+    target = sync_target if sync_target is not None else SyncTarget.from_env()
     specs = expand_sources(source)
     # open every source before processing any, so a bad one in a batch fails up front
     start = wall_start or (camera.start_time if camera is not None else None)
@@ -193,15 +216,28 @@ def run_sources(
     pipeline, _ = build_pipeline(
         camera_path, out_dir=out_dir, db_url=db_url, reader=reader, plate_detector=plate_detector,
         read_plates=read_plates, detect_every=detect_every, max_seconds=max_seconds, wall_start=wall_start,
-        pre_s=pre_s, post_s=post_s, detector=detector,
+        pre_s=pre_s, post_s=post_s, detector=detector, keys_dir=keys_dir,
     )
+    background = None
+    sink = pipeline.sink
+    if target is not None and isinstance(sink, EvidenceSink):
+        from etle.sync import BackgroundSync, StoreAndForward
+
+        background = BackgroundSync(StoreAndForward(sink.store, sink.writer.root, target), interval_s=sync_interval_s).start()
     summaries: list[RunSummary] = []
-    for src in opened:
-        if src.info.wall_start is None and src.info.kind == "file":
-            guess = file_mtime_start(src.info.name, src.info.duration_s)
-            log.warning("%s: no recording time in the file or camera config; using the file time %s (pass --start)", src.info.name, guess)
-            src = open_source(src.info.name, wall_start=guess, max_seconds=max_seconds)
-        summaries.append(_run_one(pipeline, src, progress, console))
+    try:
+        for src in opened:
+            if src.info.wall_start is None and src.info.kind == "file":
+                guess = file_mtime_start(src.info.name, src.info.duration_s)
+                log.warning("%s: no recording time in the file or camera config; using the file time %s (pass --start)", src.info.name, guess)
+                src = open_source(src.info.name, wall_start=guess, max_seconds=max_seconds)
+            summaries.append(_run_one(pipeline, src, progress, console))
+    finally:
+        if background is not None:
+            report = background.stop(flush=True)
+            if report is not None and not report.ok:
+                log.warning("tickets not yet at the central store: %d pending (%s); 'etle sync' retries",
+                            report.pending, report.error or "; ".join(report.failed))
     return summaries
 
 

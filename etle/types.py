@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -162,15 +162,27 @@ class SignalState:
 
 @dataclass(frozen=True, slots=True)
 class FrameContext:
-    """What the rules see for one frame: the tracked objects, the signal, the view state."""
+    """What the rules see for one frame: the tracked objects, the signal, the view state.
+
+    ``plates`` is a read-only lookup of a track's plate so far (the plate stage's per-track
+    consensus, as of the previous frame), for the rules that judge plates (odd-even, invalid
+    plate, exempt vehicles); None when plates are not read.
+    """
 
     frame: Frame
     objects: tuple[TrackedObject, ...]
     signal: SignalState | None = None
     view_ok: bool = True
+    plates: Callable[[int], "PlateResult"] | None = field(default=None, compare=False, repr=False)
 
     def by_id(self) -> Mapping[int, TrackedObject]:
         return MappingProxyType({o.track_id: o for o in self.objects})
+
+    def plate(self, track_id: int) -> "PlateResult":
+        """The plate of a track so far (``NO_PLATE`` when plates are not read or none yet)."""
+        if self.plates is None:
+            return NO_PLATE
+        return self.plates(track_id) or NO_PLATE
 
 
 def _frozen_mapping(data: Mapping[str, Any] | None) -> Mapping[str, Any]:

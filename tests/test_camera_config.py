@@ -257,10 +257,10 @@ def line_of(text: str, needle: str) -> int:
         ),
         (
             "  more_than_two:",
-            "  speeding: {limit: 60}",
-            "speeding",
-            "rules.speeding",
-            "unknown rule 'speeding'",
+            "  jaywalking: {limit: 60}",
+            "jaywalking",
+            "rules.jaywalking",
+            "unknown rule 'jaywalking'",
         ),
         (
             "    grace_s: 0.5",

@@ -16,7 +16,7 @@ from etle.evidence.builder import verify_bundle
 from etle.runner import run_sources
 from etle.store import open_store
 
-from .conftest import REPO, require_model
+from conftest import REPO, require_model
 
 pytestmark = pytest.mark.slow
 

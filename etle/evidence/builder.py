@@ -8,12 +8,17 @@ Layout (the date and time are the camera's local time)::
         closeup.jpg    the violating vehicle
         plate.jpg      the chosen plate crop (only when there is one)
         clip.mp4       H.264 yuv420p (mpeg4 where libx264 is missing) with the violator boxed
-        manifest.json  what, where, when, plate, models, and sha256 + size of every file above
+        manifest.json  what, where, when, plate, models, sha256 + size of every file above, and
+                       the camera chain link (sequence number, previous manifest's sha256)
+        manifest.sig   Ed25519 signature of manifest.json (when the writer has a site key)
+        pruned.json    only after retention removed the media of a rejected ticket
 
 A bundle is written into a hidden sibling folder (``.partial-<name>``) and renamed into place
 with :func:`os.replace` only when every file is written and synced, so a crash never leaves a
 half-written bundle under its final name; :func:`cleanup_partial` removes the leftovers.
-:func:`verify_bundle` re-hashes a bundle against its manifest.
+Manifests are chained per camera (:mod:`etle.evidence.chain`) and signed
+(:mod:`etle.evidence.signing`).  :func:`verify_bundle` re-hashes one bundle against its
+manifest; :mod:`etle.evidence.verify` checks whole evidence stores, chains, signatures and tickets.
 """
 
 from __future__ import annotations
@@ -23,7 +28,6 @@ import json
 import logging
 import math
 import os
-import re
 import secrets
 import shutil
 import time
@@ -44,14 +48,24 @@ from etle import __version__
 from etle.errors import ConfigError, StoreError
 from etle.evidence import annotate
 from etle.evidence.annotate import ZoneOverlay
+from etle.evidence.chain import ChainLink, ManifestChain, camera_folder
 from etle.evidence.ring import RingEntry
 from etle.types import NO_PLATE, Box, Frame, PlateRead, PlateResult, TrackedObject, Violation
 
 log = logging.getLogger(__name__)
 
 SCHEMA = "etle.evidence"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MANIFEST_NAME = "manifest.json"
+SIGNATURE_NAME = "manifest.sig"
+PRUNED_NAME = "pruned.json"
+SIDE_FILES = frozenset({SIGNATURE_NAME, PRUNED_NAME})
+"""Files of a bundle that the manifest cannot list (they are made after it)."""
+FILE_ROLES = MappingProxyType({
+    "overview.jpg": "overview", "original.png": "original", "original.jpg": "original",
+    "closeup.jpg": "closeup", "plate.jpg": "plate", "clip.mp4": "clip",
+    MANIFEST_NAME: "manifest", SIGNATURE_NAME: "signature",
+})
 PARTIAL_PREFIX = ".partial-"
 VIDEO_CODECS: tuple[str, ...] = ("libx264", "mpeg4")
 """Clip encoders in order of preference; the first one PyAV can open is used."""
@@ -154,7 +168,12 @@ class FileDigest:
 
 @dataclass(frozen=True, slots=True)
 class EvidenceBundle:
-    """A written bundle.  ``relpath`` is ``path`` relative to the writer's root (POSIX form)."""
+    """A written bundle.  ``relpath`` is ``path`` relative to the writer's root (POSIX form).
+
+    ``files`` are the files the manifest lists; ``chain_seq`` is the bundle's place in its
+    camera's chain (None when the writer does not chain); ``signature`` the digest of
+    ``manifest.sig`` (None when unsigned).
+    """
 
     path: Path
     relpath: str
@@ -162,6 +181,18 @@ class EvidenceBundle:
     manifest_path: Path
     manifest_sha256: str
     files: Mapping[str, FileDigest]
+    manifest_bytes: int = 0
+    chain_seq: int | None = None
+    key_id: str | None = None
+    signature: FileDigest | None = None
+
+    def all_files(self) -> dict[str, FileDigest]:
+        """Every file of the bundle: the listed ones, the manifest and its signature."""
+        out = dict(self.files)
+        out[MANIFEST_NAME] = FileDigest(self.manifest_sha256, self.manifest_bytes)
+        if self.signature is not None:
+            out[SIGNATURE_NAME] = self.signature
+        return out
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "files", _freeze(self.files))
@@ -184,7 +215,7 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_-]+", "-", str(text)).strip("-") or "x"
+    return camera_folder(text)
 
 
 def to_utc(moment: datetime) -> datetime:
@@ -307,7 +338,9 @@ class EvidenceWriter:
 
     ``clip_fps`` fixes the clip frame rate (default: estimated from the frames' pts, so a
     pipeline that skips frames still gets a real-time clip).  ``original_format`` chooses a
-    lossless PNG (default) or a JPEG for the unannotated key frame.
+    lossless PNG (default) or a JPEG for the unannotated key frame.  ``signer`` (a
+    :class:`etle.evidence.signing.ManifestSigner`) signs every manifest; ``chained`` links
+    manifests per camera (:class:`etle.evidence.chain.ManifestChain` on ``root``).
     """
 
     def __init__(
@@ -320,6 +353,8 @@ class EvidenceWriter:
         closeup_margin: float = 0.3,
         video_codecs: Sequence[str] = VIDEO_CODECS,
         crf: int = 23,
+        signer: Any | None = None,
+        chained: bool = True,
     ) -> None:
         if clip_fps is not None and not clip_fps > 0:
             raise ValueError(f"clip_fps must be > 0, got {clip_fps!r}")
@@ -335,6 +370,8 @@ class EvidenceWriter:
         self._video_codecs = tuple(video_codecs)
         self._crf = int(crf)
         self._codec: str | None = None
+        self.signer = signer
+        self.chain: ManifestChain | None = ManifestChain(self._root) if chained else None
 
     @property
     def root(self) -> Path:
@@ -355,12 +392,22 @@ class EvidenceWriter:
         )
         return self._root / _slug(request.camera.id) / f"{local:%Y%m%d}" / name
 
-    def write(self, request: EvidenceRequest) -> EvidenceBundle:
+    def write(self, request: EvidenceRequest, *, link: ChainLink | None = None) -> EvidenceBundle:
         """Write the bundle of ``request`` atomically and return where it is and its hashes.
 
+        ``link`` is the chain place held by the caller (:meth:`ManifestChain.extend`), which
+        then commits it; without one a chaining writer takes and commits the next place itself.
         Raises :class:`StoreError` when the folder cannot be written (disk full, permissions);
         nothing is left under the final name on any failure.
         """
+        if link is None and self.chain is not None:
+            with self.chain.extend(request.camera.id) as own:
+                bundle = self._write(request, own)
+                own.commit(bundle.manifest_sha256, bundle.relpath)
+                return bundle
+        return self._write(request, link)
+
+    def _write(self, request: EvidenceRequest, link: ChainLink | None) -> EvidenceBundle:
         bundle_id = secrets.token_hex(16)
         final = self.bundle_dir(request, bundle_id[:8])
         partial = final.with_name(PARTIAL_PREFIX + final.name)
@@ -371,10 +418,13 @@ class EvidenceWriter:
             raise StoreError(f"cannot create evidence folder {partial}: {exc}") from exc
         try:
             files = self._write_files(request, partial)
-            manifest = self._manifest(request, bundle_id, files)
+            manifest = self._manifest(request, bundle_id, files, link)
             data = (json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n").encode()
             _write_synced(partial / MANIFEST_NAME, data)
+            signature = _write_synced(partial / SIGNATURE_NAME, self.signer.sign(data)) if self.signer else None
             _fsync_path(partial)
+            if link is not None:
+                link.mark_pending(final.relative_to(self._root).as_posix())
             os.replace(partial, final)
             _fsync_path(final.parent)
         except BaseException as exc:
@@ -390,6 +440,10 @@ class EvidenceWriter:
             manifest_path=final / MANIFEST_NAME,
             manifest_sha256=sha256_bytes(data),
             files=files,
+            manifest_bytes=len(data),
+            chain_seq=link.seq if link is not None else None,
+            key_id=self.signer.key_id if self.signer else None,
+            signature=signature,
         )
 
     # -- the parts ---------------------------------------------------------------------------
@@ -475,7 +529,9 @@ class EvidenceWriter:
             for packet in stream.encode(None):
                 out.mux(packet)
 
-    def _manifest(self, request: EvidenceRequest, bundle_id: str, files: Mapping[str, FileDigest]) -> dict[str, Any]:
+    def _manifest(
+        self, request: EvidenceRequest, bundle_id: str, files: Mapping[str, FileDigest], link: ChainLink | None = None
+    ) -> dict[str, Any]:
         v = request.violation
         cam = request.camera
         utc = to_utc(v.timestamp)
@@ -545,6 +601,11 @@ class EvidenceWriter:
             "models": request.models,
             "config_hash": request.config_hash,
             "extra": request.extra,
+            "chain": (
+                {"camera_id": cam.id, "seq": link.seq, "prev_manifest_sha256": link.prev_sha256}
+                if link is not None else None
+            ),
+            "signing": {"alg": "Ed25519", "key_id": self.signer.key_id} if self.signer else None,
         }
         return jsonable(manifest)
 
@@ -557,7 +618,9 @@ def verify_bundle(path: Path | str, *, manifest_sha256: str | None = None) -> li
     """Problems of the bundle at ``path`` (empty when it is intact).
 
     Checks that the manifest parses and (when given) has ``manifest_sha256``, that every file it
-    lists exists with its size and sha256, and that no unlisted file is present.
+    lists exists with its size and sha256, and that no unlisted file is present (the signature
+    and a retention record are allowed).  Signatures and chains are checked by
+    :mod:`etle.evidence.verify`.
     """
     folder = Path(path)
     if not folder.is_dir():
@@ -592,7 +655,7 @@ def verify_bundle(path: Path | str, *, manifest_sha256: str | None = None) -> li
         elif sha256_file(target) != digest:
             problems.append(f"{name}: sha256 mismatch")
     for extra in sorted(p.name for p in folder.iterdir()):
-        if extra != MANIFEST_NAME and extra not in listed:
+        if extra != MANIFEST_NAME and extra not in listed and extra not in SIDE_FILES:
             problems.append(f"{extra}: not listed in the manifest")
     return problems
 

@@ -13,6 +13,16 @@ Two detector artefacts are cleaned first, because each inflates a passenger coun
   inside it, or to none;
 - a *duplicate* person box (the same rider detected twice, e.g. upper body and whole body: one
   box mostly inside the other with the tops level) counts once.
+
+A passenger on the rear seat of a motorcycle seen at an angle often sticks out of the
+motorcycle's box (the next motorcycle hides its rear) and overlaps the neighbouring motorcycle
+about as much.  What places them is the rider in front: a passenger sits right behind the
+rider, so their boxes overlap and their heads are about level.  :func:`association_scores`
+therefore adds, for every person but a motorcycle's *rider* (its best-scoring person), the
+fraction of the person's box inside that rider's box, when the person's feet are at the
+motorcycle (its height band, and within half its width left or right) and the person's head is
+level with the rider's (at most 15 % of the rider's height higher, 35 % lower: a child).  Both
+rules that need riders (the passenger count and the helmet rule) use these scores.
 """
 
 from __future__ import annotations
@@ -21,7 +31,7 @@ from typing import Iterable
 
 from etle.types import Box, TrackedObject
 
-__all__ = ["assign_riders", "rider_score", "merged_boxes", "duplicate_persons"]
+__all__ = ["assign_riders", "association_scores", "duplicate_persons", "merged_boxes", "rider_score"]
 
 #: A box holding this fraction of another same-class box is a merged/duplicate detection.
 CONTAIN = 0.8
@@ -34,6 +44,13 @@ FEET_FROM = 0.25
 FEET_BELOW = 0.25
 #: Feet may be this fraction of the motorcycle's width left or right of it.
 FEET_SIDE = 0.1
+#: A passenger's feet may be this fraction of the motorcycle's width left or right of it.
+PASSENGER_SIDE = 0.5
+#: A passenger's head (box top) is at most this fraction of the rider's height above the rider's
+#: (someone higher up in the picture is further back: on another motorcycle) ...
+PASSENGER_ABOVE = 0.15
+#: ... and at most this fraction below it (a child sits lower).
+PASSENGER_BELOW = 0.35
 
 
 def rider_score(person: Box, motorcycle: Box) -> float:
@@ -76,6 +93,62 @@ def duplicate_persons(persons: list[TrackedObject]) -> set[int]:
     return out
 
 
+def _feet_at(person: Box, motorcycle: Box, side: float) -> bool:
+    fx, fy = person.bottom_center
+    h, w = motorcycle.height, motorcycle.width
+    return (
+        motorcycle.y1 + FEET_FROM * h <= fy <= motorcycle.y2 + FEET_BELOW * h
+        and motorcycle.x1 - side * w <= fx <= motorcycle.x2 + side * w
+    )
+
+
+def _behind(person: Box, rider: Box, motorcycle: Box) -> bool:
+    """Whether ``person`` can sit behind ``rider`` on ``motorcycle`` (feet there, head level)."""
+    if person.area <= 0 or rider.height <= 0:
+        return False
+    dy = person.y1 - rider.y1
+    return -PASSENGER_ABOVE * rider.height <= dy <= PASSENGER_BELOW * rider.height and _feet_at(
+        person, motorcycle, PASSENGER_SIDE
+    )
+
+
+def association_scores(
+    objects: Iterable[TrackedObject],
+    *,
+    min_overlap: float = 0.3,
+    person_label: str = "person",
+    motorcycle_label: str = "motorcycle",
+) -> dict[tuple[int, int], float]:
+    """(person id, motorcycle id) -> how strongly the person rides it, for every pair above 0.
+
+    The score is :func:`rider_score` plus, for a person who is not the motorcycle's rider, the
+    fraction of their box inside the rider's box (see the module docstring).  A motorcycle's
+    rider is its best-scoring person with a rider score of at least ``min_overlap``.  Merged
+    motorcycle boxes and duplicate person boxes take no part.
+    """
+    objs = list(objects)
+    motos = sorted((o for o in objs if o.label == motorcycle_label), key=lambda o: o.track_id)
+    merged = merged_boxes(motos)
+    persons = [o for o in objs if o.label == person_label]
+    dupes = duplicate_persons(persons)
+    persons = sorted((p for p in persons if p.track_id not in dupes), key=lambda o: o.track_id)
+    out: dict[tuple[int, int], float] = {}
+    for moto in motos:
+        if moto.track_id in merged:
+            continue
+        base = {p.track_id: rider_score(p.box, moto.box) for p in persons}
+        rider = max(persons, key=lambda p: (base[p.track_id], -p.track_id), default=None)
+        if rider is not None and base[rider.track_id] < min_overlap:
+            rider = None
+        for person in persons:
+            score = base[person.track_id]
+            if rider is not None and person.track_id != rider.track_id and _behind(person.box, rider.box, moto.box):
+                score += person.box.intersection(rider.box) / person.box.area
+            if score > 0:
+                out[(person.track_id, moto.track_id)] = score
+    return out
+
+
 def assign_riders(
     objects: Iterable[TrackedObject],
     *,
@@ -86,24 +159,16 @@ def assign_riders(
     """Map every motorcycle's track id to the sorted track ids of its riders (maybe none).
 
     Each person is given to at most one motorcycle: the one with the highest
-    :func:`rider_score`, if that reaches ``min_overlap`` (ties go to the lower track id).
+    :func:`association_scores` score, if that reaches ``min_overlap`` (ties go to the lower
+    track id).
     """
     objs = list(objects)
-    motos = sorted((o for o in objs if o.label == motorcycle_label), key=lambda o: o.track_id)
-    riders: dict[int, list[int]] = {m.track_id: [] for m in motos}
-    merged = merged_boxes(motos)
-    persons = [o for o in objs if o.label == person_label]
-    dupes = duplicate_persons(persons)
-    for person in persons:
-        if person.track_id in dupes:
-            continue
-        best, best_score = None, 0.0
-        for moto in motos:
-            if moto.track_id in merged:
-                continue
-            score = rider_score(person.box, moto.box)
-            if score >= min_overlap and score > best_score:
-                best, best_score = moto.track_id, score
-        if best is not None:
-            riders[best].append(person.track_id)
-    return {moto: tuple(sorted(ids)) for moto, ids in riders.items()}
+    riders: dict[int, list[int]] = {o.track_id: [] for o in objs if o.label == motorcycle_label}
+    scores = association_scores(objs, min_overlap=min_overlap, person_label=person_label, motorcycle_label=motorcycle_label)
+    best: dict[int, tuple[float, int]] = {}
+    for (pid, mid), score in sorted(scores.items()):
+        if score >= min_overlap and (pid not in best or score > best[pid][0]):
+            best[pid] = (score, mid)
+    for pid, (_, mid) in best.items():
+        riders[mid].append(pid)
+    return {moto: tuple(sorted(ids)) for moto, ids in sorted(riders.items())}

@@ -1,4 +1,6 @@
-"""Traffic-signal state per frame: from a fixed-time plan or from the colour of the lit lamp.
+"""Traffic-signal state per frame: a fixed-time plan, the colour of the lit lamp, or a feed.
+
+The controller feeds (HTTP, MQTT) live in :mod:`etle.rules.signal_feed`.
 
 Both sources take their time from the frame (``pts``, or ``timestamp`` for a plan anchored at
 a time of day), never from the wall clock, so a replayed file gives the same states as live.
@@ -216,4 +218,8 @@ def build_signal(camera: CameraConfig) -> SignalSource | None:
         return None
     if isinstance(cfg, FixedPlanConfig):
         return FixedPlanSignal.from_config(cfg, camera.tz)
-    return RoiColourSignal.from_config(cfg)
+    if isinstance(cfg, RoiSignalConfig):
+        return RoiColourSignal.from_config(cfg)
+    from etle.rules.signal_feed import ExternalSignal
+
+    return ExternalSignal.from_config(cfg)

@@ -4,7 +4,19 @@ Declared unbound (no engine here); :class:`etle.store.repository.TicketStore` bi
 Times are stored in UTC: :class:`UTCDateTime` refuses naive datetimes on the way in and marks
 values read back (SQLite keeps no offset) as UTC.
 
-Migrations (Alembic), users, the audit log and the review lifecycle build on these tables.
+The schema is owned by the Alembic migrations in :mod:`etle.store.migrations`; these models
+must match the newest revision (a test compares them).  Tables:
+
+- ``cameras``: the enforcement points tickets come from.
+- ``tickets``: one violation each, with its lifecycle ``status`` (see :mod:`etle.store.lifecycle`),
+  a stable ``uid`` (the identity store-and-forward syncs by) and its evidence bundle.
+- ``plate_reads``: the plate candidates of a ticket, and reviewers' corrections.
+- ``evidence_files``: every file of a ticket's evidence bundle with its SHA-256.
+- ``review_actions``: the append-only audit log (creation, every status transition, plate
+  corrections, evidence pruning), with who and when; database triggers refuse UPDATE and DELETE.
+- ``users``: the people (and ``system:`` actors are not users) who act on tickets.
+- ``site_keys``: public Ed25519 keys that sign evidence manifests (so a central store can verify).
+- ``sync_state``: how far store-and-forward has pushed the audit log to each central store.
 """
 
 from __future__ import annotations
@@ -12,12 +24,29 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, Dialect, Float, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 PENDING_REVIEW = "pending_review"
 """The status of a new ticket."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -47,6 +76,33 @@ class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
 
 
+class Camera(Base):
+    """An enforcement point.  Rows are created (or refreshed) when a ticket of the camera is added."""
+
+    __tablename__ = "cameras"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    name: Mapped[str] = mapped_column(String(256), default="")
+    location: Mapped[str] = mapped_column(String(512), default="")
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class User(Base):
+    """A person who acts on tickets (reviewer, supervisor, admin)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(256), default="")
+    role: Mapped[str] = mapped_column(String(32), default="reviewer")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Ticket(Base):
     """One violation awaiting (or after) review.  One per (camera, source, run, track, rule)."""
 
@@ -56,11 +112,14 @@ class Ticket(Base):
         Index("ix_tickets_status_occurred", "status", "occurred_at"),
         Index("ix_tickets_camera_occurred", "camera_id", "occurred_at"),
         Index("ix_tickets_plate_text", "plate_text"),
+        Index("ix_tickets_uid", "uid", unique=True),
+        Index("ix_tickets_synced_at", "synced_at"),
+        Index("ix_tickets_camera_chain", "camera_id", "chain_seq"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     reference: Mapped[str] = mapped_column(String(32), unique=True)
-    camera_id: Mapped[str] = mapped_column(String(128))
+    camera_id: Mapped[str] = mapped_column(String(128), ForeignKey("cameras.id", name="fk_tickets_camera"))
     camera_name: Mapped[str] = mapped_column(String(256), default="")
     location: Mapped[str] = mapped_column(String(512), default="")
     occurred_at: Mapped[datetime] = mapped_column(index=True)
@@ -79,7 +138,98 @@ class Ticket(Base):
     status: Mapped[str] = mapped_column(String(32), default=PENDING_REVIEW)
     evidence_path: Mapped[str] = mapped_column(Text, default="")
     manifest_sha256: Mapped[str] = mapped_column(String(64), default="")
-    created_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(timezone.utc))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # revision 0002: identity for sync, evidence location, chain position, lifecycle times
+    uid: Mapped[str | None] = mapped_column(String(32))
+    bundle_id: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    evidence_key: Mapped[str] = mapped_column(Text, default="", server_default="")
+    chain_seq: Mapped[int | None] = mapped_column(Integer)
+    status_changed_at: Mapped[datetime | None] = mapped_column()
+    synced_at: Mapped[datetime | None] = mapped_column()
+
+    files: Mapped[list[EvidenceFile]] = relationship(
+        back_populates="ticket", order_by="EvidenceFile.name", lazy="selectin"
+    )
 
     def __repr__(self) -> str:
         return f"Ticket(id={self.id!r}, reference={self.reference!r}, rule={self.rule!r}, status={self.status!r})"
+
+
+class PlateRead(Base):
+    """A plate candidate of a ticket (``source='ocr'``) or a reviewer's correction (``'reviewer'``)."""
+
+    __tablename__ = "plate_reads"
+    __table_args__ = (Index("ix_plate_reads_ticket", "ticket_id"), Index("ix_plate_reads_text", "text"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(Integer, ForeignKey("tickets.id", name="fk_plate_reads_ticket"))
+    rank: Mapped[int] = mapped_column(Integer, default=0)
+    text: Mapped[str] = mapped_column(String(32))
+    confidence: Mapped[float] = mapped_column(Float, default=0.0)
+    frame_index: Mapped[int] = mapped_column(Integer, default=-1)
+    source: Mapped[str] = mapped_column(String(16), default="ocr")
+    chosen: Mapped[bool] = mapped_column(Boolean, default=False)
+    actor: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EvidenceFile(Base):
+    """One file of a ticket's evidence bundle.  ``pruned_at`` is set when retention removed it."""
+
+    __tablename__ = "evidence_files"
+    __table_args__ = (UniqueConstraint("ticket_id", "name", name="uq_evidence_files_ticket_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(Integer, ForeignKey("tickets.id", name="fk_evidence_files_ticket"))
+    name: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(32), default="")
+    sha256: Mapped[str] = mapped_column(String(64))
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    pruned_at: Mapped[datetime | None] = mapped_column()
+
+    ticket: Mapped[Ticket] = relationship(back_populates="files")
+
+
+class ReviewAction(Base):
+    """One entry of the append-only audit log of a ticket.
+
+    ``action`` is ``create``, a transition (``approve``, ``reject``, ``send_notice``, ``confirm``,
+    ``pay``, ``block``), ``correct_plate``, ``prune_evidence`` or ``reassign_reference``.
+    ``actor`` is a username or a ``system:<component>`` name; ``user_id`` links the user row.
+    """
+
+    __tablename__ = "review_actions"
+    __table_args__ = (Index("ix_review_actions_ticket", "ticket_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uid: Mapped[str] = mapped_column(String(32), unique=True)
+    ticket_id: Mapped[int] = mapped_column(Integer, ForeignKey("tickets.id", name="fk_review_actions_ticket"))
+    action: Mapped[str] = mapped_column(String(32))
+    from_status: Mapped[str | None] = mapped_column(String(32))
+    to_status: Mapped[str | None] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("users.id", name="fk_review_actions_user"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class SiteKey(Base):
+    """A public key that signs evidence manifests (``key_id`` = first 16 hex of its SHA-256)."""
+
+    __tablename__ = "site_keys"
+
+    key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    public_key: Mapped[str] = mapped_column(Text)  # base64 of the raw 32-byte Ed25519 key
+    site: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SyncState(Base):
+    """How far the audit log was pushed to one central store (``target`` = its password-free URL)."""
+
+    __tablename__ = "sync_state"
+
+    target: Mapped[str] = mapped_column(String(512), primary_key=True)
+    last_action_id: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

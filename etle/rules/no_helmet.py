@@ -1,0 +1,237 @@
+"""No helmet (UU 22/2009 art. 291): a rider or passenger of a motorcycle without a helmet.
+
+Riders come from :func:`etle.rules.riders.association_scores`, the scores behind the
+passenger-count rule's :func:`~etle.rules.riders.assign_riders` (same ``min_overlap``
+default), so both rules see the same persons on the same motorcycle.  For every person on or
+beside a motorcycle the head is estimated from the person box
+(:func:`etle.helmet.crops.head_box`) and classified by a head classifier (helmet / no_helmet /
+background) at most every ``every_n_frames`` frames; crops the model calls background (no head
+there: a bad box, an occluded head, a person cut by the top of the frame) are not counted.
+
+A person counts as bare-headed once ``min_samples`` classifications are kept and their mean
+no-helmet probability reaches ``threshold`` (the last ``max_samples`` are kept, so a person
+turns round and is judged on the latest views).
+
+Who rides what is decided over time, not per frame: boxes jitter and a passenger on an angled
+motorcycle sticks out of its box.  Every frame adds each person's association score with every
+motorcycle near them (at least half of ``min_overlap``) to a running sum, and a person is held
+to ride the motorcycle with the largest sum only once it reaches ``min_ride_frames *
+min_overlap`` and is at least ``ride_margin`` times the next largest.  An ambiguous person
+therefore gets no motorcycle (and no ticket) until the footage settles it.  The motorcycle is
+ticketed -- the rider is liable for a passenger's missing helmet, art. 291(2) -- in a frame
+where that person is on or beside it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from etle.helmet.crops import head_box, square_crop
+from etle.rules.base import anchor_point, make_violation
+from etle.rules.geometry import Point, point_in_polygon
+from etle.rules.riders import assign_riders, association_scores
+from etle.types import FrameContext, TrackedObject, Violation
+
+__all__ = ["HeadClassifier", "NoHelmetRule"]
+
+log = logging.getLogger(__name__)
+
+#: Motorcycles a person is remembered to have been associated with (the most frequent kept).
+_MAX_ASSOC = 6
+
+
+class HeadClassifier(Protocol):
+    """``N x 3`` probabilities (helmet, no_helmet, background) of BGR head crops."""
+
+    def predict(self, crops: Sequence[np.ndarray]) -> np.ndarray: ...
+
+
+@dataclass(slots=True)
+class _Person:
+    scores: deque[float]
+    assoc: dict[int, float] = field(default_factory=dict)  # motorcycle id -> summed rider score
+    last_try: int = -(10**9)  # frame index of the last classification attempt
+    tries: int = 0
+
+
+class NoHelmetRule:
+    """Motorcycles carrying a person whose head is classified as bare."""
+
+    name = "no_helmet"
+
+    def __init__(
+        self,
+        classifier: HeadClassifier,
+        *,
+        threshold: float = 0.6,
+        min_samples: int = 4,
+        max_samples: int = 15,
+        every_n_frames: int = 3,
+        min_head_px: float = 14.0,
+        max_background: float = 0.5,
+        min_overlap: float = 0.3,
+        min_ride_frames: int = 10,
+        ride_margin: float = 1.5,
+        zone: Sequence[Point] | None = None,
+    ) -> None:
+        if not 0 < threshold < 1 or min_samples < 1 or max_samples < min_samples or every_n_frames < 1:
+            raise ValueError("need 0 < threshold < 1, 1 <= min_samples <= max_samples, every_n_frames >= 1")
+        self._clf = classifier
+        self._threshold = threshold
+        self._min_samples = min_samples
+        self._max_samples = max_samples
+        self._every = every_n_frames
+        self._min_head = min_head_px
+        self._max_bg = max_background
+        self._min_overlap = min_overlap
+        self._min_ride = min_ride_frames * min_overlap
+        self._margin = ride_margin
+        self._zone = tuple((float(x), float(y)) for x, y in zone) if zone else None
+        self._persons: dict[int, _Person] = {}
+        self.classified = 0  # crops classified (for tests and cost figures)
+
+    @classmethod
+    def from_config(cls, options, classifier: HeadClassifier, zone=None) -> "NoHelmetRule":  # type: ignore[no-untyped-def]
+        return cls(
+            classifier,
+            threshold=options.threshold,
+            min_samples=options.min_samples,
+            max_samples=options.max_samples,
+            every_n_frames=options.every_n_frames,
+            min_head_px=options.min_head_px,
+            max_background=options.max_background,
+            min_overlap=options.min_overlap,
+            min_ride_frames=options.min_ride_frames,
+            ride_margin=options.ride_margin,
+            zone=zone,
+        )
+
+    def forget(self, track_id: int) -> None:
+        self._persons.pop(track_id, None)
+        for person in self._persons.values():
+            person.assoc.pop(track_id, None)
+
+    def reset(self) -> None:
+        self._persons.clear()
+
+    @property
+    def tracked(self) -> int:
+        return len(self._persons)
+
+    def _person(self, pid: int) -> _Person:
+        p = self._persons.get(pid)
+        if p is None:
+            p = self._persons[pid] = _Person(scores=deque(maxlen=self._max_samples))
+        return p
+
+    def bare_score(self, pid: int) -> tuple[float, int] | None:
+        """(mean no-helmet probability, samples) of a person, or None before min_samples."""
+        p = self._persons.get(pid)
+        if p is None or len(p.scores) < self._min_samples:
+            return None
+        return float(np.mean(p.scores)), len(p.scores)
+
+    def rides(self, pid: int) -> int | None:
+        """The motorcycle a person is held to ride (see the module docstring), or None."""
+        p = self._persons.get(pid)
+        if p is None or not p.assoc:
+            return None
+        ranked = sorted(p.assoc.items(), key=lambda kv: (-kv[1], kv[0]))
+        moto, best = ranked[0]
+        second = ranked[1][1] if len(ranked) > 1 else 0.0
+        if best < self._min_ride or best < self._margin * second:
+            return None
+        return moto
+
+    def _associate(self, ctx: FrameContext) -> dict[int, list[int]]:
+        """Add this frame's association scores to every person's sums; person -> motorcycles near."""
+        objects: Sequence[TrackedObject] = ctx.objects
+        if self._zone is not None:
+            zone = self._zone
+            objects = [
+                o for o in objects if o.label != "motorcycle" or point_in_polygon(anchor_point(o.box), zone)
+            ]
+        floor = self._min_overlap / 2.0
+        near: dict[int, list[int]] = {}
+        for (pid, mid), score in association_scores(objects, min_overlap=self._min_overlap).items():
+            if score < floor:
+                continue
+            st = self._person(pid)
+            st.assoc[mid] = st.assoc.get(mid, 0.0) + score
+            near.setdefault(pid, []).append(mid)
+            if len(st.assoc) > _MAX_ASSOC:
+                weakest = min(st.assoc, key=lambda m: st.assoc[m])
+                del st.assoc[weakest]
+        return near
+
+    def update(self, ctx: FrameContext) -> list[Violation]:
+        frame = ctx.frame
+        objects = ctx.by_id()
+        near = self._associate(ctx)
+        crops: list[np.ndarray] = []
+        owners: list[int] = []
+        for pid in near:
+            person = self._person(pid)
+            if frame.index - person.last_try < self._every:
+                continue
+            person.last_try = frame.index
+            head = head_box(objects[pid].box, frame_width=frame.width, frame_height=frame.height, min_px=self._min_head)
+            if head is None:
+                continue
+            try:
+                crops.append(square_crop(frame.image, head))
+            except ValueError:
+                continue
+            owners.append(pid)
+        if crops:
+            probs = np.asarray(self._clf.predict(crops))
+            self.classified += len(crops)
+            for pid, row in zip(owners, probs, strict=True):
+                person = self._persons[pid]
+                person.tries += 1
+                if row[2] >= self._max_bg:
+                    continue  # the crop shows no head
+                # no-helmet probability among the head classes
+                person.scores.append(float(row[1] / max(row[0] + row[1], 1e-9)))
+        bare_on: dict[int, list[tuple[int, float, int]]] = {}
+        for pid, motos in near.items():
+            score = self.bare_score(pid)
+            if score is None or score[0] < self._threshold:
+                continue
+            moto = self.rides(pid)
+            if moto is not None and moto in motos:
+                bare_on.setdefault(moto, []).append((pid, round(score[0], 3), score[1]))
+        if not bare_on:
+            return []
+        riders = assign_riders(ctx.objects, min_overlap=self._min_overlap)
+        out: list[Violation] = []
+        for moto_id, bare in sorted(bare_on.items()):
+            persons = tuple(sorted(set(riders.get(moto_id, ())) | {b[0] for b in bare}))
+            heads = {}
+            for pid in persons:
+                s = self.bare_score(pid)
+                heads[str(pid)] = None if s is None else round(s[0], 3)
+            log.info("no_helmet: motorcycle %d carries bare-headed person(s) %s", moto_id, [b[0] for b in bare])
+            out.append(
+                make_violation(
+                    self.name,
+                    ctx,
+                    objects[moto_id],
+                    related=persons,
+                    details={
+                        "persons_without_helmet": [b[0] for b in bare],
+                        "no_helmet_scores": {str(b[0]): b[1] for b in bare},
+                        "samples": {str(b[0]): b[2] for b in bare},
+                        "riders": list(persons),
+                        "rider_no_helmet_scores": heads,
+                        "threshold": self._threshold,
+                        "liable": "rider (UU 22/2009 art. 291(1) rider, 291(2) passenger)",
+                    },
+                )
+            )
+        return out

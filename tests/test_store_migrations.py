@@ -1,0 +1,195 @@
+"""Schema migrations on real SQLite and real PostgreSQL: an empty database, a database created by
+etle 0.1 (``create_all`` of the first ``tickets`` model, kept verbatim below), the models matching
+the newest revision, the append-only audit log, and concurrent first opens."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timezone
+from typing import Any, ClassVar
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import JSON, Float, Index, Integer, String, Text, UniqueConstraint, create_engine, inspect, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from etle.errors import StoreError
+from etle.store import TicketStore, migrate
+from etle.store.models import Base, UTCDateTime
+
+# -- the schema of etle 0.1, verbatim (etle/store/models.py before revision 0002) -------------
+
+
+class LegacyBase(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class LegacyTicket(LegacyBase):
+    __tablename__ = "tickets"
+    __table_args__ = (
+        UniqueConstraint("camera_id", "source", "run_id", "track_id", "rule", name="uq_tickets_dedupe"),
+        Index("ix_tickets_status_occurred", "status", "occurred_at"),
+        Index("ix_tickets_camera_occurred", "camera_id", "occurred_at"),
+        Index("ix_tickets_plate_text", "plate_text"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    reference: Mapped[str] = mapped_column(String(32), unique=True)
+    camera_id: Mapped[str] = mapped_column(String(128))
+    camera_name: Mapped[str] = mapped_column(String(256), default="")
+    location: Mapped[str] = mapped_column(String(512), default="")
+    occurred_at: Mapped[datetime] = mapped_column(index=True)
+    local_time: Mapped[str] = mapped_column(String(64), default="")
+    rule: Mapped[str] = mapped_column(String(64))
+    article: Mapped[str | None] = mapped_column(String(64))
+    fine: Mapped[int | None] = mapped_column(Integer)
+    vehicle_label: Mapped[str] = mapped_column(String(32), default="")
+    track_id: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(Text, default="")
+    run_id: Mapped[str] = mapped_column(String(64), default="")
+    frame_index: Mapped[int] = mapped_column(Integer, default=-1)
+    plate_text: Mapped[str] = mapped_column(String(32), default="")
+    plate_confidence: Mapped[float] = mapped_column(Float, default=0.0)
+    plate_candidates: Mapped[list[Any]] = mapped_column(default=list)
+    status: Mapped[str] = mapped_column(String(32), default="pending_review")
+    evidence_path: Mapped[str] = mapped_column(Text, default="")
+    manifest_sha256: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(timezone.utc))
+
+
+T0 = datetime(2026, 11, 28, 3, 0, tzinfo=timezone.utc)
+
+
+def legacy_rows(n: int) -> list[LegacyTicket]:
+    return [
+        LegacyTicket(
+            reference=f"ETLE-20261128-AAAA{i:02d}", camera_id=f"jbi-0{i % 2}", camera_name="Simpang Pulai", location="Jambi",
+            occurred_at=T0, local_time="2026-11-28T10:00:00+07:00", rule="red_light", article="287(2)", fine=500000,
+            vehicle_label="car", track_id=i, source="a.mp4", run_id="r1", frame_index=10 + i, plate_text=f"BH{1000 + i}AB",
+            plate_confidence=0.9, plate_candidates=[{"text": f"BH{1000 + i}AB", "confidence": 0.9, "frame_index": 3}],
+            status="confirmed" if i == 2 else "pending_review", evidence_path=f"/ev/{i}", manifest_sha256="ab" * 32,
+            created_at=T0,
+        )
+        for i in range(n)
+    ]
+
+
+def make_legacy(url: str, n: int = 3) -> None:
+    from sqlalchemy.orm import Session
+
+    engine = create_engine(url)
+    LegacyBase.metadata.create_all(engine)
+    with Session(engine) as session, session.begin():
+        session.add_all(legacy_rows(n))
+    engine.dispose()
+
+
+def schema_diff(engine: Any, metadata: Any) -> list[Any]:
+    with engine.connect() as conn:
+        return compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
+
+
+def test_empty_database_is_migrated_to_head(db_url: str) -> None:
+    with TicketStore(db_url) as store:
+        with store.engine.connect() as conn:
+            assert migrate.current_revision(conn) == migrate.head_revision()
+        tables = set(inspect(store.engine).get_table_names())
+        assert {"tickets", "cameras", "users", "plate_reads", "evidence_files", "review_actions", "site_keys",
+                "sync_state", "alembic_version"} <= tables
+        assert schema_diff(store.engine, Base.metadata) == []
+
+
+def test_first_revision_is_exactly_the_legacy_schema(db_url: str) -> None:
+    engine = create_engine(db_url)
+    migrate.upgrade(engine, migrate.FIRST_REVISION)
+    assert schema_diff(engine, LegacyBase.metadata) == []
+    engine.dispose()
+
+
+def test_legacy_database_is_upgraded_with_its_data(db_url: str) -> None:
+    make_legacy(db_url, 3)
+    with TicketStore(db_url) as store:
+        assert schema_diff(store.engine, Base.metadata) == []
+        views = sorted(store.list(), key=lambda v: v.track_id)
+        assert [v.track_id for v in views] == [0, 1, 2]
+        assert [v.status for v in views] == ["pending_review", "pending_review", "confirmed"]
+        assert all(len(v.uid) == 32 for v in views) and len({v.uid for v in views}) == 3
+        assert views[1].reference == "ETLE-20261128-AAAA01" and views[1].occurred_at == T0
+        # backfilled: cameras, plate reads, one 'create' audit entry reaching the status found
+        reads = store.plate_reads(views[1].id)
+        assert [(r.text, r.chosen, r.source) for r in reads] == [("BH1001AB", True, "ocr")]
+        acts = store.actions(views[2].id)
+        assert [(a.action, a.to_status, a.data.get("backfilled")) for a in acts] == [("create", "confirmed", True)]
+        with store.engine.connect() as conn:
+            assert sorted(conn.execute(text("SELECT id FROM cameras")).scalars()) == ["jbi-00", "jbi-01"]
+        # and it works as a current store
+        from etle.store import TicketIn
+
+        tid = store.add(TicketIn(camera_id="jbi-00", rule="red_light", track_id=99, occurred_at=T0))
+        assert store.get(tid) is not None and store.count() == 4
+
+
+def test_models_match_newest_revision_after_legacy_upgrade_on_reopen(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    make_legacy(url, 1)
+    TicketStore(url).close()
+    with TicketStore(url, create=False) as store:  # already current: opens without migrating
+        assert store.count() == 1
+
+
+def test_outdated_database_is_refused_without_create(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    make_legacy(url, 1)
+    with pytest.raises(StoreError, match="schema revision none.*etle db upgrade"):
+        TicketStore(url, create=False)
+    with pytest.raises(StoreError, match="no ticket database"):
+        TicketStore(f"sqlite:///{tmp_path / 'missing.db'}", create=False)
+    assert not (tmp_path / "missing.db").exists()
+
+
+def test_downgrade_to_first_revision_and_back(db_url: str) -> None:
+    make_legacy(db_url, 2)
+    TicketStore(db_url).close()
+    engine = create_engine(db_url)
+    from alembic import command
+
+    cfg = migrate.alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, migrate.FIRST_REVISION)
+    assert schema_diff(engine, LegacyBase.metadata) == []
+    engine.dispose()
+    with TicketStore(db_url) as store:
+        assert store.count() == 2
+
+
+def test_audit_log_is_append_only_in_the_database(db_url: str) -> None:
+    from etle.store import TicketIn
+
+    with TicketStore(db_url) as store:
+        store.add(TicketIn(camera_id="c", rule="red_light", track_id=1, occurred_at=T0))
+        for statement in ("UPDATE review_actions SET actor = 'someone'", "DELETE FROM review_actions"):
+            with pytest.raises(DBAPIError, match="append-only"), store.engine.begin() as conn:
+                conn.execute(text(statement))
+        assert len(store.actions(1)) == 1
+
+
+def test_concurrent_first_opens_migrate_once(fresh_postgres_url: str) -> None:
+    errors: list[BaseException] = []
+
+    def open_it() -> None:
+        try:
+            TicketStore(fresh_postgres_url).close()
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with TicketStore(fresh_postgres_url) as store, store.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1
