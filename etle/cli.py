@@ -332,6 +332,9 @@ def _register_stage_commands() -> None:
     from etle.commands.store_cmds import register as register_store
 
     register_store(app, tickets_app)
+    from etle.commands.web_cmds import register as register_web
+
+    register_web(app)
 
 
 _register_stage_commands()

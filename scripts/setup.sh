@@ -9,8 +9,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null 2>&1 || PY=python3
-EXTRAS=${ETLE_EXTRAS:-ultralytics,easyocr,postgres,dev}
+EXTRAS=${ETLE_EXTRAS:-ultralytics,easyocr,postgres,web,dev}
 VENV=${ETLE_VENV:-.venv}
+
+# Debian's Chromium for the review app's browser test (Playwright drives it; no browser download).
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  command -v chromium >/dev/null 2>&1 || apt-get install -y chromium
+fi
 
 if [ ! -x "$VENV/bin/python" ]; then
   echo "[setup] creating $VENV with $($PY --version)"

@@ -105,3 +105,20 @@ def test_empty_folder(tmp_path: Path) -> None:
 def test_stream_detection_and_redaction() -> None:
     assert is_stream("rtsp://user:pw@cam/1") and is_stream("http://x/y.mjpg") and not is_stream("clip.mp4")
     assert _redact("rtsp://user:pw@10.0.0.2/live") == "rtsp://***@10.0.0.2/live"
+
+
+def test_early_stop_then_reopen_does_not_deadlock() -> None:
+    """Stopping a source early (--max-seconds, a stop event) and opening it again must not hang."""
+    import threading
+
+    counts: list[int] = []
+
+    def work() -> None:
+        for _ in range(3):
+            counts.append(sum(1 for _ in VideoFileSource(SAMPLE, max_seconds=2.0).frames()))
+
+    t = threading.Thread(target=work, daemon=True)
+    t.start()
+    t.join(timeout=60)
+    assert not t.is_alive(), "decoding deadlocked after an early stop"
+    assert counts == [counts[0]] * 3 and counts[0] == 26

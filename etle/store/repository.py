@@ -742,6 +742,12 @@ class TicketStore:
         with self._session("check the audit log") as session:
             return [int(i) for i in session.scalars(query)]
 
+    def count_matching(self, **filters: Any) -> int:
+        """How many tickets match the filters of :meth:`list` (for pagination)."""
+        query = select(func.count()).select_from(_ticket_where(**filters).subquery())
+        with self._session("count tickets") as session:
+            return int(session.scalar(query) or 0)
+
     def count(self) -> int:
         with self._session("count tickets") as session:
             return int(session.scalar(select(func.count()).select_from(Ticket)) or 0)
