@@ -320,7 +320,7 @@ def main() -> int:
                 loss.backward()
                 opt.step()
                 sched.step()
-                total += float(loss) * len(idx)
+                total += float(loss.detach()) * len(idx)
             m = metrics(predict_torch(model, val_crops), val_y)
             score = (m["no_helmet"]["recall"] or 0) + (m["no_helmet"]["precision"] or 0) + (m["head_accuracy"] or 0)
             print(f"[epoch {epoch + 1}/{args.epochs}] loss {total / len(order):.4f} valid no_helmet "

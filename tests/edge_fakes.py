@@ -6,7 +6,8 @@ worker processes; their behaviour comes from the spec's pipeline options:
 * ``ticket_every_s``: a ticket (``on_record``) every that many seconds of source time;
 * ``crash_once_marker`` + ``crash_after_frames`` (+ ``crash_camera``): hard-crash
   (``os._exit(13)``) after that many frames, the first time only (the marker file remembers it);
-* ``work_ms``: pretend each frame takes this long (so the drop-oldest queue is exercised).
+* ``work_ms``: pretend each frame takes this long (so the drop-oldest queue is exercised);
+* ``fail_camera``: the factory raises for that camera (a worker that cannot start).
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ class FakePipeline:
 
 
 def fake_pipeline(spec: Any) -> FakePipeline:
+    if spec.camera_id == spec.pipeline.get("fail_camera"):
+        raise RuntimeError("model file missing (fake)")
     return FakePipeline(spec)
 
 

@@ -5,6 +5,7 @@ ETLE_REQUIRE_SERVICES skip-or-fail pattern for the services (ffmpeg, mosquitto).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -12,6 +13,8 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -258,6 +261,18 @@ def shared_broker() -> tuple[str, int]:
     return "127.0.0.1", 1883
 
 
+def broker_or_none() -> tuple[str, int] | None:
+    """The site's broker when it runs; None (the MQTT part of a test is left out) when it does
+    not, unless ETLE_REQUIRE_SERVICES=1, which makes it a failure."""
+    with socket.socket() as s:
+        s.settimeout(1.0)
+        if s.connect_ex(("127.0.0.1", 1883)) == 0:
+            return "127.0.0.1", 1883
+    if require_services():
+        pytest.fail("no MQTT broker at 127.0.0.1:1883 (ETLE_REQUIRE_SERVICES=1)")
+    return None
+
+
 class Subscriber:
     """Collects the JSON payloads published under ``topic``."""
 
@@ -296,3 +311,47 @@ class Subscriber:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+class Running:
+    """A supervisor run in a thread, with helpers to read /health."""
+
+    def __init__(self, sup) -> None:  # an etle.edge.supervisor.Supervisor
+        self.sup = sup
+        self.result = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while sup.health_server is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def _run(self) -> None:
+        self.result = self.sup.run()
+
+    def health(self) -> dict:
+        url = f"http://127.0.0.1:{self.sup.health_server.port}/health"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                return json.load(r)
+        except urllib.error.HTTPError as e:  # 503 while degraded, with the same JSON
+            return json.load(e)
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.sup.health_server.port}/metrics", timeout=5) as r:
+            return r.read().decode()
+
+    def wait(self, cond, timeout: float = 20.0, what: str = "") -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            h = self.health()
+            if cond(h):
+                return h
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}: {json.dumps(h['cameras'], indent=1)}")
+            time.sleep(0.2)
+
+    def stop(self):
+        self.sup.request_stop()
+        self.thread.join(30)
+        assert not self.thread.is_alive()
+        return self.result

@@ -9,8 +9,6 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import pytest
-
 from etle.edge.publish import MqttPublisher, WebhookPublisher, load_spool, write_spool
 from tests.live_helpers import MosquittoBroker, Subscriber, free_port, shared_broker
 

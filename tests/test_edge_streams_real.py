@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,8 +26,7 @@ import pytest
 from etle.edge.site import CameraEntry, HealthConfig, LiveOptions, MqttConfig, PipelineOptions, RestartPolicy, SiteConfig
 from etle.edge.supervisor import Supervisor
 from tests.conftest import require_model
-from tests.live_helpers import FfmpegHttpStream, Subscriber, listening, require_services
-from tests.test_edge_supervisor import Running
+from tests.live_helpers import FfmpegHttpStream, Running, Subscriber, broker_or_none, listening
 
 pytestmark = pytest.mark.slow
 
@@ -41,16 +39,6 @@ def proc_usage(pid: int) -> dict[str, int]:
     status = Path(f"/proc/{pid}/status").read_text()
     rss = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
     return {"rss_kb": rss, "fds": len(os.listdir(f"/proc/{pid}/fd")), "threads": len(os.listdir(f"/proc/{pid}/task"))}
-
-
-def broker_or_none() -> tuple[str, int] | None:
-    with socket.socket() as s:
-        s.settimeout(1.0)
-        if s.connect_ex(("127.0.0.1", 1883)) == 0:
-            return "127.0.0.1", 1883
-    if require_services():
-        pytest.fail("no MQTT broker at 127.0.0.1:1883 (ETLE_REQUIRE_SERVICES=1)")
-    return None
 
 
 def live_site(tmp_path: Path, cameras: list[CameraEntry], ids: tuple[str, ...], **kw) -> SiteConfig:
@@ -110,18 +98,31 @@ def test_twenty_cuts_and_stalls_without_crash_leak_or_lost_ticket(tmp_path: Path
         assert sorted(m["event_id"] for m in msgs) == sorted(e["event_id"] for e in result.events)
 
 
-def _encode_cmd(clip: Path, url: str, at_s: float) -> list[str]:
-    return ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-ss", f"{at_s:.2f}", "-i", str(clip), "-an",
-            "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-crf", "12", "-g", "6", "-f", "mpegts", "-listen", "1", url]
+SPEED = 0.5  # the clip is played at half speed (a camera of half the frame rate with a signal
+# plan twice as long), so that the ticket does not depend on a busy 2-core CI box keeping up
+
+
+def slow_camera(tmp_path: Path) -> Path:
+    """The sample camera file with the signal plan stretched to the half-speed playback."""
+    text = CAMERA.read_text()
+    text = text.replace("{state: green, duration_s: 10}", "{state: green, duration_s: 20}")
+    text = text.replace("{state: red, duration_s: 20}", "{state: red, duration_s: 40}")
+    # a busy box can pause a worker for more than the default 1 s between two processed frames
+    text = text.replace("red_light: {line: stop_line, grace_s: 1.0}", "red_light: {line: stop_line, grace_s: 1.0, max_gap_s: 3.0}")
+    assert "max_gap_s: 3.0" in text and "duration_s: 40" in text
+    path = tmp_path / "parking-half-speed.yaml"
+    path.write_text(text)
+    return path
 
 
 class LiveCamera:
-    """The clip as a live camera: a cut loses what happens during the outage (resumes at the
-    clip position of the wall clock, re-encoded so the position is exact)."""
+    """The clip as a live camera: a cut loses what happens during the outage (playback resumes
+    at the clip position of the wall clock; re-encoded, so the position is exact)."""
 
-    def __init__(self, clip: Path) -> None:
+    def __init__(self, clip: Path, speed: float = SPEED) -> None:
         self.stream = FfmpegHttpStream(clip)  # for the port, url and the skip without ffmpeg
         self.clip = clip
+        self.speed = speed
         self.t0: float | None = None
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -130,9 +131,12 @@ class LiveCamera:
         return self.stream.url
 
     def start(self) -> None:
-        at = 0.0 if self.t0 is None else time.monotonic() - self.t0
-        self.proc = subprocess.Popen(_encode_cmd(self.clip, self.url, at), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     start_new_session=True)
+        at = 0.0 if self.t0 is None else (time.monotonic() - self.t0) * self.speed
+        cmd = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-readrate", f"{self.speed}", "-ss", f"{at:.2f}",
+               "-i", str(self.clip),
+               "-an", "-vf", f"setpts=PTS/{self.speed}", "-vsync", "passthrough", "-c:v", "libx264", "-preset", "ultrafast",
+               "-tune", "zerolatency", "-crf", "12", "-g", "6", "-f", "mpegts", "-listen", "1", self.url]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and not listening(self.stream.port):
             time.sleep(0.05)
@@ -148,18 +152,19 @@ def test_real_models_ticket_survives_a_cut(tmp_path: Path) -> None:
     require_model("vehicle-detector")
     cam = LiveCamera(CLIP)
     cam.start()
-    site = live_site(tmp_path, [CameraEntry(camera=CAMERA, source=cam.url, id="parking")], ("parking",),
+    site = live_site(tmp_path, [CameraEntry(camera=slow_camera(tmp_path), source=cam.url, id="parking")], ("parking",),
                      pipeline=PipelineOptions(read_plates=False))
     run = Running(Supervisor(site, stats_interval_s=0.5))
     try:
         run.wait(lambda h: h["cameras"]["parking"]["connected"], timeout=90, what="connected (models loaded)")
         cam.t0 = time.monotonic() - 0.5  # the clip started playing when the worker connected
-        time.sleep(5.0)
-        cam.cut()  # at ~5 s of the clip (green): the outage
-        time.sleep(1.5)
-        cam.start()  # resumes at ~7 s of the clip, like a live camera
-        h = run.wait(lambda h: h["cameras"]["parking"]["tickets"] >= 1, timeout=40, what="the red-light ticket (~15.8 s)")
-        time.sleep(3.0)  # nothing more to come before the clip's end of red
+        time.sleep(8.0)
+        cam.cut()  # at ~4 s of the clip (green): the outage
+        time.sleep(2.0)
+        cam.start()  # resumes at ~5 s of the clip, like a live camera
+        h = run.wait(lambda h: h["cameras"]["parking"]["tickets"] >= 1, timeout=60,
+                     what="the red-light ticket (~15.8 s of the clip)")
+        time.sleep(4.0)
         h = run.health()
         assert h["cameras"]["parking"]["reconnects"] >= 1 and h["cameras"]["parking"]["restarts"] == 0
     finally:
@@ -181,11 +186,12 @@ def test_etle_edge_two_cameras_one_killed_then_sigterm(tmp_path: Path) -> None:
     cam1, cam2 = LiveCamera(CLIP), LiveCamera(CLIP)
     cam1.start()
     cam2.start()
+    camera = slow_camera(tmp_path)
     site_file = tmp_path / "site.yaml"
     site_file.write_text(
         f"site: two-cams\noutput_dir: {tmp_path / 'out'}\ndb_url: sqlite:///{tmp_path / 'etle.db'}\n"
-        f"cameras:\n  - {{camera: {CAMERA}, source: '{cam1.url}', id: cam-1}}\n"
-        f"  - {{camera: {CAMERA}, source: '{cam2.url}', id: cam-2}}\n"
+        f"cameras:\n  - {{camera: {camera}, source: '{cam1.url}', id: cam-1}}\n"
+        f"  - {{camera: {camera}, source: '{cam2.url}', id: cam-2}}\n"
         "pipeline: {read_plates: false}\n"
         "live: {open_timeout_s: 5, read_timeout_s: 2, backoff_initial_s: 0.5, backoff_max_s: 2}\n"
         "health: {host: 127.0.0.1, port: 0}\nshutdown_timeout_s: 30\n"
@@ -198,7 +204,10 @@ def test_etle_edge_two_cameras_one_killed_then_sigterm(tmp_path: Path) -> None:
     try:
         time.sleep(12.0)  # both workers up, models loaded, both streams playing
         cam2.cut()  # camera 2's stream is killed for good
-        time.sleep(28.0)  # camera 1's clip reaches its red-light car (~15.8 s) and the evidence is written
+        deadline = time.monotonic() + 60  # camera 1's clip reaches its red-light car (~15.8 s of the clip)
+        while time.monotonic() < deadline and not list((tmp_path / "out").rglob("manifest.json")):
+            time.sleep(0.5)
+        time.sleep(2.0)
         os.killpg(proc.pid, signal.SIGTERM)  # like systemd: every process of the unit
         out, _ = proc.communicate(timeout=60)
     finally:

@@ -80,7 +80,7 @@ def test_a_model_with_other_classes_is_refused(tmp_path):
 def _tiny_onnx(path: Path, *, outputs: int = 2, size: int | None = 16, batch: int | None = None,
                sigmoid: bool = False, channels: int = 3, meta: dict | None = None) -> Path:
     """A real ONNX model: global mean of each channel -> a fixed linear layer (-> sigmoid)."""
-    import onnx
+    onnx = pytest.importorskip("onnx", reason="building test models needs onnx (the ultralytics extra)")
     from onnx import TensorProto, helper
 
     dims = [batch if batch is not None else "n", channels, size if size is not None else "h", size if size is not None else "w"]

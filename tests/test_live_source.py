@@ -164,7 +164,8 @@ def test_drop_oldest_counts_drops_and_keeps_the_newest() -> None:
 
 
 def test_reconnects_keep_time_continuous() -> None:
-    connect = scripted(FakeConn(5, then=SourceError("cut")), SourceError("refused"), FakeConn(5, start=100))
+    connect = scripted(FakeConn(5, dt=0.05, pace=0.05, then=SourceError("cut")), SourceError("refused"),
+                       FakeConn(5, dt=0.05, pace=0.05, start=100))
     src = LiveSource("http://cam/x", queue_size=100, connect=connect, **fast())
     got = []
     for f in src.frames():
@@ -177,14 +178,24 @@ def test_reconnects_keep_time_continuous() -> None:
     assert [f.index for f in got] == list(range(10))
     pts = [f.pts for f in got]
     assert all(b > a for a, b in zip(pts, pts[1:])), pts
-    # within a connection the spacing is the stream's (0.1 s), not the arrival time
-    assert np.allclose(np.diff(pts[:5]), 0.1, atol=1e-6) and np.allclose(np.diff(pts[5:]), 0.1, atol=1e-6)
+    # within a connection the spacing is the stream's (0.05 s), not the arrival jitter
+    assert np.allclose(np.diff(pts[:5]), 0.05, atol=0.01) and np.allclose(np.diff(pts[5:]), 0.05, atol=0.01)
     assert (st.connects, st.reconnects, st.connect_failures, st.disconnects) == (2, 1, 1, 1)
     assert "cut" in (st.last_error or "") or "refused" in (st.last_error or "")
     ws = got[0].wall_start
     assert ws is not None and ws.tzinfo is not None and ws.utcoffset() == timezone.utc.utcoffset(None)
     assert got[-1].timestamp > got[0].timestamp
     assert all(c.was_closed for c in connect.made)
+
+
+def test_a_burst_of_buffered_pictures_is_not_timed_in_the_future() -> None:
+    src = LiveSource("rtsp://cam/burst", queue_size=100, connect=scripted(FakeConn(20, dt=0.1)), **fast())
+    it = src.frames()
+    frames = [next(it) for _ in range(20)]
+    now = src.now()
+    src.close()
+    assert all(f.pts <= now for f in frames)
+    assert all(b.pts > a.pts for a, b in zip(frames, frames[1:]))
 
 
 def test_stream_time_is_reanchored_when_it_jumps() -> None:
@@ -208,6 +219,21 @@ def test_max_seconds_ends_the_source() -> None:
     src = LiveSource("rtsp://cam/m", queue_size=100, connect=scripted(FakeConn(100, dt=0.01, pace=0.01)), max_seconds=0.2, **fast())
     frames = list(src.frames())
     assert 10 <= len(frames) <= 25 and frames[-1].pts <= 0.2
+
+
+def test_max_fps_skips_frames_and_counts_them() -> None:
+    src = LiveSource("rtsp://cam/f", queue_size=100, connect=scripted(FakeConn(40, dt=0.02, pace=0.02)), max_fps=10, **fast())
+    it = src.frames()
+    frames = [next(it) for _ in range(7)]
+    deadline = time.monotonic() + 5
+    while src.stats().frames_decoded < 40 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    st = src.stats()
+    src.close()
+    gaps = np.diff([f.pts for f in frames])
+    assert (gaps >= 0.08).all() and abs(gaps.mean() - 0.1) < 0.02 and st.frames_dropped == 0
+    assert st.frames_skipped + st.queue_depth + st.frames_delivered == st.frames_decoded == 40
+    assert 30 <= st.frames_skipped <= 33
 
 
 def test_close_unblocks_a_waiting_consumer_and_info() -> None:
@@ -260,6 +286,10 @@ def test_a_consumer_bug_does_not_hang() -> None:
 # ----------------------------------------------------------------------------- real FFmpeg
 
 
+#: FFmpeg options that open the tiny low-bitrate test stream without 2 s of probing
+QUICK_PROBE = {"probesize": "4096", "analyzeduration": "200000"}
+
+
 @pytest.fixture(scope="module")
 def ts_clip(tmp_path_factory) -> Path:
     return make_ts_clip(tmp_path_factory.mktemp("live") / "clip.ts", seconds=2.0, fps=10)
@@ -268,35 +298,40 @@ def ts_clip(tmp_path_factory) -> Path:
 def test_http_stream_cut_stall_and_restore(ts_clip: Path) -> None:
     srv = TsHttpServer(ts_clip, seconds=2.0).start()
     src = LiveSource(srv.url, name="cam", queue_size=4, open_timeout_s=3.0, read_timeout_s=1.0, stall_timeout_s=1.0,
-                     backoff_initial_s=0.1, backoff_max_s=0.4, first_connect_timeout_s=10)
-    got = 0
-    phase = "run"
-    t_end = time.monotonic() + 25
+                     backoff_initial_s=0.1, backoff_max_s=0.4, first_connect_timeout_s=10, options=QUICK_PROBE)
+    frames: list = []
+    consumer = threading.Thread(target=lambda: frames.extend(f for f in src.frames()), daemon=True)
+    consumer.start()
+
+    def wait(cond, what: str) -> None:
+        deadline = time.monotonic() + 15
+        while not cond(src.stats()):
+            assert time.monotonic() < deadline, f"timed out waiting for {what}: {src.stats()}"
+            time.sleep(0.05)
+
     try:
-        for f in src.frames():
-            got += 1
-            assert f.image.shape == (64, 96, 3)
-            st = src.stats()
-            if phase == "run" and got >= 5:
-                srv.cut()
-                phase = "cut"
-                time.sleep(0.5)
-                srv.restore()
-            elif phase == "cut" and st.reconnects >= 1:
-                srv.stall()
-                phase = "stall"
-            elif phase == "stall" and st.stalls >= 1:
-                srv.resume()
-                phase = "resumed"
-            elif phase == "resumed" and st.reconnects >= 2:
-                break
-            assert time.monotonic() < t_end, f"stuck in phase {phase}: {st}"
+        wait(lambda st: st.frames_delivered >= 5, "first frames")
+        srv.cut()  # the server goes away: connection refused
+        wait(lambda st: st.disconnects >= 1 and st.connect_failures >= 1, "the cut to be seen")
+        srv.restore()
+        wait(lambda st: st.reconnects >= 1 and st.connected, "reconnect after the cut")
+        n = src.stats().frames_delivered
+        wait(lambda st: st.frames_delivered >= n + 3, "frames after the cut")
+        srv.stall()  # connected, but nothing arrives
+        wait(lambda st: st.stalls >= 1, "the stall to be detected")
+        srv.resume()
+        wait(lambda st: st.reconnects >= 2 and st.connected, "reconnect after the stall")
+        n = src.stats().frames_delivered
+        wait(lambda st: st.frames_delivered >= n + 3, "frames after the stall")
     finally:
         src.close()
         srv.stop()
+        consumer.join(5)
     st = src.stats()
     assert st.reconnects >= 2 and st.stalls >= 1 and st.disconnects >= 2, st
-    assert st.state == "closed"
+    assert st.state == "closed" and not consumer.is_alive()
+    assert all(f.image.shape == (64, 96, 3) for f in frames)
+    assert all(b.pts > a.pts for a, b in zip(frames, frames[1:]))
 
 
 def test_local_file_loops_in_real_time(ts_clip: Path) -> None:

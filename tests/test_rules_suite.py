@@ -78,3 +78,62 @@ def test_view_change_resets_every_rule():
     c = contexts()[20]
     eng.update(FrameContext(c.frame, c.objects, c.signal, view_ok=False))
     assert all(r.tracked == 0 for r in rs)
+
+
+def test_pipeline_gives_rules_the_plates_of_tracks():
+    """Rules that judge plates see the plate stage's per-track consensus via FrameContext.plates."""
+    from dataclasses import dataclass
+    from typing import Iterator
+
+    from etle.ingest.sources import SourceInfo
+    from etle.pipeline import Pipeline, RunConfig
+    from etle.types import Detection, PlateRead, PlateResult
+
+    @dataclass
+    class Source:
+        info: SourceInfo
+
+        def frames(self) -> Iterator[Frame]:
+            for i in range(20):
+                yield Frame("s.mp4", i, i / 10, IMAGE, START)
+
+    class Detector:
+        def detect(self, image):  # type: ignore[no-untyped-def]
+            return [Detection(Box(100, 100, 200, 180), "car", 0.9)]
+
+    class Tracker:
+        def update(self, dets, frame):  # type: ignore[no-untyped-def]
+            return tuple(TrackedObject(7, d.box, d.label, d.confidence) for d in dets)
+
+    class Plates:
+        def process(self, frame, vehicles):  # type: ignore[no-untyped-def]
+            pass
+
+        def result(self, track_id):  # type: ignore[no-untyped-def]
+            read = PlateRead("B1237XY", 0.9)
+            return PlateResult("B1237XY", 0.9, candidates=(read,) * 3, best=read)
+
+    class PlateSpy:
+        name = "spy"
+
+        def __init__(self) -> None:
+            self.seen: list[str] = []
+
+        def update(self, ctx):  # type: ignore[no-untyped-def]
+            self.seen += [ctx.plate(o.track_id).text for o in ctx.objects]
+            return []
+
+        def forget(self, track_id):  # type: ignore[no-untyped-def]
+            pass
+
+        def reset(self):  # type: ignore[no-untyped-def]
+            pass
+
+    spy = PlateSpy()
+    info = SourceInfo("s.mp4", "file", 400, 240, 10.0, 2.0, 20, START, "given")
+    pipe = Pipeline(
+        detector=Detector(), tracker_factory=lambda fps: Tracker(), rules_factory=lambda: RuleEngine([spy]),
+        plate_stage_factory=Plates, config=RunConfig(read_plates=True),
+    )
+    pipe.run_source(Source(info))
+    assert spy.seen and set(spy.seen) == {"B1237XY"}

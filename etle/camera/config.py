@@ -38,6 +38,31 @@ Example (a complete file)::
     rules:
       red_light: {line: stop_line, grace_s: 0.5}
       more_than_two: {}
+
+The whole rule suite (each key enables one rule; every option has a default, a bound and a
+description on its model below; zones are referred to by name)::
+
+    signal: {type: mqtt, topic: atcs/jambi/tugu-juang/north, head: north}   # or type: http
+    calibration:                          # ground plane for speeds: >= 4 road marks
+      image_points: [[100, 400], [540, 400], [420, 200], [220, 200]]
+      world_points: [[0, 0], [7, 0], [7, 30], [0, 30]]   # metres
+    zones:
+      stop_line: {points: [[80, 380], [560, 380]], approach_side: [320, 300]}
+      zebra: {polygon: [[80, 385], [560, 385], [560, 430], [80, 430]]}
+      lane_in: {polygon: [[220, 200], [420, 200], [540, 380], [100, 380]], direction: [0, 1]}
+      busway: {polygon: [[420, 200], [470, 200], [600, 380], [540, 380]]}
+    rules:
+      red_light: {line: stop_line, grace_s: 0.3}
+      stop_line: {zones: [zebra], grace_s: 2}
+      wrong_way: {lanes: [lane_in], min_distance_px: 50, min_duration_s: 1}
+      speeding: {limits_kmh: {lane_in: 50}, tolerance_kmh: 5}
+      no_helmet: {threshold: 0.6}
+      more_than_two: {}
+      odd_even: {zone: lane_in, hours: ["06:00-10:00", "16:00-21:00"], holidays: [2025-03-31]}
+      busway: {zones: [busway], min_dwell_s: 3}
+      no_stopping: {zones: [busway], min_dwell_s: 60}
+      invalid_plate: {registry: registry.csv}
+      seatbelt: {model: seatbelt.onnx}    # a user's model: see etle.rules.crop_model
 """
 
 from __future__ import annotations

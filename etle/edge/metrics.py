@@ -23,6 +23,7 @@ __all__ = ["EdgeMetrics", "HealthServer"]
 _LIVE_COUNTERS = {
     "frames_decoded": ("frames_decoded", "Pictures decoded from the camera stream"),
     "frames_dropped": ("frames_dropped", "Frames dropped from the queue because processing fell behind"),
+    "frames_skipped": ("frames_skipped", "Frames left out on purpose to keep under live.max_fps"),
     "reconnects": ("reconnects", "Successful reconnections to the camera stream"),
     "connect_failures": ("connect_failures", "Failed attempts to connect to the camera stream"),
     "disconnects": ("disconnects", "Connections to the camera lost (end of stream, error or stall)"),

@@ -57,6 +57,8 @@ class LiveOptions(_Model):
     backoff_initial_s: float = Field(0.5, gt=0)
     backoff_max_s: float = Field(30.0, gt=0)
     backoff_jitter: float = Field(0.3, ge=0, le=1)
+    #: process at most this many frames a second per camera (None: as many as the CPU allows)
+    max_fps: Optional[float] = Field(None, gt=0)
 
 
 class PipelineOptions(_Model):
@@ -156,6 +158,8 @@ class SiteConfig(_Model):
     site: str = Field("site", pattern=r"^[A-Za-z0-9_.-]+$")
     output_dir: Path = Path("etle-out")
     db_url: str = "sqlite:///etle.db"
+    #: the site signing key's folder (default: $ETLE_KEYS_DIR, else ./etle-keys; see `etle keys init`)
+    keys_dir: Optional[Path] = None
     cameras: list[CameraEntry] = Field(min_length=1)
     pipeline: PipelineOptions = PipelineOptions()
     live: LiveOptions = LiveOptions()

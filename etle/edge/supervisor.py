@@ -16,6 +16,7 @@ camera's crash, hang or bad stream never touches another.  It
 
 from __future__ import annotations
 
+import collections
 import logging
 import multiprocessing as mp
 import os
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from etle.edge.metrics import EdgeMetrics, HealthServer
+from etle.errors import EtleError
 from etle.edge.publish import MqttPublisher, Publisher, WebhookPublisher
 from etle.edge.site import SiteConfig
 from etle.edge.worker import DEFAULT_FACTORY, WorkerSpec, worker_main
@@ -68,7 +70,7 @@ class EdgeReport:
 
     cameras: dict[str, dict[str, Any]]
     tickets: int
-    events: list[dict[str, Any]]
+    events: list[dict[str, Any]]  # the latest 10000
     elapsed_s: float
     publishers: dict[str, dict[str, Any]]
 
@@ -88,7 +90,7 @@ def worker_specs(site: SiteConfig, *, factory: str = DEFAULT_FACTORY, max_second
             site=site.site, camera_id=cid, camera_path=str(site.camera_path(entry)), source=entry.source,
             out_dir=str(site.output_dir), db_url=site.db_url, pipeline=pipeline, live=site.live.model_dump(),
             options=dict(entry.options), factory=factory, log_level=log_level, stats_interval_s=stats_interval_s,
-            max_seconds=max_seconds, threads=threads,
+            max_seconds=max_seconds, threads=threads, keys_dir=str(site.keys_dir) if site.keys_dir else None,
         )
         for cid, entry in cams
     ]
@@ -125,7 +127,8 @@ class Supervisor:
         self._stop_requested = False
         self._force = False
         self._lock = threading.Lock()
-        self._events: list[dict[str, Any]] = []
+        self._events: collections.deque[dict[str, Any]] = collections.deque(maxlen=10000)  # the latest, for the report
+        self._ticket_count = 0
         self._started = time.monotonic()
         self._rng = random.Random()
         self.health_server: HealthServer | None = None
@@ -240,6 +243,7 @@ class Supervisor:
             event = msg["event"]
             with self._lock:
                 w.tickets += 1
+                self._ticket_count += 1
                 self._events.append(event)
             self.metrics.ticket(cam, str(event.get("rule")))
             log.info("camera %s: ticket %s (%s%s)", cam, event.get("ticket_id"), event.get("rule"),
@@ -301,13 +305,21 @@ class Supervisor:
         log.warning("camera %s: worker died (exit code %s) after %.0f s; restarting in %.1f s", cam, code, ran, delay)
 
     def _watchdog(self, w: _Worker) -> None:
+        """Kill (to restart) a worker that is alive but stuck: its pipeline processed nothing for
+        ``watchdog_s`` while frames wait, or it has sent no report at all for that long."""
+        limit = self.site.restart.watchdog_s
         s = w.last_stats
         live = s.get("live") or {}
         age = s.get("processed_age_s")
-        if w.alive and live.get("connected") and (live.get("queue_depth") or 0) > 0 and age is not None \
-                and age > self.site.restart.watchdog_s:
+        silent = time.monotonic() - w.last_stats_at if w.last_stats_at is not None else 0.0
+        if live.get("connected") and (live.get("queue_depth") or 0) > 0 and age is not None and age > limit:
             log.error("camera %s: no frame processed for %.0f s while the stream runs: killing the worker", w.spec.camera_id, age)
-            w.process.kill()
+        elif silent > limit:
+            log.error("camera %s: no report from the worker for %.0f s: killing it", w.spec.camera_id, silent)
+        else:
+            return
+        w.process.kill()
+        w.last_stats_at = time.monotonic()  # one kill; the reap restarts it
 
     def run(self, *, health: bool | None = None) -> EdgeReport:
         """Run until stopped; returns what happened.  ``health`` overrides ``site.health.enabled``."""
@@ -316,7 +328,14 @@ class Supervisor:
         if self._publishers is None:
             self._publishers = self._make_publishers()
         if health if health is not None else site.health.enabled:
-            self.health_server = HealthServer(site.health.host, site.health.port, health=self.health, metrics=self.metrics).start()
+            try:
+                self.health_server = HealthServer(site.health.host, site.health.port, health=self.health,
+                                                  metrics=self.metrics).start()
+            except OSError as exc:
+                for p in self._publishers:
+                    p.close(flush_timeout_s=0)
+                raise EtleError(f"cannot serve /health and /metrics on {site.health.host}:{site.health.port}: "
+                                f"{exc.strerror or exc} (set health.port in the site file)") from None
         self._started = time.monotonic()
         last_sink_update = 0.0
         try:
@@ -353,7 +372,7 @@ class Supervisor:
                           "last_stats": w.last_stats, "last_error": w.last_error}
                     for cid, w in self._workers.items()}
             events = list(self._events)
-        return EdgeReport(cameras=cams, tickets=len(events), events=events, elapsed_s=time.monotonic() - self._started,
+        return EdgeReport(cameras=cams, tickets=self._ticket_count, events=events, elapsed_s=time.monotonic() - self._started,
                           publishers={p.name: p.stats() for p in self._publishers or []})
 
     def _shutdown(self) -> None:

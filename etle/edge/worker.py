@@ -56,6 +56,7 @@ class WorkerSpec:
     stats_interval_s: float = 1.0
     max_seconds: float | None = None
     threads: int | None = None
+    keys_dir: str | None = None
 
 
 def load_factory(ref: str) -> Callable[[WorkerSpec], Any]:
@@ -70,6 +71,7 @@ def build_real_pipeline(spec: WorkerSpec) -> Any:
     from etle.runner import build_pipeline
 
     p = spec.pipeline
+    extra: dict[str, Any] = {"keys_dir": Path(spec.keys_dir)} if spec.keys_dir else {}
     pipeline, _ = build_pipeline(
         Path(spec.camera_path),
         out_dir=Path(spec.out_dir),
@@ -80,6 +82,7 @@ def build_real_pipeline(spec: WorkerSpec) -> Any:
         detect_every=int(p.get("detect_every", 1)),
         pre_s=float(p.get("pre_s", 2.0)),
         post_s=float(p.get("post_s", 2.0)),
+        **extra,
     )
     return pipeline
 
@@ -266,9 +269,12 @@ def worker_main(spec: WorkerSpec, conn: Any, stop_event: Any) -> None:
             code = 3  # a live source only ends when asked to: restart the worker
             log.warning("the source ended unexpectedly")
     except BaseException as exc:  # report, then die non-zero: the supervisor restarts the worker
-        code = 1
-        log.exception("camera worker failed")
-        channel.send({**base, "type": "error", "message": f"{type(exc).__name__}: {exc}"[:500]})
+        if stop.is_set() and isinstance(exc, Exception):  # e.g. stopped before the camera ever answered
+            log.info("stopped (%s)", exc)
+        else:
+            code = 1
+            log.exception("camera worker failed")
+            channel.send({**base, "type": "error", "message": f"{type(exc).__name__}: {exc}"[:500]})
     finally:
         done.set()
         src = source_box.get("source")

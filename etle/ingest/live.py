@@ -15,8 +15,9 @@ for streams that drop, stall and come back:
   ``wall_start`` is the UTC time the source started, so ``frame.timestamp`` is the wall-clock
   time of capture and never goes backwards when the system clock is stepped.  Within one
   connection the spacing of frames follows the stream's own timestamps (the camera's capture
-  spacing, not network arrival jitter), re-anchored to the clock whenever the two drift more
-  than ``max_drift_s`` apart;
+  spacing, not network arrival jitter), anchored on the earliest arrival (so a burst of
+  buffered pictures is not timed in the future) and re-anchored to the clock when the stream
+  lags it by more than ``max_drift_s`` (its clock jumped back or runs slow);
 * :meth:`LiveSource.stats` returns a frozen :class:`LiveStats` snapshot of the counters
   (frames, drops, queue depth, reconnects, stalls, last frame age, ...), safe to call from any
   thread.
@@ -229,6 +230,7 @@ class LiveStats:
     frames_decoded: int
     frames_delivered: int
     frames_dropped: int  # dropped from the queue because the consumer fell behind
+    frames_skipped: int  # left out on purpose to keep under max_fps
     queue_depth: int
     queue_size: int
     input_fps: float  # decoded pictures per second over the last few seconds
@@ -251,7 +253,9 @@ class LiveSource:
     :attr:`info` blocks until the first connection (``first_connect_timeout_s``, None = for as
     long as the source is open).  :meth:`close` (from any thread) ends :meth:`frames`.
 
-    ``max_seconds`` ends the source after that many seconds of its clock; ``realtime`` paces a
+    ``max_seconds`` ends the source after that many seconds of its clock; ``max_fps`` passes at
+    most that many frames a second on (the others are decoded but skipped, and counted: a way
+    to share a small CPU between many cameras); ``realtime`` paces a
     file at its own frame rate (default: on for files, off for streams and devices, which pace
     themselves); ``connect(should_stop)`` replaces the PyAV connection (tests, other
     backends): it returns a :class:`Connection` whose ``pictures()`` should end soon after
@@ -272,6 +276,7 @@ class LiveSource:
         backoff_jitter: float = 0.3,
         max_drift_s: float = 2.0,
         max_seconds: float | None = None,
+        max_fps: float | None = None,
         first_connect_timeout_s: float | None = None,
         realtime: bool | None = None,
         options: Mapping[str, str] | None = None,
@@ -294,6 +299,9 @@ class LiveSource:
         self.backoff_jitter = backoff_jitter
         self.max_drift_s = max_drift_s
         self.max_seconds = max_seconds
+        if max_fps is not None and max_fps <= 0:
+            raise ValueError("max_fps must be positive")
+        self.min_interval_s = 1.0 / max_fps if max_fps else 0.0
         self.first_connect_timeout_s = first_connect_timeout_s
         self.realtime = (self.spec.kind == "file") if realtime is None else bool(realtime)
         self.options = dict(options or {})
@@ -321,6 +329,8 @@ class LiveSource:
         self._decoded = 0
         self._delivered = 0
         self._dropped = 0
+        self._skipped = 0
+        self._next_due = 0.0
         self._last_picture_at: float | None = None
         self._last_error: str | None = None
         self._recent: collections.deque[float] = collections.deque(maxlen=256)
@@ -411,6 +421,7 @@ class LiveSource:
                 frames_decoded=self._decoded,
                 frames_delivered=self._delivered,
                 frames_dropped=self._dropped,
+                frames_skipped=self._skipped,
                 queue_depth=len(self._queue),
                 queue_size=self.queue_size,
                 input_fps=fps,
@@ -464,6 +475,8 @@ class LiveSource:
 
     def _run(self) -> None:
         attempt = 0
+        failures = 0  # failed attempts since the stream was last up (logged once, not every retry)
+        down_since: float | None = None
         try:
             while not self._closed.is_set():
                 self._set(_state="connecting")
@@ -473,18 +486,27 @@ class LiveSource:
                     with self._cond:
                         self._connect_failures += 1
                         self._last_error = _message(exc)
-                    log.info("%s: connect failed (%s)", self.name, _message(exc))
+                    failures += 1
+                    if down_since is None:
+                        down_since = self._clock()
+                    (log.warning if failures == 1 else log.debug)(
+                        "%s: cannot connect (%s); retrying with backoff up to %.0f s", self.name, _message(exc), self.backoff_max_s)
                 else:
+                    if failures or down_since is not None:
+                        log.info("%s: connected after %d failed attempt(s), %.1f s without pictures", self.name, failures,
+                                 self._clock() - (down_since if down_since is not None else self._clock()))
+                    failures = 0
                     got = self._consume(conn)
                     if got:
                         attempt = 0
+                    down_since = self._clock()
                     if self._closed.is_set() or self._reader_done:
                         return
                 delay = backoff_delay(attempt, initial_s=self.backoff_initial_s, max_s=self.backoff_max_s,
                                       jitter=self.backoff_jitter, rng=self._rng)
                 attempt += 1
                 self._set(_state="waiting")
-                log.info("%s: reconnecting in %.1f s", self.name, delay)
+                log.debug("%s: reconnecting in %.1f s", self.name, delay)
                 if self._closed.wait(delay):
                     return
         except BaseException as exc:  # a bug here must end frames(), not hang the consumer
@@ -511,27 +533,29 @@ class LiveSource:
             if self._info is None:
                 self._info = SourceInfo(
                     name=self.name, kind="stream" if self.spec.kind != "device" else "device",
-                    width=int(conn.width), height=int(conn.height), fps=float(conn.fps or 25.0),
+                    width=int(conn.width), height=int(conn.height),
+                    fps=min(float(conn.fps or 25.0), 1.0 / self.min_interval_s if self.min_interval_s else float("inf")),
                     duration_s=None, frame_count=None, wall_start=self._wall_start,
                     wall_start_origin="live source start (UTC, monotonic clock)",
                 )
                 self._info_ready.set()
             if n > 1:
-                log.info("%s: reconnected (%d reconnects)", self.name, n - 1)
-            step = 1.0 / float(conn.fps) if conn.fps and conn.fps > 0 else 0.04
+                log.debug("%s: reconnected (%d reconnects)", self.name, n - 1)
             for stream_t, picture in conn.pictures():
                 if self._closed.is_set():
                     return got
                 now_mono = self._clock()
                 now = now_mono - self._t0
-                # the first picture of a connection (or one whose stream time jumped) starts
-                # at the clock, but never before one frame interval after the last picture
-                start_at = max(now, self._last_pts + step) if self._last_pts >= 0 else now
+                # the stream's spacing, anchored on the earliest arrival seen in this connection
+                # (a picture cannot be from the future: pictures buffered while connecting come
+                # in a burst), re-anchored when the stream lags the clock by more than
+                # max_drift_s (its clock jumped back, or runs slow); no stream time: the clock
                 if stream_t is None:
-                    pts = start_at
+                    pts = now
                 else:
-                    if anchor is None or abs(stream_t + anchor - now) > self.max_drift_s:
-                        anchor = start_at - stream_t
+                    lag = now - stream_t
+                    if anchor is None or lag < anchor or lag - anchor > self.max_drift_s:
+                        anchor = lag
                     pts = stream_t + anchor
                 if pts <= self._last_pts:
                     pts = self._last_pts + 1e-3
@@ -546,6 +570,13 @@ class LiveSource:
                     self._decoded += 1
                     self._last_picture_at = now_mono
                     self._recent.append(now_mono)
+                    if self.min_interval_s:
+                        if pts < self._next_due - 1e-6:
+                            self._skipped += 1
+                            continue
+                        # on average max_fps frames a second, whatever the stream's frame rate
+                        late = pts - self._next_due >= self.min_interval_s
+                        self._next_due = (pts if late else self._next_due) + self.min_interval_s
                     if len(self._queue) >= self.queue_size:
                         self._queue.popleft()
                         self._dropped += 1

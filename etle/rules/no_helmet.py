@@ -93,6 +93,7 @@ class NoHelmetRule:
         self._margin = ride_margin
         self._zone = tuple((float(x), float(y)) for x, y in zone) if zone else None
         self._persons: dict[int, _Person] = {}
+        self._reported: set[int] = set()  # motorcycles logged as violating (the engine drops repeats)
         self.classified = 0  # crops classified (for tests and cost figures)
 
     @classmethod
@@ -113,11 +114,13 @@ class NoHelmetRule:
 
     def forget(self, track_id: int) -> None:
         self._persons.pop(track_id, None)
+        self._reported.discard(track_id)
         for person in self._persons.values():
             person.assoc.pop(track_id, None)
 
     def reset(self) -> None:
         self._persons.clear()
+        self._reported.clear()
 
     @property
     def tracked(self) -> int:
@@ -216,7 +219,9 @@ class NoHelmetRule:
             for pid in persons:
                 s = self.bare_score(pid)
                 heads[str(pid)] = None if s is None else round(s[0], 3)
-            log.info("no_helmet: motorcycle %d carries bare-headed person(s) %s", moto_id, [b[0] for b in bare])
+            if moto_id not in self._reported:
+                self._reported.add(moto_id)
+                log.info("no_helmet: motorcycle %d carries bare-headed person(s) %s", moto_id, [b[0] for b in bare])
             out.append(
                 make_violation(
                     self.name,
