@@ -117,6 +117,19 @@ def test_pts_going_backwards_resets_rules():
     assert spy.resets == 1
 
 
+def test_slightly_out_of_order_frames_are_skipped_not_a_restart():
+    """Containers with jittery timestamps (highway_roadside_traffic1.mp4 steps back 0.1-0.2 s
+    a dozen times): the frame is skipped, the rules keep their state and never see time run back."""
+    spy = SpyRule()
+    eng = RuleEngine([spy], max_disorder_s=0.5)
+    eng.update(ctx(0, pts=2.0))
+    eng.update(ctx(1, pts=1.85))
+    assert spy.resets == 0 and eng.out_of_order == 1
+    eng.update(ctx(2, pts=2.1))
+    eng.update(ctx(3, pts=0.5))  # a real restart
+    assert spy.resets == 1
+
+
 def test_duplicate_rule_names_are_refused():
     import pytest
 

@@ -98,3 +98,14 @@ def test_banjarmasin_stop_line_and_red_light(shared_data: Path, detector) -> Non
     # the car crossing at ~3.5 s in the red phase; nobody stopped on the crossing (the
     # motorcycles waiting at the line are too small for the detector), nobody drove the wrong way
     assert by_rule == {"red_light": 1}, by_rule
+
+
+def test_highway_speeds_from_the_lane_marking_calibration(shared_data: Path, detector) -> None:  # type: ignore[no-untyped-def]
+    """Speeds on the calibrated carriageway are plausible for the road (the demo limit is 50 km/h);
+    nobody is going the wrong way on either carriageway."""
+    found = run(shared_data, "highway_roadside_traffic1", 31.0, detector)
+    assert {v.rule for v in found} <= {"speeding"}
+    speeds = [v.details["speed_kmh"] for v in found]
+    assert 1 <= len(speeds) <= 4, speeds
+    assert all(55.0 < s < 90.0 for s in speeds), speeds
+    assert all(v.details["residual_m"] <= 1.5 for v in found)

@@ -226,3 +226,14 @@ def test_state_is_bounded_and_forgotten():
     assert len(rule._tracks[1].seen) <= 0.5 * 25 + 2
     eng.update(FrameContext(Frame("t", 999, 10.0, IMAGE, wall_start=START), ()))
     assert rule.tracked == 0
+
+
+def test_boxes_cut_by_the_frame_edge_are_not_measured():
+    rule = SpeedingRule(plane(), [("road", ZONE, 50.0)])
+    eng = RuleEngine([rule])
+    pos, times = at_speed(90.0)
+    for i, ((x, y), t) in enumerate(zip(pos, times, strict=True)):
+        u, v = to_image(x, y)
+        box = Box(0, v - 25, u + 20, v)  # the left edge of the box is the frame's
+        eng.update(FrameContext(Frame("t", i, t, IMAGE, wall_start=START), (TrackedObject(1, box, "car", 0.9),)))
+    assert rule.tracked == 0

@@ -330,7 +330,7 @@ class LiveSource:
         self._delivered = 0
         self._dropped = 0
         self._skipped = 0
-        self._next_due = 0.0
+        self._next_due = float("-inf")
         self._last_picture_at: float | None = None
         self._last_error: str | None = None
         self._recent: collections.deque[float] = collections.deque(maxlen=256)

@@ -7,6 +7,9 @@
   ``max_fired`` (default 100 000, a few MB), far beyond the lifetime of any track id.
 * Tracks unseen for ``forget_after_s`` of pts are forgotten by every rule, so memory stays flat
   on a stream that runs for days.
+* Rules see pts that never decrease.  A frame up to ``max_disorder_s`` behind the last one (some
+  containers carry jittery timestamps) is skipped; a larger step back is a source restart and
+  resets every rule.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ class RuleEngine:
         *,
         forget_after_s: float = 10.0,
         max_fired: int = 100_000,
+        max_disorder_s: float = 0.5,
     ) -> None:
         names = [r.name for r in rules]
         if len(set(names)) != len(names):
@@ -56,6 +60,8 @@ class RuleEngine:
         self._last_seen: dict[int, float] = {}
         self._view_ok: bool | None = None
         self._last_pts: float | None = None
+        self._max_disorder = max_disorder_s
+        self.out_of_order = 0  # frames skipped because their pts was slightly behind
 
     @property
     def rules(self) -> tuple[Rule, ...]:
@@ -75,6 +81,12 @@ class RuleEngine:
     def update(self, ctx: FrameContext) -> list[Violation]:
         pts = ctx.frame.pts
         if self._last_pts is not None and pts < self._last_pts:
+            if self._last_pts - pts <= self._max_disorder:
+                # a frame whose timestamp is a little behind the last one (containers with
+                # jittery timestamps): the rules never see time run backwards, so skip it
+                self.out_of_order += 1
+                log.debug("rules skip frame %d: pts %.3f after %.3f", ctx.frame.index, pts, self._last_pts)
+                return []
             self._reset("pts went backwards (source restarted)", pts)
         self._last_pts = pts
         if not ctx.view_ok:

@@ -8,7 +8,7 @@ degenerate (three of four on a line), when it maps a calibration point more than
 crosses the calibrated area.  Points beyond the horizon (sky) have no ground position.
 
 **Speed.**  Each track's anchor (bottom centre of the box: where the vehicle meets the road) is
-mapped to metres; the speed is the slope of a least-squares line through the positions of the
+mapped to metres (boxes cut by the frame edge are skipped: their anchor is not the vehicle's); the speed is the slope of a least-squares line through the positions of the
 last ``window_s`` of pts (a smoother than frame-to-frame differences, whose box jitter turns
 into large speed noise).  A measurement counts only when the window spans ``min_span_s`` with
 ``min_points`` observations and the vehicle moved ``min_distance_m``.
@@ -248,7 +248,10 @@ class SpeedingRule:
         for obj in ctx.objects:
             if obj.label not in self._labels:
                 continue
-            p = anchor_point(obj.box, self._anchor)
+            b = obj.box
+            if b.x1 <= 1 or b.y1 <= 1 or b.x2 >= ctx.frame.width - 1 or b.y2 >= ctx.frame.height - 1:
+                continue  # cut by the frame edge: its anchor is not where the vehicle is
+            p = anchor_point(b, self._anchor)
             world = self._plane.to_world(p)
             st = self._tracks.get(obj.track_id)
             if st is not None and st.seen and (pts - st.seen[-1][0] > self._max_gap or pts < st.seen[-1][0]):
