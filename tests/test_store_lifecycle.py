@@ -93,8 +93,11 @@ def test_refused_transitions_change_nothing(store: TicketStore) -> None:
         store.transition(999, "approve", actor="officer1")
     assert store.get(tid).status == PENDING_REVIEW and len(store.actions(tid)) == 1
     store.transition(tid, "reject", actor="officer2", reason="emergency vehicle")
-    with pytest.raises(TransitionError, match="final status"):
+    with pytest.raises(TransitionError, match="allowed: reopen"):
         store.transition(tid, "approve", actor="officer1")
+    store.transition(tid, "reopen", actor="officer1", reason="plate visible in the clip")
+    assert store.get(tid).status == PENDING_REVIEW
+    assert [a.action for a in store.actions(tid)][-2:] == ["reject", "reopen"]
 
 
 def test_plate_correction_is_audited(store: TicketStore) -> None:

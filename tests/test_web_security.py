@@ -80,8 +80,9 @@ def test_every_route_refuses_anonymous(site) -> None:
         if r.status_code == 303:
             assert r.headers["location"].startswith("/login"), path
         assert b"BH1234AB" not in r.content and not r.content.startswith(b"\xff\xd8"), path
-    posts = [f"/tickets/{ref}/approve", f"/tickets/{ref}/reject", f"/tickets/{ref}/plate", "/logout", "/admin/users",
-             f"/api/v1/tickets/{ref}/approve", f"/api/v1/tickets/{ref}/reject", f"/api/v1/tickets/{ref}/plate"]
+    posts = [f"/tickets/{ref}/approve", f"/tickets/{ref}/reject", f"/tickets/{ref}/plate", f"/tickets/{ref}/reopen",
+             "/logout", "/admin/users", f"/api/v1/tickets/{ref}/approve", f"/api/v1/tickets/{ref}/reject",
+             f"/api/v1/tickets/{ref}/plate", f"/api/v1/tickets/{ref}/reopen"]
     for path in posts:
         assert c.post(path, data={"reason": "occluded", "plate": "B1A"}).status_code in (401, 403, 422), path
     # every registered route was tried
@@ -359,3 +360,24 @@ def test_cli_users_add_and_list(tmp_path: Path) -> None:
         assert not auth.check_password(store.engine, "budi", "wrong")
     r = runner.invoke(app, ["users", "token", "budi", "--db", db])
     assert r.exit_code == 0 and r.output.startswith("etle_")
+
+
+def test_only_a_supervisor_reopens_a_decided_ticket(site) -> None:
+    app, store, refs, _ = site
+    rev = login(app, "rev")
+    page = rev.get(f"/tickets/{refs[0]}")
+    assert rev.post(f"/tickets/{refs[0]}/reject", data={"reason": "occluded", "csrf": csrf_of(page.text)}).status_code == 303
+    page = rev.get(f"/tickets/{refs[0]}")
+    assert 'id="reopen-form"' not in page.text
+    assert rev.post(f"/tickets/{refs[0]}/reopen", data={"reason": "x", "csrf": csrf_of(page.text)}).status_code == 403
+    assert store.get(refs[0]).status == "rejected"
+    sup = login(app, "sup")
+    page = sup.get(f"/tickets/{refs[0]}")
+    assert 'id="reopen-form"' in page.text
+    r = sup.post(f"/tickets/{refs[0]}/reopen", data={"reason": "plate visible in the clip", "csrf": csrf_of(page.text)})
+    assert r.status_code == 303 and store.get(refs[0]).status == "pending_review"
+    actions = [a.action for a in store.actions(store.get(refs[0]).id)]
+    assert actions[-2:] == ["reject", "reopen"]
+    # a pending ticket cannot be reopened
+    page = sup.get(f"/tickets/{refs[0]}")
+    assert sup.post(f"/tickets/{refs[0]}/reopen", data={"reason": "", "csrf": csrf_of(page.text)}).status_code == 409

@@ -4,7 +4,8 @@ Written by hand from the E-TLE workflow (capture -> officer review -> confirmati
 owner confirms -> payment, or the registration is blocked until paid)::
 
     pending_review -> approved | rejected
-    approved       -> notice_sent
+    approved       -> notice_sent | pending_review  (reopen, by a supervisor)
+    rejected       -> pending_review               (reopen, by a supervisor)
     notice_sent    -> confirmed | blocked      (no confirmation by day 8)
     confirmed      -> paid | blocked           (no payment by day 15)
     blocked        -> paid                     (blocked until paid)
@@ -34,11 +35,11 @@ FINAL_STATUSES: Final = frozenset({REJECTED, PAID})
 TRANSITIONS: Final = MappingProxyType(
     {
         PENDING_REVIEW: MappingProxyType({"approve": APPROVED, "reject": REJECTED}),
-        APPROVED: MappingProxyType({"send_notice": NOTICE_SENT}),
+        APPROVED: MappingProxyType({"send_notice": NOTICE_SENT, "reopen": PENDING_REVIEW}),
         NOTICE_SENT: MappingProxyType({"confirm": CONFIRMED, "block": BLOCKED}),
         CONFIRMED: MappingProxyType({"pay": PAID, "block": BLOCKED}),
         BLOCKED: MappingProxyType({"pay": PAID}),
-        REJECTED: MappingProxyType({}),
+        REJECTED: MappingProxyType({"reopen": PENDING_REVIEW}),
         PAID: MappingProxyType({}),
     }
 )

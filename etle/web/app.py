@@ -458,6 +458,19 @@ def create_app(config: WebConfig, store: TicketStore | None = None) -> FastAPI:
         t = do_action(ticket_or_404(ref), actor, "approve")
         return RedirectResponse(f"/tickets/{t.reference}?msg=approved", status_code=303)
 
+    def reopen(t: TicketView, actor: Actor, reason: str) -> TicketView:
+        need(actor, "supervisor")
+        try:
+            return store.transition(t.id, "reopen", actor=actor.username, reason=" ".join(reason.split())[:500])
+        except lifecycle.TransitionError as exc:
+            raise HTTPException(409, str(exc)) from exc
+
+    @app.post("/tickets/{ref}/reopen", include_in_schema=False)
+    def reopen_form(ref: str, reason: str = Form(""), csrf: str = Form(""), actor: Actor = Depends(page_actor)) -> Response:
+        check_csrf(actor, csrf)
+        t = reopen(ticket_or_404(ref), actor, reason)
+        return RedirectResponse(f"/tickets/{t.reference}?msg=reopened", status_code=303)
+
     @app.post("/tickets/{ref}/reject", include_in_schema=False)
     def reject_form(ref: str, reason: str = Form(""), other: str = Form(""), csrf: str = Form(""),
                     actor: Actor = Depends(page_actor)) -> Response:
@@ -560,6 +573,11 @@ def create_app(config: WebConfig, store: TicketStore | None = None) -> FastAPI:
         t = ticket_or_404(ref)
         return [{"action": a.action, "from": a.from_status, "to": a.to_status, "actor": a.actor,
                  "at": a.at.isoformat(), "reason": a.reason, "data": dict(a.data)} for a in store.actions(t.id)]
+
+    @app.post("/api/v1/tickets/{ref}/reopen", response_model=TicketOut, tags=["review"])
+    def api_reopen(ref: str, reason: str = "", actor: Actor = Depends(api_actor)) -> TicketOut:
+        """Send an approved or rejected ticket back to review (supervisors)."""
+        return _ticket_out(reopen(ticket_or_404(ref), actor, reason))
 
     @app.post("/api/v1/tickets/{ref}/approve", response_model=TicketOut, tags=["review"])
     def api_approve(ref: str, actor: Actor = Depends(api_actor)) -> TicketOut:
