@@ -335,6 +335,9 @@ def _register_stage_commands() -> None:
     from etle.commands.web_cmds import register as register_web
 
     register_web(app)
+    from etle.commands.zones_cmds import register as register_zones
+
+    register_zones(app)
 
 
 _register_stage_commands()

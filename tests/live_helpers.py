@@ -340,7 +340,7 @@ class Running:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.sup.health_server.port}/metrics", timeout=5) as r:
             return r.read().decode()
 
-    def wait(self, cond, timeout: float = 20.0, what: str = "") -> dict:
+    def wait(self, cond, timeout: float = 30.0, what: str = "") -> dict:
         deadline = time.monotonic() + timeout
         while True:
             h = self.health()

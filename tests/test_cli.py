@@ -48,6 +48,8 @@ def assert_nothing_written(tmp: Path) -> None:
 COMMANDS = [
     [], ["run"], ["tickets"], ["tickets", "list"], ["tickets", "show"], ["models"], ["models", "list"],
     ["models", "check"], ["models", "prepare"], ["camera"], ["camera", "check"], ["camera", "snapshot"],
+    ["zones"], ["zones", "preview"], ["serve"], ["users"], ["users", "add"], ["keys"], ["keys", "init"],
+    ["verify"], ["sync"], ["tickets", "export"], ["evidence", "prune"], ["db", "upgrade"],
 ]
 
 

@@ -105,7 +105,10 @@ def test_cilacap_plates_read_and_nobody_carries_three(tmp_path: Path, shared_dat
     require_model("plate-detector")
     cam = camera_file(tmp_path, shared_data, CLP)
     s, tickets = run(tmp_path, shared_data / "videos" / f"{CLP}.mp4", cam, detector, max_seconds=14.0)
-    assert s.violations_by_rule.get("more_than_two", 0) == 0 and tickets == []
+    # nobody carries three; the one ticket the clip deserves is the child passenger without a
+    # helmet (issue 4), on the motorcycle behind "R 2333 RK"
+    assert s.violations_by_rule.get("more_than_two", 0) == 0
+    assert {t.rule for t in tickets} <= {"no_helmet"}
     assert s.plates, "no plate was read on the Cilacap clip"
     # reads are Indonesian registrations starting with the Banyumas/Cilacap region letter R or
     # a grammar-valid neighbour; at least one read must carry the region and digits

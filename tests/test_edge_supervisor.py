@@ -38,6 +38,14 @@ def make_site(tmp_path: Path, urls: dict[str, str], **kw) -> SiteConfig:
     )
 
 
+def metric(text: str, name: str) -> float:
+    """The value of one sample in a Prometheus text exposition."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
 def test_cameras_are_isolated_restarted_and_reconnected(tmp_path: Path, clip: Path) -> None:
     """cam-a's worker crashes once (restarted), then its stream is cut (cam-b carries on) and
     restored (cam-a reconnects); a third camera cannot start at all (retried with backoff, the
@@ -71,10 +79,10 @@ def test_cameras_are_isolated_restarted_and_reconnected(tmp_path: Path, clip: Pa
         h = run.wait(lambda h: h["cameras"]["cam-a"]["connected"] and h["cameras"]["cam-a"]["reconnects"] >= 1,
                      what="cam-a reconnected")
         metrics = run.metrics()
-        assert 'etle_edge_reconnects_total{camera="cam-a"} 1.0' in metrics
-        assert 'etle_edge_worker_restarts_total{camera="cam-a"} 1.0' in metrics
-        assert 'etle_edge_frames_processed_total{camera="cam-b"}' in metrics
-        assert 'etle_edge_worker_up{camera="cam-a"} 1.0' in metrics
+        assert metric(metrics, 'etle_edge_reconnects_total{camera="cam-a"}') >= 1
+        assert metric(metrics, 'etle_edge_worker_restarts_total{camera="cam-a"}') == 1
+        assert metric(metrics, 'etle_edge_frames_processed_total{camera="cam-b"}') > 10
+        assert metric(metrics, 'etle_edge_worker_up{camera="cam-a"}') == 1
         for name in ("etle_edge_fps", "etle_edge_frames_dropped_total", "etle_edge_latency_seconds", "etle_edge_queue_depth",
                      "etle_edge_tickets_total", "etle_edge_last_frame_age_seconds"):
             assert name in metrics

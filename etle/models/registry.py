@@ -68,6 +68,8 @@ class ModelSpec:
             return f"etle models prepare  (derives it from '{self.source.get('from')}')"
         if k == "opencv":
             return "pip install 'opencv-python-headless<5'  (OpenCV 5 ships no cascades)"
+        if k == "repo":
+            return f"reinstall etle: the file ships with it (models/{self.source.get('path', self.file)})"
         return f"put the file at {model_dir() / self.file}"
 
 
@@ -180,6 +182,10 @@ def locate(name: str) -> Path:
         if data is None:
             raise ModelError(f"model '{s.name}' is missing: this OpenCV has no cv2.data; {s.install_hint()}")
         return Path(data.haarcascades) / str(s.source["path"])
+    if k == "repo":
+        rel = str(s.source.get("path", s.file))
+        in_repo = _REPO_MANIFEST.parent / rel
+        return in_repo if in_repo.is_file() else _PACKAGED_MANIFEST.parent / rel
     if k == "local":
         p = Path(str(s.source.get("path", s.file))).expanduser()
         return p if p.is_absolute() else model_dir() / p
