@@ -338,6 +338,9 @@ def _register_stage_commands() -> None:
     from etle.commands.zones_cmds import register as register_zones
 
     register_zones(app)
+    from etle.commands.edge_cmds import register as register_edge
+
+    register_edge(app)
 
 
 _register_stage_commands()

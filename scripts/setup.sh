@@ -14,7 +14,17 @@ VENV=${ETLE_VENV:-.venv}
 
 # Debian's Chromium for the review app's browser test (Playwright drives it; no browser download).
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-  command -v chromium >/dev/null 2>&1 || apt-get install -y chromium
+  # chromium: the review app's browser test; ffmpeg: the live-stream tests' local server;
+  # mosquitto: MQTT broker for the signal-feed and edge event tests; poppler-utils: PDF -> PNG
+  missing=()
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
+  command -v mosquitto >/dev/null 2>&1 || missing+=(mosquitto)
+  command -v pdftoppm >/dev/null 2>&1 || missing+=(poppler-utils)
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "[setup] apt-get install ${missing[*]}"
+    apt-get install -y -q "${missing[@]}" >/dev/null || echo "[setup] warning: could not install ${missing[*]}"
+  fi
 fi
 
 if [ ! -x "$VENV/bin/python" ]; then
