@@ -88,6 +88,7 @@ def test_banjarmasin_view_guard_stops_tickets_from_other_views(tmp_path: Path, s
     without it the zoomed shots produce false red-light tickets from zones laid over the wrong view."""
     red = [{"state": "red", "duration_s": 100}]
     clip = shared_data / "videos" / f"{BJM}.mp4"
+    (tmp_path / "g").mkdir()
     guarded, t_guarded = run(tmp_path / "g", clip, camera_file(tmp_path, shared_data, BJM, phases=red), detector, max_seconds=23.0, read_plates=False)
     assert guarded.view_pauses >= 1
     assert len(t_guarded) >= 1
