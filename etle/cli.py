@@ -85,7 +85,9 @@ def run(
     reader: Optional[str] = typer.Option(None, "--reader", help="Plate OCR backend (rapidocr, easyocr); default: the measured best."),
     plate_detector: str = typer.Option("onnx", "--plate-detector", help="Plate detector: onnx (default), pt (ultralytics), cascade."),
     no_plates: bool = typer.Option(False, "--no-plates", help="Do not read plates."),
-    detect_every: int = typer.Option(1, "--detect-every", min=1, help="Run the detector on every Nth frame (track in between)."),
+    detect_every: int = typer.Option(0, "--detect-every", min=0, help="Run the detector on every Nth frame and predict tracks in between (0: from --detect-fps)."),
+    detect_fps: float = typer.Option(10.0, "--detect-fps", min=0.0, help="Detector runs per second of video when --detect-every is 0 (0: every frame)."),
+    detector_model: str = typer.Option("vehicle-detector", "--detector", help="Vehicle detector: a manifest name (vehicle-detector, vehicle-detector-int8) or an .onnx/.pt file."),
     max_seconds: Optional[float] = typer.Option(None, "--max-seconds", min=0.0, help="Stop each source after this many seconds of video."),
     start: Optional[str] = typer.Option(None, "--start", help="Wall-clock start of the footage (ISO 8601); default: camera file, container metadata."),
     pre_s: float = typer.Option(2.0, "--clip-before", min=0.0, help="Seconds of clip before the violation."),
@@ -116,6 +118,8 @@ def run(
         plate_detector=plate_detector,
         read_plates=not no_plates,
         detect_every=detect_every,
+        detect_fps=detect_fps,
+        detector_model=detector_model,
         max_seconds=max_seconds,
         wall_start=cfg_start,
         pre_s=pre_s,
@@ -153,6 +157,7 @@ def _summary_dict(s) -> dict:  # type: ignore[no-untyped-def]
         "view_pauses": s.view_pauses, "stage_ms": {k: round(v, 2) for k, v in s.stage_ms.items()},
         "ticket_ids": list(s.ticket_ids), "evidence": list(s.evidence_paths),
         "plates": {str(k): v for k, v in s.plates.items()}, "violations_by_rule": dict(s.violations_by_rule),
+        "detect_every": s.detect_every,
     }
 
 
@@ -190,12 +195,13 @@ def tickets_list(
         out.print_json(json.dumps([_ticket_dict(r) for r in rows], default=str))
         return
     table = Table(title=f"tickets ({len(rows)})")
-    for col in ("id", "reference", "time (UTC)", "camera", "rule", "plate", "conf", "status"):
+    for col in ("id", "reference", "time (UTC)", "camera", "rule", "plate", "conf", "colour", "category", "status"):
         table.add_column(col)
     for r in rows:
         table.add_row(
             str(r.id), r.reference, r.occurred_at.strftime("%Y-%m-%d %H:%M:%S"), r.camera_id, r.rule,
-            r.plate_text or "-", f"{r.plate_confidence:.2f}" if r.plate_text else "-", r.status,
+            r.plate_text or "-", f"{r.plate_confidence:.2f}" if r.plate_text else "-", r.plate_colour or "-",
+            r.plate_category or "-", r.status,
         )
     out.print(table)
 
@@ -280,12 +286,24 @@ def models_check(
 
 
 @models_app.command("prepare")
-def models_prepare(force: bool = typer.Option(False, "--force", help="Re-export even when present.")) -> None:
-    """Derive the models etle makes itself (the plate detector's ONNX export; needs the ultralytics extra once)."""
-    from etle.models.export import export_plate_detector
+def models_prepare(
+    force: bool = typer.Option(False, "--force", help="Re-derive even when present."),
+    calibration: Optional[Path] = typer.Option(
+        None, "--calibration", exists=True, dir_okay=False,
+        help="Video whose frames calibrate the int8 detector (default: the bundled sample clip).",
+    ),
+    skip_int8: bool = typer.Option(False, "--no-int8", help="Do not make the int8 vehicle detector."),
+) -> None:
+    """Derive the models etle makes itself: the plate detector's ONNX export (needs the
+    ultralytics extra once) and the int8 vehicle detector for CPU edge boxes."""
+    from etle.models.export import export_plate_detector, quantize_vehicle_detector
 
     path = export_plate_detector(force=force)
     out.print(f"plate-detector ready: {path}")
+    if not skip_int8:
+        with err.status("quantising the vehicle detector to int8 (calibration frames)..."):
+            path = quantize_vehicle_detector(force=force or calibration is not None, calibration=calibration)
+        out.print(f"vehicle-detector-int8 ready: {path}")
 
 
 # ---------------------------------------------------------------- camera
@@ -341,6 +359,10 @@ def _register_stage_commands() -> None:
     from etle.commands.edge_cmds import register as register_edge
 
     register_edge(app)
+    from etle.commands.bench_cmds import register as register_bench
+
+    register_bench(app)
+    from etle.commands.eval_cmds import register as register_eval; register_eval(app)  # noqa: E702
 
 
 _register_stage_commands()

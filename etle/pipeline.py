@@ -33,7 +33,12 @@ class RunConfig:
 
     out_dir: Path = Path("etle-out")
     db_url: str = "sqlite:///etle.db"
-    detect_every: int = 1
+    #: run the detector on every Nth frame and predict tracks in between; 0 = from ``detect_fps``
+    detect_every: int = 0
+    #: detections per second of video when ``detect_every`` is 0 (the stride is rounded, >= 1)
+    detect_fps: float = 10.0
+    #: frames decoded ahead in a separate thread (0: decode in the processing thread)
+    prefetch: int = 8
     reader: str | None = None  # None: the measured default
     plate_detector: str = "onnx"
     read_plates: bool = True
@@ -55,6 +60,15 @@ def accept_plate(plate: PlateResult, min_confidence: float) -> PlateResult:
     return plate
 
 
+def detect_stride(cfg: RunConfig, source_fps: float) -> int:
+    """Frames between two detector runs for a source of ``source_fps``."""
+    if cfg.detect_every > 0:
+        return cfg.detect_every
+    if cfg.detect_fps <= 0 or source_fps <= 0:
+        return 1
+    return max(1, int(round(source_fps / cfg.detect_fps)))
+
+
 @dataclass(frozen=True)
 class RunSummary:
     """What one source produced."""
@@ -72,6 +86,7 @@ class RunSummary:
     evidence_paths: tuple[str, ...] = ()
     plates: Mapping[int, str] = field(default_factory=dict)
     violations_by_rule: Mapping[str, int] = field(default_factory=dict)
+    detect_every: int = 1
 
     @property
     def fps(self) -> float:
@@ -138,7 +153,9 @@ class Pipeline:
         """
         cfg = self.config
         info = source.info
-        tracker = self.tracker_factory(info.fps / max(cfg.detect_every, 1))
+        stride = detect_stride(cfg, info.fps)
+        tracker = self.tracker_factory(info.fps / stride)
+        predict = getattr(tracker, "predict", None)
         rules = self.rules_factory() if self.rules_factory else None
         guard = self.guard_factory() if self.guard_factory else None
         signal = self.signal_factory() if self.signal_factory else None
@@ -173,14 +190,20 @@ class Pipeline:
                         except Exception:  # a listener must never break the pipeline
                             log.exception("ticket listener failed for ticket %d", tid)
 
-        for frame in source.frames():
+        frame_iter = source.frames()
+        if cfg.prefetch > 0 and not getattr(source, "live", False):
+            from etle.ingest.prefetch import prefetch
+
+            frame_iter = prefetch(frame_iter, cfg.prefetch)
+        for frame in frame_iter:
             if stop is not None and stop.is_set():
                 log.info("%s: stop requested at %.2f s; finishing pending evidence", info.name, last_pts)
                 break
             frames += 1
             last_pts = frame.pts
-            view_ok = True
-            if guard is not None:
+            detect_now = frames == 1 or frame.index % stride == 0
+            view_ok = was_ok
+            if guard is not None and detect_now:  # the view is checked when the detector runs
                 status = timer("view_guard", guard.update, frame)
                 view_ok = bool(status.ok)
                 if was_ok and not view_ok:
@@ -189,9 +212,11 @@ class Pipeline:
                 elif view_ok and not was_ok:
                     log.info("%s: view matches the reference again at %.2f s: rules resumed", info.name, frame.pts)
                 was_ok = view_ok
-            if frame.index % max(cfg.detect_every, 1) == 0:
+            if detect_now:
                 dets = timer("detect", self.detector.detect, frame.image)
                 objects = timer("track", tracker.update, dets, frame)
+            elif predict is not None:
+                objects = timer("track", predict, frame)
             seen_tracks.update(o.track_id for o in objects)
             state = timer("signal", signal.state_at, frame) if signal is not None else None
             violations: list[Violation] = []
@@ -201,8 +226,8 @@ class Pipeline:
                     plates=plates.result if plates is not None else None,
                 )
                 violations = timer("rules", rules.update, ctx)
-            if plates is not None:
-                vehicles = [o for o in objects if o.label in VEHICLE_LABELS]
+            if plates is not None and detect_now:  # plates are read on observed boxes only
+                vehicles = [o for o in objects if o.label in VEHICLE_LABELS and not o.predicted]
                 timer("plate", plates.process, frame, vehicles)
             ring.append((frame, objects))
             while ring and frame.pts - ring[0][0].pts > cfg.pre_s:
@@ -246,6 +271,7 @@ class Pipeline:
             evidence_paths=tuple(evidence),
             plates=plate_texts,
             violations_by_rule=dict(by_rule),
+            detect_every=stride,
         )
 
 

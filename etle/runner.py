@@ -100,7 +100,9 @@ def build_pipeline(
     reader: str | None = None,
     plate_detector: str = "onnx",
     read_plates: bool = True,
-    detect_every: int = 1,
+    detect_every: int = 0,
+    detect_fps: float = RunConfig.detect_fps,
+    detector_model: str = RunConfig.detector_model,
     max_seconds: float | None = None,
     wall_start: datetime | None = None,
     pre_s: float = 2.0,
@@ -119,15 +121,16 @@ def build_pipeline(
 
     camera = load_camera(camera_path) if camera_path is not None else None
     config = RunConfig(
-        out_dir=out_dir, db_url=db_url, detect_every=detect_every, reader=reader, plate_detector=plate_detector,
-        read_plates=read_plates, pre_s=pre_s, post_s=post_s, max_seconds=max_seconds, wall_start=wall_start,
+        out_dir=out_dir, db_url=db_url, detect_every=detect_every, detect_fps=detect_fps, reader=reader,
+        plate_detector=plate_detector, read_plates=read_plates, pre_s=pre_s, post_s=post_s,
+        max_seconds=max_seconds, wall_start=wall_start, detector_model=detector_model,
     )
     if detector is None:
         from etle.detect.detector import load_detector
 
         detector = load_detector(config.detector_model, conf_threshold=config.conf_threshold)
     plate_factory = None
-    model_names = ["vehicle-detector"]
+    model_names = [config.detector_model]
     if read_plates:
         from etle.plate.stage import build_plate_stage
 
@@ -184,7 +187,9 @@ def run_sources(
     reader: str | None = None,
     plate_detector: str = "onnx",
     read_plates: bool = True,
-    detect_every: int = 1,
+    detect_every: int = 0,
+    detect_fps: float = RunConfig.detect_fps,
+    detector_model: str = RunConfig.detector_model,
     max_seconds: float | None = None,
     wall_start: datetime | None = None,
     pre_s: float = 2.0,
@@ -195,6 +200,7 @@ def run_sources(
     keys_dir: Path | None = None,
     sync_target: Any = None,
     sync_interval_s: float = 30.0,
+    frame_callback: Callable[[Frame], None] | None = None,
 ) -> list[RunSummary]:
     """Run every source of ``source`` (a file, a folder, a URL) and return one summary each.
 
@@ -215,8 +221,9 @@ def run_sources(
     # then models, rules and the database: a missing model fails before anything is written
     pipeline, _ = build_pipeline(
         camera_path, out_dir=out_dir, db_url=db_url, reader=reader, plate_detector=plate_detector,
-        read_plates=read_plates, detect_every=detect_every, max_seconds=max_seconds, wall_start=wall_start,
-        pre_s=pre_s, post_s=post_s, detector=detector, keys_dir=keys_dir,
+        read_plates=read_plates, detect_every=detect_every, detect_fps=detect_fps, detector_model=detector_model,
+        max_seconds=max_seconds, wall_start=wall_start, pre_s=pre_s, post_s=post_s, detector=detector,
+        keys_dir=keys_dir,
     )
     background = None
     sink = pipeline.sink
@@ -231,7 +238,7 @@ def run_sources(
                 guess = file_mtime_start(src.info.name, src.info.duration_s)
                 log.warning("%s: no recording time in the file or camera config; using the file time %s (pass --start)", src.info.name, guess)
                 src = open_source(src.info.name, wall_start=guess, max_seconds=max_seconds)
-            summaries.append(_run_one(pipeline, src, progress, console))
+            summaries.append(_run_one(pipeline, src, progress, console, frame_callback))
     finally:
         if background is not None:
             report = background.stop(flush=True)
@@ -247,9 +254,11 @@ def _tracker_factory(fps: float) -> Any:
     return ByteTrackTracker(frame_rate=fps)
 
 
-def _run_one(pipeline: Pipeline, src: Any, progress: bool, console: Any) -> RunSummary:
+def _run_one(
+    pipeline: Pipeline, src: Any, progress: bool, console: Any, callback: Callable[[Frame], None] | None = None
+) -> RunSummary:
     if not progress:
-        return pipeline.run_source(src)
+        return pipeline.run_source(src, progress=callback)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     total = src.info.frame_count
@@ -268,6 +277,8 @@ def _run_one(pipeline: Pipeline, src: Any, progress: bool, console: Any) -> RunS
 
         def tick(frame: Frame) -> None:
             n[0] += 1
+            if callback is not None:
+                callback(frame)
             if n[0] % 5 == 0:
                 bar.update(task, completed=n[0], fps=n[0] / max(time.perf_counter() - t0, 1e-6))
 

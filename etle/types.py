@@ -139,12 +139,18 @@ class Detection:
 
 @dataclass(frozen=True, slots=True)
 class TrackedObject:
-    """A detection with the id the tracker gave it; ids are stable along one track."""
+    """A detection with the id the tracker gave it; ids are stable along one track.
+
+    ``predicted`` is true on frames where the detector did not run (detection stride) and the box
+    is the tracker's motion estimate rather than an observation: rules that measure (speed) or
+    look at pixels (helmets, plates) use observed boxes only.
+    """
 
     track_id: int
     box: Box
     label: str
     confidence: float
+    predicted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +228,8 @@ class PlateRead:
     box: Box | None = None
     validity: str | None = None  # the 'MM.YY' line of Indonesian plates, when read
     crop: np.ndarray | None = field(default=None, repr=False, compare=False)  # the plate pixels
+    colour: str | None = None  # plate background (white, black, yellow, red, green, white_blue)
+    category: str | None = None  # what the colour stands for (private, public_transport, ...)
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +240,8 @@ class PlateResult:
     confidence: float
     candidates: tuple[PlateRead, ...] = ()
     best: PlateRead | None = None
+    colour: str | None = None  # weighted vote of the reads' colours
+    category: str | None = None  # the vehicle category of that colour (etle.plate.tnkb.category_of)
 
     @property
     def empty(self) -> bool:

@@ -49,7 +49,7 @@ COMMANDS = [
     [], ["run"], ["tickets"], ["tickets", "list"], ["tickets", "show"], ["models"], ["models", "list"],
     ["models", "check"], ["models", "prepare"], ["camera"], ["camera", "check"], ["camera", "snapshot"],
     ["zones"], ["zones", "preview"], ["serve"], ["users"], ["users", "add"], ["keys"], ["keys", "init"],
-    ["verify"], ["sync"], ["tickets", "export"], ["evidence", "prune"], ["db", "upgrade"], ["edge"],
+    ["verify"], ["sync"], ["tickets", "export"], ["evidence", "prune"], ["db", "upgrade"], ["edge"], ["bench"],
 ]
 
 

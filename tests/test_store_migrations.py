@@ -116,6 +116,7 @@ def test_legacy_database_is_upgraded_with_its_data(db_url: str) -> None:
         assert [v.track_id for v in views] == [0, 1, 2]
         assert [v.status for v in views] == ["pending_review", "pending_review", "confirmed"]
         assert all(len(v.uid) == 32 for v in views) and len({v.uid for v in views}) == 3
+        assert all(v.plate_colour == "" and v.plate_category == "" for v in views)  # revision 0003
         assert views[1].reference == "ETLE-20261128-AAAA01" and views[1].occurred_at == T0
         # backfilled: cameras, plate reads, one 'create' audit entry reaching the status found
         reads = store.plate_reads(views[1].id)
@@ -193,3 +194,44 @@ def test_concurrent_first_opens_migrate_once(fresh_postgres_url: str) -> None:
     assert errors == []
     with TicketStore(fresh_postgres_url) as store, store.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1
+
+
+# -- revision 0003: plate colour and category ---------------------------------------------------
+
+
+def test_revision_0003_adds_plate_colour_and_keeps_rows(db_url: str) -> None:
+    from alembic import command
+
+    from etle.store import TicketIn
+
+    make_legacy(db_url, 3)
+    engine = create_engine(db_url)
+    migrate.upgrade(engine, "0002")
+    with engine.connect() as conn:
+        assert migrate.current_revision(conn) == "0002"
+        assert "plate_colour" not in {c["name"] for c in inspect(conn).get_columns("tickets")}
+    engine.dispose()
+    with TicketStore(db_url) as store:  # opening upgrades 0002 -> head
+        with store.engine.connect() as conn:
+            assert migrate.current_revision(conn) == migrate.head_revision() == "0003"
+        assert schema_diff(store.engine, Base.metadata) == []
+        views = sorted(store.list(), key=lambda v: v.track_id)
+        assert [(v.track_id, v.plate_text, v.status) for v in views] == [
+            (0, "BH1000AB", "pending_review"), (1, "BH1001AB", "pending_review"), (2, "BH1002AB", "confirmed")]
+        assert {(v.plate_colour, v.plate_category) for v in views} == {("", "")}
+        uids = {v.uid for v in views}
+        tid = store.add(TicketIn(camera_id="jbi-00", rule="red_light", track_id=50, occurred_at=T0,
+                                 plate_text="BH7AB", plate_colour="green", plate_category="free_trade_zone"))
+        got = store.get(tid)
+        assert got is not None and (got.plate_colour, got.plate_category) == ("green", "free_trade_zone")
+    # and back down to 0002: the columns go, the rows stay
+    engine = create_engine(db_url)
+    cfg = migrate.alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0002")
+    with engine.connect() as conn:
+        assert "plate_colour" not in {c["name"] for c in inspect(conn).get_columns("tickets")}
+        assert conn.execute(text("SELECT count(*) FROM tickets")).scalar() == 4
+        assert uids <= set(conn.execute(text("SELECT uid FROM tickets")).scalars())
+    engine.dispose()

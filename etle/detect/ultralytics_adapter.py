@@ -117,3 +117,47 @@ class UltralyticsDetector:
                 continue
             out.append(Detection(Box(x1, y1, x2, y2), name, float(c)))
         return out
+
+
+class UltralyticsTracker:
+    """``YOLO.track(persist=True)`` frame by frame: the usual public-project loop (detection
+    and ultralytics' own ByteTrack on every frame).  ``etle bench`` runs it as the naive
+    baseline; etle's own pipeline tracks with :mod:`etle.track.bytetrack`."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        conf_threshold: float = 0.25,
+        iou_threshold: float = 0.45,
+        keep: frozenset[str] | None = None,
+        tracker: str = "bytetrack.yaml",
+    ) -> None:
+        self.model = load_yolo(path, purpose="ultralytics tracking")
+        names = getattr(self.model, "names", {}) or {}
+        self.names = [str(names[k]) for k in sorted(names)] if isinstance(names, dict) else [str(n) for n in names]
+        self.classes = [i for i, n in enumerate(self.names) if keep is None or n in keep] or None
+        self.conf_threshold = conf_threshold
+        self.iou_threshold = iou_threshold
+        self.tracker = tracker
+
+    def track(self, image: np.ndarray) -> list[tuple[int, Detection]]:
+        """(track id, detection) of the confirmed tracks in this frame."""
+        try:
+            res = self.model.track(
+                image, persist=True, conf=self.conf_threshold, iou=self.iou_threshold, classes=self.classes,
+                tracker=self.tracker, device="cpu", verbose=False,
+            )
+        except Exception as exc:  # ultralytics raises untyped errors (e.g. a missing 'lap')
+            raise ModelError(f"ultralytics tracking failed: {exc}") from exc
+        boxes = res[0].boxes if res else None
+        if boxes is None or boxes.id is None or len(boxes) == 0:
+            return []
+        out: list[tuple[int, Detection]] = []
+        for (x1, y1, x2, y2), c, k, tid in zip(
+            boxes.xyxy.cpu().numpy().tolist(), boxes.conf.cpu().numpy().tolist(),
+            boxes.cls.cpu().numpy().astype(int).tolist(), boxes.id.cpu().numpy().astype(int).tolist(),
+        ):
+            name = self.names[k] if k < len(self.names) else str(k)
+            out.append((int(tid), Detection(Box(x1, y1, x2, y2), name, float(c))))
+        return out

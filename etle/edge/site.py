@@ -65,7 +65,11 @@ class PipelineOptions(_Model):
     """What each camera's pipeline runs (as ``etle run`` options)."""
 
     read_plates: bool = True
-    detect_every: int = Field(1, ge=1)
+    #: detector on every Nth frame, tracks predicted in between (0: from detect_fps)
+    detect_every: int = Field(0, ge=0)
+    detect_fps: float = Field(10.0, ge=0)
+    #: vehicle detector: a manifest name or a model file (the int8 model is the edge box's default)
+    detector: str = "vehicle-detector-int8"
     reader: Optional[str] = None
     plate_detector: str = "onnx"
     pre_s: float = Field(2.0, ge=0)

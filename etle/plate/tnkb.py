@@ -447,3 +447,69 @@ def get_format(name: str | PlateFormat = "id") -> PlateFormat:
 
 def available_formats() -> tuple[str, ...]:
     return tuple(sorted(_FORMATS))
+
+
+# ----------------------------------------------------------------------------------------------
+# plate colours -> vehicle categories (data/categories_id.yaml)
+
+_CATEGORIES_YAML = Path(__file__).resolve().parent / "data" / "categories_id.yaml"
+
+
+@dataclass(frozen=True, slots=True)
+class PlateCategory:
+    """What a plate's background colour (or special series) says about the vehicle."""
+
+    key: str  # the colour name (or the series letters)
+    category: str
+    text: str = ""
+    odd_even_exempt: bool = False
+    note: str = ""
+
+
+@lru_cache(maxsize=1)
+def _category_tables() -> tuple[Mapping[str, PlateCategory], Mapping[str, PlateCategory]]:
+    import yaml
+
+    with open(_CATEGORIES_YAML, encoding="utf-8") as f:
+        data = yaml.safe_load(f) or {}
+
+    def table(section: str) -> Mapping[str, PlateCategory]:
+        out: dict[str, PlateCategory] = {}
+        for key, v in (data.get(section) or {}).items():
+            v = v or {}
+            out[str(key)] = PlateCategory(
+                str(key), str(v["category"]), str(v.get("text", "")), bool(v.get("odd_even_exempt", False)),
+                " ".join(str(v.get("note", "")).split()),
+            )
+        return MappingProxyType(out)
+
+    return table("colours"), table("series")
+
+
+def plate_categories() -> Mapping[str, PlateCategory]:
+    """Plate background colour -> :class:`PlateCategory` (``data/categories_id.yaml``)."""
+    return _category_tables()[0]
+
+
+def special_series() -> Mapping[str, PlateCategory]:
+    """Special series letters (RI, CD, CC) -> :class:`PlateCategory`."""
+    return _category_tables()[1]
+
+
+def category_of(colour: str | None, text: str | None = None) -> str | None:
+    """The vehicle category a plate colour stands for (``None`` for an unknown colour).
+
+    A special series in the registration ``text`` (suffix ``RI``, prefix ``CD`` / ``CC``) wins
+    over the colour.
+    """
+    if text:
+        parts = split_tnkb(normalise(text))
+        if parts is not None:
+            series = special_series()
+            for letters in (parts[2], parts[0]):
+                if letters and letters in series:
+                    return series[letters].category
+    if not colour:
+        return None
+    cat = plate_categories().get(colour)
+    return cat.category if cat else None

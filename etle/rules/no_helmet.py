@@ -180,8 +180,8 @@ class NoHelmetRule:
         owners: list[int] = []
         for pid in near:
             person = self._person(pid)
-            if frame.index - person.last_try < self._every:
-                continue
+            if objects[pid].predicted or frame.index - person.last_try < self._every:
+                continue  # heads are classified on observed boxes only
             person.last_try = frame.index
             head = head_box(objects[pid].box, frame_width=frame.width, frame_height=frame.height, min_px=self._min_head)
             if head is None:

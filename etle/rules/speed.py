@@ -246,8 +246,8 @@ class SpeedingRule:
         pts = ctx.frame.pts
         out: list[Violation] = []
         for obj in ctx.objects:
-            if obj.label not in self._labels:
-                continue
+            if obj.label not in self._labels or obj.predicted:
+                continue  # speed is fitted to observed positions only
             b = obj.box
             if b.x1 <= 1 or b.y1 <= 1 or b.x2 >= ctx.frame.width - 1 or b.y2 >= ctx.frame.height - 1:
                 continue  # cut by the frame edge: its anchor is not where the vehicle is

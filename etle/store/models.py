@@ -146,6 +146,9 @@ class Ticket(Base):
     chain_seq: Mapped[int | None] = mapped_column(Integer)
     status_changed_at: Mapped[datetime | None] = mapped_column()
     synced_at: Mapped[datetime | None] = mapped_column()
+    # revision 0003: the plate's background colour and the vehicle category it stands for
+    plate_colour: Mapped[str] = mapped_column(String(16), default="", server_default="")
+    plate_category: Mapped[str] = mapped_column(String(32), default="", server_default="")
 
     files: Mapped[list[EvidenceFile]] = relationship(
         back_populates="ticket", order_by="EvidenceFile.name", lazy="selectin"

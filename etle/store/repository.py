@@ -135,7 +135,9 @@ class TicketIn:
     code (the UTC date of ``occurred_at`` where it does not parse).  ``evidence_path`` is where
     the bundle lies for this store; ``evidence_key`` is its path relative to the evidence root
     (what sync and verify use).  ``uid`` is the stable identity (generated when empty);
-    ``chain_seq`` the bundle's place in the camera's manifest chain.  ``plate_candidates``
+    ``chain_seq`` the bundle's place in the camera's manifest chain.  ``plate_colour`` and
+    ``plate_category`` are the plate's background colour and the vehicle category it stands for
+    (empty where unknown).  ``plate_candidates``
     accepts mappings with ``text``, ``confidence`` and ``frame_index``; ``evidence_files``
     mappings with ``name``, ``sha256``, ``bytes`` and ``role``.
     """
@@ -163,6 +165,8 @@ class TicketIn:
     evidence_key: str = ""
     chain_seq: int | None = None
     evidence_files: tuple[EvidenceFileIn, ...] = ()
+    plate_colour: str = ""
+    plate_category: str = ""
 
     def __post_init__(self) -> None:
         if not self.camera_id or not self.rule:

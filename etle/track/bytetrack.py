@@ -6,6 +6,12 @@ this adapter runs one tracker per class group (vehicles, persons, bicycles), giv
 run-wide unique id, and labels a track by the majority of its detections (YOLO flips between
 car and truck on one vehicle).  Per-track state is forgotten when a track has not been seen for
 a while, so memory stays flat on a stream that runs for months.
+
+Detection stride: when the detector runs only on every Nth frame, :meth:`ByteTrackTracker.predict`
+gives the frames in between: the last observed boxes moved by each track's velocity (box corners
+per second, smoothed over observations, from frame timestamps) and marked ``predicted``.  This
+constant-velocity step is a few lines over the tracker's own output, because the ``trackers``
+package exposes no predict-only call.
 """
 
 from __future__ import annotations
@@ -39,14 +45,25 @@ class TrackerSettings:
     minimum_consecutive_frames: int = 2
     minimum_iou_threshold: float = 0.1
     forget_after_s: float = 10.0
+    #: prediction horizon: a box is not extrapolated further than this past its last observation
+    max_predict_s: float = 0.5
 
 
 class _TrackState:
-    __slots__ = ("labels", "last_pts")
+    __slots__ = ("labels", "last_pts", "box", "velocity")
 
     def __init__(self) -> None:
         self.labels: Counter[str] = Counter()
         self.last_pts = 0.0
+        self.box: Box | None = None  # last observed box
+        self.velocity: np.ndarray | None = None  # d(x1, y1, x2, y2)/dt in pixels per second
+
+    def observe(self, box: Box, pts: float, smoothing: float = 0.5) -> None:
+        if self.box is not None and pts > self.last_pts:
+            v = (np.array(box.as_tuple()) - np.array(self.box.as_tuple())) / (pts - self.last_pts)
+            self.velocity = v if self.velocity is None else smoothing * v + (1 - smoothing) * self.velocity
+        self.box = box
+        self.last_pts = pts
 
 
 class ByteTrackTracker:
@@ -77,6 +94,7 @@ class ByteTrackTracker:
         self._ids: dict[tuple[str, int], int] = {}
         self._state: dict[int, _TrackState] = {}
         self._next_id = 1
+        self._last: tuple[TrackedObject, ...] = ()
 
     def _global_id(self, group: str, local: int) -> int:
         key = (group, local)
@@ -114,13 +132,32 @@ class ByteTrackTracker:
                 cid = int(tracked.class_id[i]) if tracked.class_id is not None else 0
                 label_now = names[cid] if 0 <= cid < len(names) else names[0]
                 st.labels[label_now] += 1
-                st.last_pts = frame.pts
                 label = st.labels.most_common(1)[0][0]
                 x1, y1, x2, y2 = (float(v) for v in tracked.xyxy[i])
                 box = Box(x1, y1, max(x1, x2), max(y1, y2)).clip(frame.width, frame.height)
+                st.observe(box, frame.pts)
                 confv = float(tracked.confidence[i]) if tracked.confidence is not None else 0.0
                 out.append(TrackedObject(gid, box, label, confv))
         self._forget_stale(frame.pts)
+        self._last = tuple(out)
+        return self._last
+
+    def predict(self, frame: Frame) -> tuple[TrackedObject, ...]:
+        """The objects of the last update moved to ``frame``'s time (no detections this frame)."""
+        out: list[TrackedObject] = []
+        for obj in self._last:
+            st = self._state.get(obj.track_id)
+            if st is None or st.box is None:
+                continue
+            dt = min(max(frame.pts - st.last_pts, 0.0), self.settings.max_predict_s)
+            if st.velocity is None or dt == 0.0:
+                box = st.box
+            else:
+                x1, y1, x2, y2 = (np.array(st.box.as_tuple()) + st.velocity * dt).tolist()
+                box = Box(x1, y1, max(x1, x2), max(y1, y2)).clip(frame.width, frame.height)
+            if box.width < 1 or box.height < 1:
+                continue
+            out.append(TrackedObject(obj.track_id, box, obj.label, obj.confidence, predicted=True))
         return tuple(out)
 
     def _forget_stale(self, pts: float) -> list[int]:

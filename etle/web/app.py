@@ -100,6 +100,8 @@ class TicketOut(BaseModel):
     plate_text: str
     plate_confidence: float
     plate_candidates: list[dict[str, Any]]
+    plate_colour: str = ""
+    plate_category: str = ""
     verification: str | None = None
 
 
@@ -125,6 +127,7 @@ def _ticket_out(t: TicketView, verification: str | None = None) -> TicketOut:
         location=t.location, rule=t.rule, article=t.article, fine=t.fine, occurred_at=t.occurred_at,
         local_time=t.local_time, plate_text=t.plate_text, plate_confidence=t.plate_confidence,
         plate_candidates=[c.as_dict() for c in t.plate_candidates], verification=verification,
+        plate_colour=t.plate_colour, plate_category=t.plate_category,
     )
 
 

@@ -1,0 +1,189 @@
+"""The edge speed path: decode prefetch, detection stride with predicted tracks, int8 detector."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import require_model
+from etle.pipeline import RunConfig, detect_stride
+from etle.track.bytetrack import ByteTrackTracker, TrackerSettings
+from etle.types import Box, Detection, Frame
+
+# ---------------------------------------------------------------- prefetch
+
+
+def test_prefetch_keeps_order_and_ends() -> None:
+    from etle.ingest.prefetch import prefetch
+
+    assert list(prefetch(iter(range(100)), depth=4)) == list(range(100))
+    assert list(prefetch(iter(range(5)), depth=0)) == list(range(5))  # no thread
+
+
+def test_prefetch_reraises_the_producers_error_after_its_items() -> None:
+    from etle.ingest.prefetch import prefetch
+
+    def gen():  # type: ignore[no-untyped-def]
+        yield 1
+        yield 2
+        raise ValueError("decoder broke")
+
+    got = []
+    with pytest.raises(ValueError, match="decoder broke"):
+        for x in prefetch(gen(), depth=2):
+            got.append(x)
+    assert got == [1, 2]
+
+
+def test_prefetch_stops_and_closes_the_producer_when_the_consumer_stops() -> None:
+    from etle.ingest.prefetch import prefetch
+
+    produced: list[int] = []
+    closed = threading.Event()
+
+    def gen():  # type: ignore[no-untyped-def]
+        try:
+            for i in range(10_000):
+                produced.append(i)
+                yield i
+        finally:
+            closed.set()
+
+    it = prefetch(gen(), depth=3)
+    for x in it:
+        if x == 5:
+            break
+    it.close()  # type: ignore[attr-defined]
+    assert closed.wait(5.0), "the producer's generator was not closed"
+    time.sleep(0.05)
+    assert len(produced) <= 5 + 1 + 3 + 2  # bounded read-ahead: never ran through the source
+    assert not any(t.name == "etle-decode" and t.is_alive() for t in threading.enumerate())
+
+
+def test_prefetch_bounds_read_ahead() -> None:
+    from etle.ingest.prefetch import prefetch
+
+    produced: list[int] = []
+
+    def gen():  # type: ignore[no-untyped-def]
+        for i in range(100):
+            produced.append(i)
+            yield i
+
+    it = prefetch(gen(), depth=4)
+    assert next(it) == 0
+    time.sleep(0.2)  # give the producer time to run ahead as far as it may
+    assert len(produced) <= 1 + 4 + 1
+    assert list(it) == list(range(1, 100))
+
+
+# ---------------------------------------------------------------- stride
+
+
+@pytest.mark.parametrize(
+    ("every", "dfps", "fps", "want"),
+    [(0, 10.0, 30.0, 3), (0, 10.0, 8.0, 1), (0, 6.0, 25.0, 4), (2, 10.0, 30.0, 2), (0, 0.0, 30.0, 1), (0, 10.0, 0.0, 1)],
+)
+def test_detect_stride(every: int, dfps: float, fps: float, want: int) -> None:
+    assert detect_stride(RunConfig(detect_every=every, detect_fps=dfps), fps) == want
+
+
+def _frame(i: int, fps: float = 30.0) -> Frame:
+    return Frame("t", i, i / fps, np.zeros((480, 640, 3), np.uint8))
+
+
+def test_tracker_predicts_motion_between_detections() -> None:
+    trk = ByteTrackTracker(frame_rate=10.0)  # detections every 3rd frame of a 30 fps source
+    speed = 3.0  # pixels per frame to the right = 90 px/s
+    for i in range(0, 30, 3):
+        x = 100 + speed * i
+        objs = trk.update([Detection(Box(x, 200, x + 60, 260), "car", 0.9)], _frame(i))
+    assert len(objs) == 1 and not objs[0].predicted
+    last = objs[0]
+    for k in (1, 2):
+        (pred,) = trk.predict(_frame(27 + k))
+        assert pred.predicted and pred.track_id == last.track_id and pred.label == "car"
+        assert pred.box.x1 == pytest.approx(last.box.x1 + speed * k, abs=1.5)
+        assert pred.box.y1 == pytest.approx(last.box.y1, abs=1.0)
+
+
+def test_tracker_prediction_horizon_is_capped() -> None:
+    trk = ByteTrackTracker(frame_rate=10.0, settings=TrackerSettings(max_predict_s=0.2))
+    for i in range(0, 30, 3):
+        x = 100 + 3.0 * i
+        objs = trk.update([Detection(Box(x, 200, x + 60, 260), "car", 0.9)], _frame(i))
+    (far,) = trk.predict(_frame(27 + 60))  # 2 s later: moved at most 0.2 s worth (18 px)
+    assert far.box.x1 == pytest.approx(objs[0].box.x1 + 90 * 0.2, abs=2.0)
+
+
+def test_tracker_predict_before_any_update_is_empty() -> None:
+    assert ByteTrackTracker(frame_rate=10.0).predict(_frame(0)) == ()
+
+
+# ---------------------------------------------------------------- int8 detector
+
+
+@pytest.mark.slow
+def test_int8_detector_keeps_the_float_models_boxes(shared_data: Path) -> None:
+    """The quantised detector (calibrated on the bundled parking-lot clip) finds what the float
+    one finds on another camera: the Cilacap motorcycles and riders."""
+    require_model("vehicle-detector-int8")
+    from etle.detect.detector import load_detector
+    from etle.ingest.sources import open_source
+
+    clip = shared_data / "videos" / "id_etle_cilacap_alun_motorcycles.mp4"
+    fp32 = load_detector("vehicle-detector")
+    int8 = load_detector("vehicle-detector-int8")
+    total = kept = 0
+    for frame in open_source(str(clip)).frames():
+        if frame.index % 45:
+            continue
+        ref = [d for d in fp32.detect(frame.image) if d.confidence >= 0.4]
+        got = int8.detect(frame.image)
+        total += len(ref)
+        kept += sum(1 for r in ref if any(g.label == r.label and g.box.iou(r.box) >= 0.5 for g in got))
+    assert total >= 50
+    assert kept / total >= 0.9, f"int8 kept {kept}/{total} boxes"
+
+
+# ---------------------------------------------------------------- the pipeline on a stride
+
+
+def test_pipeline_on_a_stride_detects_every_nth_frame_and_still_tickets(tmp_path: Path) -> None:
+    import dataclasses
+
+    from test_pipeline import CarDownTheRoad, build, make_source
+
+    class Counting(CarDownTheRoad):
+        calls = 0
+
+        def detect(self, image):  # type: ignore[no-untyped-def]
+            Counting.calls += 1
+            return super().detect(image)
+
+    pipe, store = build(tmp_path, "red", Counting(speed=12.0))  # 12 px per detector call = 4 px/frame
+    pipe.config = dataclasses.replace(pipe.config, detect_every=3)
+    seen: list[tuple[int, bool]] = []
+    inner_factory = pipe.plate_stage_factory
+
+    class Watch:
+        def __init__(self) -> None:
+            self.inner = inner_factory()  # type: ignore[misc]
+
+        def process(self, frame, vehicles):  # type: ignore[no-untyped-def]
+            seen.extend((frame.index, v.predicted) for v in vehicles)
+            return self.inner.process(frame, vehicles)
+
+        def result(self, tid):  # type: ignore[no-untyped-def]
+            return self.inner.result(tid)
+
+    pipe.plate_stage_factory = Watch
+    summary = pipe.run_source(make_source(60))
+    assert summary.detect_every == 3
+    assert Counting.calls == 20
+    assert summary.tickets == 1 and summary.violations_by_rule == {"red_light": 1}
+    assert seen and all(i % 3 == 0 and not predicted for i, predicted in seen)  # plates: observed boxes only
