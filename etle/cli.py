@@ -86,7 +86,7 @@ def run(
     plate_detector: str = typer.Option("onnx", "--plate-detector", help="Plate detector: onnx (default), pt (ultralytics), cascade."),
     no_plates: bool = typer.Option(False, "--no-plates", help="Do not read plates."),
     detect_every: int = typer.Option(0, "--detect-every", min=0, help="Run the detector on every Nth frame and predict tracks in between (0: from --detect-fps)."),
-    detect_fps: float = typer.Option(10.0, "--detect-fps", min=0.0, help="Detector runs per second of video when --detect-every is 0 (0: every frame)."),
+    detect_fps: float = typer.Option(0.0, "--detect-fps", min=0.0, help="Detector runs per second of video when --detect-every is 0 (default 0: every frame; edge boxes use 10)."),
     detector_model: str = typer.Option("vehicle-detector", "--detector", help="Vehicle detector: a manifest name (vehicle-detector, vehicle-detector-int8) or an .onnx/.pt file."),
     max_seconds: Optional[float] = typer.Option(None, "--max-seconds", min=0.0, help="Stop each source after this many seconds of video."),
     start: Optional[str] = typer.Option(None, "--start", help="Wall-clock start of the footage (ISO 8601); default: camera file, container metadata."),

@@ -78,6 +78,19 @@ def test_select_respects_every_n_budget_and_settled() -> None:
     assert [v.track_id for v in got] == [5, 2]  # never-read first
 
 
+def test_select_rereads_early_only_when_the_vehicle_came_closer() -> None:
+    pol = SelectionPolicy(every_n=3, max_per_frame=10, regrow=1.2, refresh_n=15)
+    state = {i: TrackReadState(attempts=1, reads=1, last_frame=10, last_area=100.0 * 100.0) for i in (1, 2, 3)}
+    vs = [
+        car(1, Box(0, 0, 100, 100)),  # same view as at its last read, 5 frames ago: skip
+        car(2, Box(0, 0, 120, 120)),  # 44 % larger: a closer view, read now
+        car(3, Box(0, 0, 105, 105)),  # barely larger: wait
+    ]
+    assert [v.track_id for v in select_tracks(vs, 15, state, pol)] == [2]
+    # after refresh_n frames any track is due again, grown or not
+    assert [v.track_id for v in select_tracks(vs, 25, state, pol)] == [2, 3, 1]
+
+
 def test_select_caps_per_frame_and_prefers_large() -> None:
     vs = [car(1, Box(0, 0, 60, 60)), car(2, Box(0, 0, 200, 200)), car(3, Box(0, 0, 100, 100))]
     got = select_tracks(vs, 0, {}, SelectionPolicy(max_per_frame=2))

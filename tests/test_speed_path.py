@@ -86,7 +86,7 @@ def test_prefetch_bounds_read_ahead() -> None:
 
 @pytest.mark.parametrize(
     ("every", "dfps", "fps", "want"),
-    [(0, 10.0, 30.0, 3), (0, 10.0, 8.0, 1), (0, 6.0, 25.0, 4), (2, 10.0, 30.0, 2), (0, 0.0, 30.0, 1), (0, 10.0, 0.0, 1)],
+    [(0, 10.0, 30.0, 3), (0, 10.0, 8.0, 1), (0, 0.0, 25.0, 1), (0, 6.0, 25.0, 4), (2, 10.0, 30.0, 2), (0, 0.0, 30.0, 1), (0, 10.0, 0.0, 1)],
 )
 def test_detect_stride(every: int, dfps: float, fps: float, want: int) -> None:
     assert detect_stride(RunConfig(detect_every=every, detect_fps=dfps), fps) == want

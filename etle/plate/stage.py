@@ -2,7 +2,8 @@
 
 For each frame, :func:`select_tracks` (a pure function) picks the few vehicle tracks worth a
 read now: vehicles only, large enough to hold a legible plate, not read in the last ``every_n``
-frames, not yet settled, not over their read budget, fewest reads and largest first, at most
+frames, and read again before ``refresh_n`` frames only when the vehicle came closer (its box
+grew), so the budget goes to a track's best views rather than to repeats of one view; not yet settled, not over their read budget, fewest reads and largest first, at most
 ``max_per_frame``.  For each, :class:`PlateStage` crops the vehicle from the frame (a view: the
 frame is read-only and never modified), runs the plate detector on the crop, maps the best plate
 box back to frame coordinates, reads that plate (a copy of its pixels, so that a read never pins a
@@ -49,6 +50,7 @@ class TrackReadState:
     reads: int = 0  # reads that produced text
     last_frame: int = -(10**9)
     settled: bool = False
+    last_area: float = 0.0  # the vehicle box's area at the last attempt
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +62,11 @@ class SelectionPolicy:
     max_reads_per_track: int = 8  # attempts per track, successful or not
     max_per_frame: int = 4  # reads per frame, all tracks together
     labels: frozenset[str] = VEHICLE_LABELS
+    #: a track is read again sooner than ``refresh_n`` frames only when its box grew by this factor
+    #: (it came closer: a better view of the plate); a vehicle waiting at the line is not re-read
+    #: on every detection with the same view
+    regrow: float = 1.15
+    refresh_n: int = 0  # 0: off (build_plate_stage turns it on for the pipeline)
 
 
 def select_tracks(
@@ -80,7 +87,10 @@ def select_tracks(
         st = state.get(v.track_id, TrackReadState())
         if st.settled or st.attempts >= policy.max_reads_per_track:
             continue
-        if frame_index - st.last_frame < policy.every_n:
+        since = frame_index - st.last_frame
+        if since < policy.every_n:
+            continue
+        if since < policy.refresh_n and v.box.area < st.last_area * policy.regrow:
             continue
         eligible.append((st.reads, -v.box.area, v.track_id, v))
     eligible.sort(key=lambda e: e[:3])
@@ -114,11 +124,15 @@ class PlateStage:
         settle_confidence: float = 0.6,
         max_tracks: int = 2048,
         labels: frozenset[str] = VEHICLE_LABELS,
+        regrow: float = 1.15,
+        refresh_n: int = 0,
     ) -> None:
         self.detector = detector
         self.reader = reader
         self.consensus = consensus if consensus is not None else PlateConsensus(max_tracks=max_tracks)
-        self.policy = SelectionPolicy(min_vehicle_px, every_n, max_reads_per_track, max_per_frame, frozenset(labels))
+        self.policy = SelectionPolicy(
+            min_vehicle_px, every_n, max_reads_per_track, max_per_frame, frozenset(labels), regrow, refresh_n
+        )
         self.min_plate_px = min_plate_px
         self.plate_pad = plate_pad
         self.settle_reads = settle_reads
@@ -135,7 +149,10 @@ class PlateStage:
         for v in chosen:
             read = self._read_track(frame, v)
             st = self._state.get(v.track_id, TrackReadState())
-            st = replace(st, attempts=st.attempts + 1, last_frame=frame.index, reads=st.reads + (read is not None))
+            st = replace(
+                st, attempts=st.attempts + 1, last_frame=frame.index, reads=st.reads + (read is not None),
+                last_area=v.box.area,
+            )
             if read is not None:
                 out.append(read)
                 st = replace(st, settled=self._settled(v.track_id))
@@ -209,6 +226,7 @@ def build_plate_stage(
 
     det = load_plate_detector(detector)
     rdr = load_reader(reader, country=country)
+    stage_kwargs.setdefault("refresh_n", 15)  # re-read a track sooner only when it came closer
 
     def factory() -> PlateStage:
         return PlateStage(det, rdr, PlateConsensus(country=country), **stage_kwargs)  # type: ignore[arg-type]
