@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
@@ -58,7 +58,7 @@ class RunConfig:
 def accept_plate(plate: PlateResult, min_confidence: float) -> PlateResult:
     """The plate a ticket shows: the consensus text when confident enough, else unread."""
     if plate.text and plate.confidence < min_confidence:
-        return PlateResult("", plate.confidence, plate.candidates, plate.best)
+        return replace(plate, text="")  # candidates, colour and category stay for the reviewer
     return plate
 
 

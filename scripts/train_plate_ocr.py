@@ -231,7 +231,7 @@ def export_onnx(model, path: Path, extra: dict[str, str]) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=40.0, help="wall-time budget for training")
-    ap.add_argument("--steps", type=int, default=0, help="schedule length in steps (default: estimated from --minutes)")
+    ap.add_argument("--steps", type=int, default=0, help="schedule length in steps (default: the --minutes budget)")
     ap.add_argument("--batch", type=int, default=48, help="fresh samples a step (as many again come from the replay ring)")
     ap.add_argument("--replay", type=int, default=12000, help="replay ring size (0: fresh samples only)")
     ap.add_argument("--lr", type=float, default=3e-3)
@@ -268,19 +268,23 @@ def main(argv: list[str] | None = None) -> int:
     ctc_loss = torch.nn.CTCLoss(blank=0, zero_infinity=True)
     t_train = time.time()
     step, best, best_step, ema = 0, -1.0, 0, None
+    t_warm = t_train
     args.ckpt.parent.mkdir(parents=True, exist_ok=True)
     history = []
     replay = Replay(args.replay, np.random.default_rng([args.seed, 99]))
     for xs, ys, ls in loader:
         replay.add(xs, ys, ls)
         xs, ys, ls = replay.mix(xs, ys, ls, args.batch)
-        if not steps and step == 50:  # estimate the schedule from the first steps' speed
-            per = (time.time() - t_train) / 50
-            steps = int((budget - (time.time() - t_start)) / per * 0.93) + 50
-            print(f"{per * 1000:.0f} ms/step -> schedule of {steps} steps", flush=True)
-        total = steps or 10**9
-        warm = 300
-        frac = min(1.0, step / warm) if step < warm else 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
+        # warm-up, then a cosine over the schedule: --steps when given, else the time budget
+        # (the machine is shared, so the speed is not known in advance)
+        warm = 200
+        if step < warm:
+            frac = (step + 1) / warm
+        else:
+            done_frac = (step - warm) / max(1, steps - warm) if steps else (time.time() - t_warm) / max(1.0, budget - (t_warm - t_start))
+            frac = 0.5 * (1 + math.cos(math.pi * min(1.0, done_frac)))
+        if step == warm:
+            t_warm = time.time()
         for g in opt.param_groups:
             g["lr"] = args.lr * max(frac, 0.01)
         logp = model(xs)

@@ -27,9 +27,10 @@ import math
 import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Protocol, runtime_checkable
 
 import cv2
@@ -45,7 +46,18 @@ from etle.types import PlateRead
 log = logging.getLogger(__name__)
 
 DEFAULT_READER = "rapidocr"
-"""Chosen by measurement (scripts/eval_plates.py): see the reader docs in the module docstring."""
+"""The reader for plate formats without an entry in :data:`DEFAULT_READERS` (``generic``).
+Chosen by measurement (scripts/eval_plates.py): see the reader docs in the module docstring."""
+
+DEFAULT_READERS: Mapping[str, str] = MappingProxyType({"id": "crnn"})
+"""Per plate format, the reader measured best on that country's plates (scripts/eval_plates.py):
+the ``crnn`` model trained on synthetic TNKB plates for ``id``; see :mod:`etle.plate.crnn`."""
+
+
+def default_reader(country: str | PlateFormat = "id") -> str:
+    """The name of the default reader for a plate format."""
+    name = country if isinstance(country, str) else country.name
+    return DEFAULT_READERS.get(name.lower(), DEFAULT_READER)
 
 
 @runtime_checkable
@@ -409,12 +421,12 @@ _READERS: dict[str, Callable[..., PlateReader]] = {
 
 
 def load_reader(name: str | None = None, country: str | PlateFormat = "id", **kwargs: object) -> PlateReader:
-    """Build the reader called ``name`` (default :data:`DEFAULT_READER`).
+    """Build the reader called ``name`` (default: :func:`default_reader` for ``country``).
 
     Raises :class:`~etle.errors.MissingDependencyError` naming the extra to install, or
     :class:`~etle.errors.ModelError` when its weights are missing or damaged.
     """
-    key = (name or DEFAULT_READER).lower()
+    key = (name or default_reader(country)).lower()
     if key not in _READERS:
         raise ModelError(f"unknown plate reader '{name}'; known: {', '.join(sorted(_READERS))}")
     t0 = time.perf_counter()

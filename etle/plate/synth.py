@@ -105,6 +105,7 @@ def _glyphs(font_path: str, stroke: int) -> dict[str, np.ndarray]:
         a = np.asarray(img, dtype=np.float32)[top:bottom] / 255.0
         a = cv2.resize(a, (max(2, round(w * GLYPH_PX / max(1, bottom - top))), GLYPH_PX), interpolation=cv2.INTER_AREA)
         out[ch] = a
+    out["\u00b7"] = np.roll(out["."], -round(GLYPH_PX * 0.4), axis=0)  # the middle dot of "08·27"
     return out
 
 
@@ -149,7 +150,7 @@ def _text_mask(glyphs: dict[str, np.ndarray], text: str, height: int, squeeze: f
     g = max(0, round(gap * height))
     for i, ch in enumerate(text):
         a = glyphs[ch]
-        w = max(1, round(a.shape[1] * height / GLYPH_PX * squeeze * (0.7 if ch == "." else 1.0)))
+        w = max(1, round(a.shape[1] * height / GLYPH_PX * squeeze * (0.7 if ch in ".\u00b7" else 1.0)))
         parts.append(cv2.resize(a, (w, height), interpolation=cv2.INTER_AREA))
         if i < len(text) - 1:
             parts.append(np.zeros((height, g), np.float32))
@@ -200,8 +201,8 @@ def render_plate(
     H = PLATE_H
     W = round(H * rng.uniform(2.85, 3.4))
     m = re_split(text)
-    char_h = round(H * rng.uniform(0.46, 0.6))
-    squeeze = rng.uniform(0.62, 1.0)
+    char_h = round(H * rng.uniform(0.48, 0.62))
+    squeeze = rng.uniform(0.56, 0.92)
     gap = rng.uniform(0.02, 0.1)
     margin = round(W * rng.uniform(0.02, 0.07))
     top = round(H * rng.uniform(0.1, 0.2))
@@ -214,11 +215,11 @@ def render_plate(
         masks = [cv2.resize(k, (max(1, round(k.shape[1] * f)), char_h), interpolation=cv2.INTER_AREA) for k in masks]
         total = sum(k.shape[1] for k in masks)
     space = avail - total
-    if rng.random() < 0.55 and len(masks) > 1:  # justified: prefix at the left, suffix at the right
+    if rng.random() < 0.8 and len(masks) > 1:  # justified: prefix at the left, suffix at the right
         gaps = [space / (len(masks) - 1)] * (len(masks) - 1)
         x = margin
-    else:  # centred, word gaps of 0.3-1.2 character heights
-        wg = min(space / max(1, len(masks) - 1), char_h * rng.uniform(0.3, 1.2)) if len(masks) > 1 else 0
+    else:  # centred, word gaps of 0.3-1.5 character heights
+        wg = min(space / max(1, len(masks) - 1), char_h * rng.uniform(0.3, 1.5)) if len(masks) > 1 else 0
         gaps = [wg] * (len(masks) - 1)
         x = margin + (space - wg * (len(masks) - 1)) / 2
     for i, k in enumerate(masks):
@@ -226,7 +227,8 @@ def render_plate(
         x += k.shape[1] + (gaps[i] if i < len(gaps) else 0)
     # validity line, centred under the registration
     vh = round(H * rng.uniform(0.12, 0.18))
-    vm = _text_mask(glyphs, validity, vh, rng.uniform(0.75, 1.05), rng.uniform(0.02, 0.08))
+    drawn = validity.replace(".", "\u00b7") if rng.random() < 0.7 else validity  # mostly a middle dot
+    vm = _text_mask(glyphs, drawn, vh, rng.uniform(0.75, 1.05), rng.uniform(0.02, 0.08))
     vx = round((W - vm.shape[1]) / 2 + rng.normal(0, W * 0.02))
     vy = round(top + char_h + (H - top - char_h - vh) * rng.uniform(0.35, 0.75))
     vy = min(vy, H - vh - 2)
@@ -319,7 +321,7 @@ def _photometric(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
         g = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * r * r))
         img = img + g[..., None] * rng.uniform(60, 220)
     # colour cast, contrast, brightness, gamma
-    img = img * rng.uniform(0.75, 1.25, 3)[None, None, :]
+    img = img * rng.uniform(0.85, 1.15, 3)[None, None, :]
     mean = img.mean()
     img = (img - mean) * rng.uniform(0.35, 1.3) + mean * rng.uniform(0.35, 1.4)
     img = np.clip(img, 0, 255)
