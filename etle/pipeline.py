@@ -9,6 +9,7 @@ view guard, signal debouncing) is created fresh per source by :meth:`Pipeline.ru
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections import defaultdict
@@ -162,6 +163,7 @@ class Pipeline:
         guard = self.guard_factory() if self.guard_factory else None
         signal = self.signal_factory() if self.signal_factory else None
         plates = self.plate_stage_factory() if (self.plate_stage_factory and cfg.read_plates) else None
+        plates_take_priority = plates is not None and "priority" in inspect.signature(plates.process).parameters
         timer = _Timer()
         ring: list[tuple[Frame, tuple[TrackedObject, ...]]] = []
         pending: list[_Pending] = []
@@ -230,7 +232,11 @@ class Pipeline:
                 violations = timer("rules", rules.update, ctx)
             if plates is not None and detect_now:  # plates are read on observed boxes only
                 vehicles = [o for o in objects if o.label in VEHICLE_LABELS and not o.predicted]
-                timer("plate", plates.process, frame, vehicles)
+                if pending and plates_take_priority:  # a ticket is waiting for these plates
+                    urgent = frozenset(p.violation.track_id for p in pending)
+                    timer("plate", plates.process, frame, vehicles, urgent)
+                else:
+                    timer("plate", plates.process, frame, vehicles)
             ring.append((frame, objects))
             while ring and frame.pts - ring[0][0].pts > cfg.pre_s:
                 ring.pop(0)

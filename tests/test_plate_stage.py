@@ -91,6 +91,21 @@ def test_select_rereads_early_only_when_the_vehicle_came_closer() -> None:
     assert [v.track_id for v in select_tracks(vs, 25, state, pol)] == [2, 3, 1]
 
 
+def test_select_puts_tracks_with_a_violation_first_with_more_budget() -> None:
+    pol = SelectionPolicy(every_n=1, max_reads_per_track=2, max_per_frame=1, regrow=1.2, refresh_n=15)
+    state = {
+        1: TrackReadState(attempts=2, reads=0, last_frame=8, last_area=1e4),  # budget spent, same view
+        2: TrackReadState(),
+    }
+    vs = [car(1, Box(0, 0, 100, 100)), car(2, Box(0, 0, 200, 200))]
+    assert [v.track_id for v in select_tracks(vs, 10, state, pol)] == [2]
+    assert [v.track_id for v in select_tracks(vs, 10, state, pol, priority={1})] == [1]
+    spent = {1: TrackReadState(attempts=4, reads=0, last_frame=8)}
+    assert [v.track_id for v in select_tracks(vs[:1], 10, spent, pol, priority={1})] == []  # 2x budget, no more
+    settled = {1: TrackReadState(attempts=1, reads=1, last_frame=8, settled=True)}
+    assert select_tracks(vs[:1], 10, settled, pol, priority={1}) == []
+
+
 def test_select_caps_per_frame_and_prefers_large() -> None:
     vs = [car(1, Box(0, 0, 60, 60)), car(2, Box(0, 0, 200, 200)), car(3, Box(0, 0, 100, 100))]
     got = select_tracks(vs, 0, {}, SelectionPolicy(max_per_frame=2))

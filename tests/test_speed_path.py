@@ -187,3 +187,62 @@ def test_pipeline_on_a_stride_detects_every_nth_frame_and_still_tickets(tmp_path
     assert Counting.calls == 20
     assert summary.tickets == 1 and summary.violations_by_rule == {"red_light": 1}
     assert seen and all(i % 3 == 0 and not predicted for i, predicted in seen)  # plates: observed boxes only
+
+
+# ---------------------------------------------------------------- rectangular inputs
+
+
+@pytest.mark.parametrize(
+    ("w", "h", "want"),
+    [(640, 360, (640, 384)), (1920, 1080, (640, 384)), (400, 224, (640, 384)), (640, 480, (640, 480)),
+     (768, 432, (640, 384)), (360, 640, (384, 640)), (640, 640, (640, 640)), (100, 10, (640, 64))],
+)
+def test_rect_size(w: int, h: int, want: tuple[int, int]) -> None:
+    from etle.detect.onnx_yolo import rect_size
+
+    assert rect_size(w, h, (640, 640)) == want
+
+
+def test_yolov8_anchor_layout() -> None:
+    from etle.detect.onnx_yolo import yolov8_anchors
+
+    pts, strides = yolov8_anchors(64, 32)
+    # levels 8, 16, 32 on 64x32: 8x4 + 4x2 + 2x1 cells
+    assert pts.shape == (1, 2, 32 + 8 + 2) and strides.shape == (1, 42)
+    assert pts[0, :, 0].tolist() == [0.5, 0.5] and pts[0, :, 1].tolist() == [1.5, 0.5]  # x runs first
+    assert pts[0, :, 8].tolist() == [0.5, 1.5]  # second row of the stride-8 grid
+    assert strides[0, :32].tolist() == [8.0] * 32 and strides[0, 40:].tolist() == [32.0, 32.0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["vehicle-detector", "vehicle-detector-int8"])
+def test_rectangular_input_finds_the_same_objects(shared_data: Path, model: str) -> None:
+    """640x384 instead of 640x640 for 16:9 video: same boxes (the anchors we compute for 640x640
+    are the export's own, and the reshaped graph agrees with the square one)."""
+    import onnx
+    from onnx import numpy_helper
+
+    from etle.detect.detector import load_detector
+    from etle.detect.onnx_yolo import yolov8_anchors
+    from etle.ingest.sources import open_source
+
+    path = require_model(model)
+    consts = [numpy_helper.to_array(i) for i in onnx.load(str(path)).graph.initializer]
+    pts, strides = yolov8_anchors(640, 640)
+    assert any(c.shape == pts.shape and np.allclose(c, pts) for c in consts)
+    assert any(c.shape == strides.shape and np.allclose(c, strides) for c in consts)
+
+    det = load_detector(model)
+    clip = shared_data / "videos" / "id_etle_cilacap_alun_motorcycles.mp4"
+    total = kept = 0
+    for frame in open_source(str(clip)).frames():
+        if frame.index % 60:
+            continue
+        det.rect = False
+        square = [d for d in det.detect(frame.image) if d.confidence >= 0.35]
+        det.rect = True
+        rect = det.detect(frame.image)
+        total += len(square)
+        kept += sum(1 for s in square if any(r.label == s.label and r.box.iou(s.box) >= 0.5 for r in rect))
+    assert (640, 384) in det._sessions and det._sessions[(640, 384)] is not None
+    assert total >= 50 and kept / total >= 0.95, f"{kept}/{total}"

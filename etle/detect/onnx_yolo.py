@@ -15,7 +15,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import cv2
 import numpy as np
@@ -113,7 +113,7 @@ def parse_names(meta: dict[str, str]) -> list[str]:
     return [str(n) for n in parsed]
 
 
-def _session(path: Path, threads: int | None):
+def _session(path: Path | bytes, threads: int | None):
     try:
         import onnxruntime as ort
     except ImportError as exc:  # pragma: no cover - onnxruntime is a core dependency
@@ -124,9 +124,77 @@ def _session(path: Path, threads: int | None):
         opts.intra_op_num_threads = n
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     try:
-        return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+        model = path if isinstance(path, bytes) else str(path)
+        return ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own untyped errors
-        raise ModelError(f"cannot load ONNX model {path}: {exc}") from exc
+        where = "(reshaped in memory)" if isinstance(path, bytes) else path
+        raise ModelError(f"cannot load ONNX model {where}: {exc}") from exc
+
+
+def rect_size(width: int, height: int, base: tuple[int, int], stride: int = 32) -> tuple[int, int]:
+    """The smallest network input (w, h), multiples of ``stride``, that holds the image scaled to
+    fit ``base`` -- e.g. 640x360 video in a 640x640 model -> 640x384 instead of 640x640."""
+    scale = min(base[0] / width, base[1] / height)
+    nw, nh = max(1, round(width * scale)), max(1, round(height * scale))
+    return (min(base[0], -(-nw // stride) * stride), min(base[1], -(-nh // stride) * stride))
+
+
+def yolov8_anchors(width: int, height: int, strides: Sequence[int] = (8, 16, 32)) -> tuple[np.ndarray, np.ndarray]:
+    """YOLOv8's anchor points (1, 2, N) and strides (1, N) for an input of ``width`` x ``height``
+    (cell centres, row-major per level, levels in stride order: what the export bakes in)."""
+    points, steps = [], []
+    for st in strides:
+        fh, fw = height // st, width // st
+        sy, sx = np.meshgrid(np.arange(fh) + 0.5, np.arange(fw) + 0.5, indexing="ij")
+        points.append(np.stack([sx, sy], -1).reshape(-1, 2))
+        steps.append(np.full(fh * fw, float(st)))
+    return np.concatenate(points).T[None].astype(np.float32), np.concatenate(steps)[None].astype(np.float32)
+
+
+def reshape_yolov8(model: Any, width: int, height: int) -> bytes | None:
+    """A copy of a YOLOv8 ONNX export (float or int8 with a float head) for a ``width`` x
+    ``height`` input, serialised; ``None`` when the graph is not the layout this understands.
+
+    A static export bakes the input size into its detection head: the anchor points and strides
+    (constants of N = 8400 anchors for 640x640) and the reshapes of the box distribution
+    (``[1, 4, 16, 8400]``).  The convolutions do not care about the size, so replacing those
+    constants (anchors recomputed with :func:`yolov8_anchors`, reshapes to ``-1``) gives the same
+    network for a rectangular input -- what ultralytics itself does with ``rect`` inference.
+    Done here because neither onnxruntime nor onnx offers it.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    dims = m.graph.input[0].type.tensor_type.shape.dim
+    if len(dims) != 4 or not dims[2].dim_value or not dims[3].dim_value:
+        return None
+    n_old = sum((dims[2].dim_value // st) * (dims[3].dim_value // st) for st in (8, 16, 32))
+    anchors, strides = yolov8_anchors(width, height)
+    n_new = anchors.shape[2]
+    replaced = {"anchors": 0, "strides": 0, "reshape": 0}
+    inits = {init.name: i for i, init in enumerate(m.graph.initializer)}
+    for i, init in enumerate(m.graph.initializer):
+        arr = numpy_helper.to_array(init)
+        new = None
+        if arr.dtype == np.float32 and arr.shape == (1, 2, n_old):
+            new, key = anchors, "anchors"
+        elif arr.dtype == np.float32 and arr.shape == (1, n_old):
+            new, key = strides, "strides"
+        elif arr.dtype == np.int64 and arr.ndim == 1 and 3 <= arr.size <= 4 and arr[-1] == n_old:
+            new, key = np.concatenate([arr[:-1], [-1]]).astype(np.int64), "reshape"
+        if new is not None:
+            m.graph.initializer[i].CopyFrom(numpy_helper.from_array(new, init.name))
+            replaced[key] += 1
+    if replaced["anchors"] < 1 or replaced["strides"] < 1 or replaced["reshape"] < 1 or not inits:
+        return None
+    dims[2].dim_value, dims[3].dim_value = height, width
+    out_dims = m.graph.output[0].type.tensor_type.shape.dim
+    if len(out_dims) == 3:
+        out_dims[2].dim_value = n_new
+    del m.graph.value_info[:]  # intermediate shapes of the old size; onnxruntime infers them again
+    return m.SerializeToString()
 
 
 class OnnxYolo:
@@ -141,8 +209,14 @@ class OnnxYolo:
         iou_threshold: float = 0.45,
         keep: frozenset[str] | None = None,
         threads: int | None = None,
+        rect: bool = True,
     ) -> None:
         self.path = Path(path)
+        self.threads = threads
+        #: run rectangular inputs (e.g. 640x384 for 16:9 video) when the graph can be reshaped
+        self.rect = rect
+        self._sessions: dict[tuple[int, int], Any] = {}
+        self._proto: Any = None
         if not self.path.is_file():
             raise ModelError(f"model file not found: {self.path}")
         self.session = _session(self.path, threads)
@@ -159,14 +233,45 @@ class OnnxYolo:
         self.iou_threshold = iou_threshold
         self.keep = keep
 
-    def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, Letterbox]:
-        padded, lb = letterbox(image, self.input_size)
+    def _session_for(self, image: np.ndarray) -> tuple[Any, tuple[int, int]]:
+        """The session and input size for this image's shape (rectangular when possible)."""
+        if not self.rect:
+            return self.session, self.input_size
+        h, w = image.shape[:2]
+        size = rect_size(w, h, self.input_size)
+        if size == self.input_size:
+            return self.session, size
+        sess = self._sessions.get(size)
+        if sess is None:
+            sess = self._reshaped(size)
+            self._sessions[size] = sess
+        return (sess, size) if sess is not None else (self.session, self.input_size)
+
+    def _reshaped(self, size: tuple[int, int]) -> Any:
+        try:
+            import onnx
+
+            if self._proto is None:
+                self._proto = onnx.load(str(self.path))
+            data = reshape_yolov8(self._proto, *size)
+        except ImportError:
+            data = None
+        if data is None:
+            log.info("%s: cannot run rectangular inputs; using %dx%d", self.path.name, *self.input_size)
+            self.rect = False
+            return None
+        log.debug("%s: running %dx%d inputs", self.path.name, *size)
+        return _session(data, self.threads)
+
+    def preprocess(self, image: np.ndarray, size: tuple[int, int] | None = None) -> tuple[np.ndarray, Letterbox]:
+        padded, lb = letterbox(image, size or self.input_size)
         blob = cv2.dnn.blobFromImage(padded, 1 / 255.0, swapRB=True).astype(self.input_dtype)
         return blob, lb
 
     def detect(self, image: np.ndarray) -> list[Detection]:
-        blob, lb = self.preprocess(image)
-        (out,) = self.session.run(None, {self.input_name: blob})[:1]
+        session, size = self._session_for(image)
+        blob, lb = self.preprocess(image, size)
+        (out,) = session.run(None, {self.input_name: blob})[:1]
         h, w = image.shape[:2]
         return decode_yolov8(
             out.astype(np.float32), lb, (w, h), self.names, self.conf_threshold, self.iou_threshold, self.keep

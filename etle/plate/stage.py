@@ -74,9 +74,15 @@ def select_tracks(
     frame_index: int,
     state: Mapping[int, TrackReadState],
     policy: SelectionPolicy = SelectionPolicy(),
+    priority: Collection[int] = (),
 ) -> list[TrackedObject]:
-    """The tracks to read in this frame, best first (see the module docstring). Pure."""
-    eligible: list[tuple[int, float, int, TrackedObject]] = []
+    """The tracks to read in this frame, best first (see the module docstring). Pure.
+
+    Tracks in ``priority`` (vehicles with a violation waiting for its ticket: their plate is the
+    one that matters) come first, get twice the read budget and skip the came-closer condition
+    (a settled track is not read again: its plate is already agreed).
+    """
+    eligible: list[tuple[int, int, float, int, TrackedObject]] = []
     seen: set[int] = set()
     for v in vehicles:
         if v.label not in policy.labels or v.track_id in seen:
@@ -85,16 +91,18 @@ def select_tracks(
         if min(v.box.width, v.box.height) < policy.min_vehicle_px:
             continue
         st = state.get(v.track_id, TrackReadState())
-        if st.settled or st.attempts >= policy.max_reads_per_track:
+        urgent = v.track_id in priority
+        budget = policy.max_reads_per_track * (2 if urgent else 1)
+        if st.settled or st.attempts >= budget:
             continue
         since = frame_index - st.last_frame
         if since < policy.every_n:
             continue
-        if since < policy.refresh_n and v.box.area < st.last_area * policy.regrow:
+        if not urgent and since < policy.refresh_n and v.box.area < st.last_area * policy.regrow:
             continue
-        eligible.append((st.reads, -v.box.area, v.track_id, v))
-    eligible.sort(key=lambda e: e[:3])
-    return [e[3] for e in eligible[: max(policy.max_per_frame, 0)]]
+        eligible.append((0 if urgent else 1, st.reads, -v.box.area, v.track_id, v))
+    eligible.sort(key=lambda e: e[:4])
+    return [e[4] for e in eligible[: max(policy.max_per_frame, 0)]]
 
 
 def best_plate(plates: Collection[Detection], crop_shape: tuple[int, ...]) -> Detection | None:
@@ -142,9 +150,12 @@ class PlateStage:
 
     # -- per frame -----------------------------------------------------------------------------
 
-    def process(self, frame: Frame, vehicles: Sequence[TrackedObject]) -> tuple[PlateRead, ...]:
-        """Read the plates of the selected tracks of this frame; returns the reads made."""
-        chosen = select_tracks(vehicles, frame.index, self._state, self.policy)
+    def process(
+        self, frame: Frame, vehicles: Sequence[TrackedObject], priority: Collection[int] = ()
+    ) -> tuple[PlateRead, ...]:
+        """Read the plates of the selected tracks of this frame (``priority``: see
+        :func:`select_tracks`); returns the reads made."""
+        chosen = select_tracks(vehicles, frame.index, self._state, self.policy, priority)
         out: list[PlateRead] = []
         for v in chosen:
             read = self._read_track(frame, v)
