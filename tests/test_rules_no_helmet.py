@@ -207,3 +207,16 @@ def test_rejects_bad_arguments():
         NoHelmetRule(FakeHeads(), threshold=1.5)
     with pytest.raises(ValueError):
         NoHelmetRule(FakeHeads(), min_samples=5, max_samples=2)
+
+
+def test_heads_are_classified_on_observed_boxes_only():
+    """On a detection stride the persons' predicted boxes are not cropped and classified."""
+    from dataclasses import replace
+
+    clf = FakeHeads()
+    predicted = [replace(o, predicted=True) for o in (M13, WOMAN)]
+    assert run(NoHelmetRule(clf), predicted, {10: BARE}) == []
+    assert clf.crops == 0
+    clf2 = FakeHeads()
+    assert [v.track_id for v in run(NoHelmetRule(clf2), [M13, WOMAN], {10: BARE})] == [13]
+    assert clf2.crops > 0

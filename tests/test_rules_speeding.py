@@ -237,3 +237,23 @@ def test_boxes_cut_by_the_frame_edge_are_not_measured():
         box = Box(0, v - 25, u + 20, v)  # the left edge of the box is the frame's
         eng.update(FrameContext(Frame("t", i, t, IMAGE, wall_start=START), (TrackedObject(1, box, "car", 0.9),)))
     assert rule.tracked == 0
+
+
+def test_predicted_boxes_between_detections_are_not_measured():
+    """On a detection stride the tracker's predicted boxes carry no new information: speeds are
+    fitted to observed positions only."""
+    from dataclasses import replace
+
+    pos, times = at_speed(90.0)
+    only_predicted = engine()
+    out = []
+    for i, (p, t) in enumerate(zip(pos, times, strict=True)):
+        obj = replace(vehicle(1, p[0], p[1]), predicted=True)
+        out += only_predicted.update(FrameContext(Frame("t", i, t, IMAGE, wall_start=START), (obj,)))
+    assert out == []  # never measured from predictions
+    every_third = engine()
+    for i, (p, t) in enumerate(zip(pos, times, strict=True)):
+        obj = vehicle(1, p[0], p[1]) if i % 3 == 0 else replace(vehicle(1, p[0], p[1]), predicted=True)
+        out += every_third.update(FrameContext(Frame("t", i, t, IMAGE, wall_start=START), (obj,)))
+    assert [v.rule for v in out] == ["speeding"]  # observations every 3rd frame still measure it
+    assert out[0].details["speed_kmh"] == pytest.approx(90.0, abs=1.0)

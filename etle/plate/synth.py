@@ -106,6 +106,14 @@ def _glyphs(font_path: str, stroke: int) -> dict[str, np.ndarray]:
         a = cv2.resize(a, (max(2, round(w * GLYPH_PX / max(1, bottom - top))), GLYPH_PX), interpolation=cv2.INTER_AREA)
         out[ch] = a
     out["\u00b7"] = np.roll(out["."], -round(GLYPH_PX * 0.4), axis=0)  # the middle dot of "08·27"
+    # the plate "1" is a bare stem with a flag: drop the foot serif some fonts draw
+    one = out["1"]
+    stem = cv2.dilate((one[GLYPH_PX // 2] > 0.5).astype(np.uint8)[None], np.ones((1, 3), np.uint8))[0]
+    foot = GLYPH_PX - GLYPH_PX // 5
+    one = one.copy()
+    one[foot:] *= stem[None, :]
+    cols = np.nonzero(one.max(axis=0) > 0.1)[0]
+    out["1"] = one[:, cols.min() : cols.max() + 1] if len(cols) else one
     return out
 
 
