@@ -6,4 +6,4 @@ demo:
 test:
 	scripts/test.sh
 bench:
-	scripts/setup.sh && .venv/bin/python scripts/bench.py ../shared/data/videos
+	scripts/setup.sh && .venv/bin/etle bench ../shared/data/videos

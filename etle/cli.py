@@ -293,13 +293,15 @@ def models_prepare(
         help="Video whose frames calibrate the int8 detector (default: the bundled sample clip).",
     ),
     skip_int8: bool = typer.Option(False, "--no-int8", help="Do not make the int8 vehicle detector."),
+    skip_plate: bool = typer.Option(False, "--no-plate-export", help="Do not export the plate detector (it needs the ultralytics extra)."),
 ) -> None:
     """Derive the models etle makes itself: the plate detector's ONNX export (needs the
     ultralytics extra once) and the int8 vehicle detector for CPU edge boxes."""
     from etle.models.export import export_plate_detector, quantize_vehicle_detector
 
-    path = export_plate_detector(force=force)
-    out.print(f"plate-detector ready: {path}")
+    if not skip_plate:
+        path = export_plate_detector(force=force)
+        out.print(f"plate-detector ready: {path}")
     if not skip_int8:
         with err.status("quantising the vehicle detector to int8 (calibration frames)..."):
             path = quantize_vehicle_detector(force=force or calibration is not None, calibration=calibration)
