@@ -14,8 +14,11 @@ peak memory is its own and neither warms the other's caches):
   most confident read at or above the same minimum confidence etle accepts.
 
 Each job reports frames, fps, per-stage milliseconds per frame, peak RSS (``ru_maxrss`` of its
-process), tracks, plates read (tracks with an accepted plate) and distinct plate texts, and
-tickets (etle only: the baseline has no rules).  Figures depend on the machine: this is a
+process), tracks, plates read and distinct plate texts, and tickets (etle only: the baseline has
+no rules).  A plate counts as read when it is a complete registration under the plate grammar
+(``--country``, default ``id``) at the accepted confidence: etle's per-track consensus, and for
+the baseline the most confident such read of the track (grammar-checked for it too, so that
+single letters read off a mudguard do not count for either side).  Figures depend on the machine: this is a
 benchmark, never a test.
 """
 
@@ -56,6 +59,7 @@ class BenchOptions:
     camera_dir: Path | None = Path("examples/cameras")
     min_plate_confidence: float = 0.3
     baseline_detector: str = "vehicle-detector"
+    country: str = "id"
 
 
 @dataclass(frozen=True)
@@ -134,7 +138,10 @@ def run_etle(clip: Path, opts: BenchOptions, progress: Callable[[int], None] | N
             frame_callback=on_frame,
         )
     s = summaries[0]
-    texts = {str(k): v for k, v in s.plates.items()}
+    from etle.plate.tnkb import get_format
+
+    fmt = get_format(opts.country)
+    texts = {str(k): v for k, v in s.plates.items() if fmt.is_valid(v)}
     return BenchResult(
         clip=clip.name, mode="etle", frames=s.frames, video_s=s.video_seconds, elapsed_s=s.elapsed_s,
         peak_rss_mb=peak_rss_mb(), tracks=s.tracks, plates_read=len(texts), distinct_plates=len(set(texts.values())),
@@ -158,7 +165,10 @@ def run_baseline(clip: Path, opts: BenchOptions, progress: Callable[[int], None]
     from etle.models.export import plate_detector_imgsz
 
     plates_model = UltralyticsDetector(plate_path, imgsz=plate_detector_imgsz(), label="license_plate")
-    reader = load_reader(opts.reader)
+    from etle.plate.tnkb import get_format
+
+    fmt = get_format(opts.country)
+    reader = load_reader(opts.reader, country=opts.country)
     source = open_source(str(clip), max_seconds=opts.max_seconds)
     total: dict[str, float] = defaultdict(float)
     best: dict[int, tuple[float, str]] = {}
@@ -191,7 +201,7 @@ def run_baseline(clip: Path, opts: BenchOptions, progress: Callable[[int], None]
             t0 = time.perf_counter()
             read = reader.read(np.ascontiguousarray(crop[py1:py2, px1:px2]))
             total["ocr"] += time.perf_counter() - t0
-            if read is None or not read.text or read.confidence < opts.min_plate_confidence:
+            if read is None or read.confidence < opts.min_plate_confidence or not fmt.is_valid(read.text):
                 continue
             if tid not in best or read.confidence > best[tid][0]:
                 best[tid] = (read.confidence, read.text)

@@ -1,6 +1,6 @@
 """The ``crnn`` plate reader: a small CTC recogniser trained here on synthetic TNKB plates.
 
-The model (``models/plate_ocr/tnkb_crnn.onnx``, manifest entry ``plate-ocr-crnn``, about 2 MB)
+The model (``models/plate_ocr/tnkb_crnn.onnx``, manifest entry ``plate-ocr-crnn``, 1.2 MB)
 is a fully convolutional CTC recogniser trained by ``scripts/train_plate_ocr.py`` on plates drawn
 by :mod:`etle.plate.synth` only: it takes a grey ``32 x 128`` crop (:func:`prepare`) and gives,
 for each of 32 horizontal steps, probabilities over ``blank + 0-9 + A-Z`` -- the same collapsed
@@ -17,7 +17,12 @@ is ignored), and to read the validity line alone as its four digits.  The reader
    out, into ``PlateRead.validity`` -- never into the registration.
 
 Its confidence is the product of the per-character probabilities along the chosen alignment of
-the best view, which on synthetic and real plates tracks the chance of an exact read.
+the best view: the chance that every character is right if the model's probabilities are
+calibrated (on synthetic plates, right reads score far higher than wrong ones; a test checks it).
+
+Status: on synthetic plates it reads most crops exactly, but on real Indonesian crops it is still
+well behind the rapidocr reader (figures in ``models/plate_ocr/README.md``), so it is not a
+default; ``etle.plate.readers.DEFAULT_READERS`` switches it on per country once it measures better.
 """
 
 from __future__ import annotations

