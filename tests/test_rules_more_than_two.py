@@ -132,3 +132,28 @@ def test_duplicate_person_counts_once_but_child_in_front_counts() -> None:
     child_in_front = _obj(4, "person", (125, 120, 175, 270))  # head well below the rider's
     assert assign_riders([moto, rider, upper_body_dupe]) == {1: (2,)}
     assert assign_riders([moto, rider, child_in_front]) == {1: (2, 4)}
+
+
+def test_merged_box_alone_over_two_bikes_does_not_fire() -> None:
+    """From the Cilacap clip at 6.97 s (rectangular 640x384 input): only the merged box around two
+    bikes side by side is detected, with the rider and child of one bike and the woman riding
+    the other -- two groups of riders, not three persons on one motorcycle."""
+    frame_objs = [
+        _obj(13, "motorcycle", (282, 139, 588, 358)),
+        _obj(1, "person", (293, 72, 424, 354)),
+        _obj(12, "person", (399, 65, 458, 291)),
+        _obj(11, "person", (468, 81, 576, 345)),
+    ]
+    assert len(assign_riders(frame_objs)[13]) == 3  # the association alone would count three
+    assert run([frame_objs] * 30, min_frames=5) == []
+
+
+def test_seated_together_groups_riders_by_overlap() -> None:
+    from etle.rules.riders import seated_together
+
+    assert seated_together([]) == 0
+    one_behind_another = [Box(100, 50, 150, 200), Box(130, 40, 180, 200), Box(160, 60, 200, 200)]
+    assert seated_together(one_behind_another) == 3  # a chain: each overlaps the next
+    side_by_side = [Box(100, 50, 150, 200), Box(140, 40, 180, 200), Box(300, 60, 350, 200)]
+    assert seated_together(side_by_side) == 2
+    assert seated_together([Box(0, 0, 10, 10), Box(20, 0, 30, 10)]) == 1

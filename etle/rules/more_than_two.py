@@ -3,7 +3,9 @@
 Per frame, riders come from :func:`etle.rules.riders.assign_riders`.  One frame is not
 evidence (a pedestrian passing behind a motorcycle is briefly "on" it), so the rule fires only
 when the motorcycle carried at least ``min_persons`` in ``min_frames`` frames within the last
-``window_s`` seconds of pts, and only on a frame that itself shows them (good evidence).
+``window_s`` seconds of pts, and only on a frame that itself shows them (good evidence).  The
+persons must sit together (:func:`etle.rules.riders.seated_together`): riders of two bikes side
+by side under one merged motorcycle box are not one crowded motorcycle.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections import deque
 
 from etle.camera.config import MoreThanTwoOptions
 from etle.rules.base import make_violation
-from etle.rules.riders import assign_riders
+from etle.rules.riders import assign_riders, seated_together
 from etle.types import FrameContext, Violation
 
 __all__ = ["MoreThanTwoRule"]
@@ -67,7 +69,8 @@ class MoreThanTwoRule:
             if hits is not None:
                 while hits and hits[0] < pts - self._window:
                     hits.popleft()
-            if len(persons) < self._min_persons:
+            together = seated_together(objects[p].box for p in persons) if len(persons) >= self._min_persons else 0
+            if together < self._min_persons:
                 if hits is not None and not hits:
                     del self._hits[moto_id]
                 continue

@@ -31,7 +31,9 @@ from typing import Iterable
 
 from etle.types import Box, TrackedObject
 
-__all__ = ["assign_riders", "association_scores", "duplicate_persons", "merged_boxes", "rider_score"]
+__all__ = [
+    "assign_riders", "association_scores", "duplicate_persons", "merged_boxes", "rider_score", "seated_together",
+]
 
 #: A box holding this fraction of another same-class box is a merged/duplicate detection.
 CONTAIN = 0.8
@@ -172,3 +174,38 @@ def assign_riders(
     for pid, (_, mid) in best.items():
         riders[mid].append(pid)
     return {moto: tuple(sorted(ids)) for moto, ids in sorted(riders.items())}
+
+
+#: two persons sit on one seat when their boxes share this fraction of the narrower one's width
+SEAT_OVERLAP = 0.15
+
+
+def seated_together(persons: Iterable[Box], min_overlap: float = SEAT_OVERLAP) -> int:
+    """The size of the largest group of persons chained by overlapping widths.
+
+    People riding one motorcycle sit one behind the other, so from any camera angle their boxes
+    overlap horizontally (a child in front of a rider, a passenger behind).  Two groups side by
+    side with no overlap are riders of two motorcycles -- what a merged motorcycle box, drawn
+    around two bikes with no separate box for either, would otherwise count as one crowded bike.
+    """
+    boxes = list(persons)
+    parent = list(range(len(boxes)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, a in enumerate(boxes):
+        for j in range(i + 1, len(boxes)):
+            b = boxes[j]
+            shared = min(a.x2, b.x2) - max(a.x1, b.x1)
+            narrower = min(a.width, b.width)
+            if narrower > 0 and shared >= min_overlap * narrower:
+                parent[root(i)] = root(j)
+    sizes: dict[int, int] = {}
+    for i in range(len(boxes)):
+        r = root(i)
+        sizes[r] = sizes.get(r, 0) + 1
+    return max(sizes.values(), default=0)
