@@ -140,7 +140,7 @@ def test_load_reader_unknown() -> None:
 
 def test_available_readers_lists_both() -> None:
     got = available_readers()
-    assert set(got) == {"rapidocr", "easyocr"}
+    assert set(got) == {"rapidocr", "easyocr", "crnn"}
     assert all(isinstance(v, str) for v in got.values())
 
 
