@@ -52,7 +52,7 @@ class BenchOptions:
 
     detector: str = "vehicle-detector-int8"
     detect_every: int = 0
-    detect_fps: float = 10.0
+    detect_fps: float = 6.0
     reader: str | None = None
     read_plates: bool = True
     max_seconds: float | None = None

@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
         baseline: bool = typer.Option(True, "--baseline/--no-baseline", help="Also run the naive baseline (needs the ultralytics extra)."),
         detector: str = typer.Option("vehicle-detector-int8", "--detector", help="etle's vehicle detector (manifest name or file)."),
         detect_every: int = typer.Option(0, "--detect-every", min=0, help="etle: detector on every Nth frame (0: from --detect-fps)."),
-        detect_fps: float = typer.Option(10.0, "--detect-fps", min=0.0, help="etle: detector runs per second of video."),
+        detect_fps: float = typer.Option(6.0, "--detect-fps", min=0.0, help="etle: detector runs per second of video (the edge default)."),
         reader: Optional[str] = typer.Option(None, "--reader", help="Plate reader for both sides (default: the measured best)."),
         camera_dir: Path = typer.Option(Path("examples/cameras"), "--camera-dir", help="Camera files named <clip stem>.yaml (rules, evidence, tickets)."),
         threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Inference threads per job (default: all cores)."),

@@ -67,7 +67,7 @@ class PipelineOptions(_Model):
     read_plates: bool = True
     #: detector on every Nth frame, tracks predicted in between (0: from detect_fps)
     detect_every: int = Field(0, ge=0)
-    detect_fps: float = Field(10.0, ge=0)
+    detect_fps: float = Field(6.0, ge=0)
     #: vehicle detector: a manifest name or a model file (the int8 model is the edge box's default)
     detector: str = "vehicle-detector-int8"
     reader: Optional[str] = None
