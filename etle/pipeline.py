@@ -38,7 +38,7 @@ class RunConfig:
     detect_every: int = 0
     #: detections per second of video when ``detect_every`` is 0 (the stride is rounded, >= 1);
     #: 0 = every frame.  ``etle run`` detects on every frame by default (a clerk's batch wants
-    #: every weakly detected vehicle); edge boxes run at 6/s (site.yaml ``detect_fps``)
+    #: every weakly detected vehicle); the fast profile of ``etle bench`` runs 6/s (site.yaml ``detect_fps``)
     detect_fps: float = 0.0
     #: frames decoded ahead in a separate thread (0: decode in the processing thread)
     prefetch: int = 8

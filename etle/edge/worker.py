@@ -80,7 +80,7 @@ def build_real_pipeline(spec: WorkerSpec) -> Any:
         plate_detector=p.get("plate_detector", "onnx"),
         read_plates=bool(p.get("read_plates", True)),
         detect_every=int(p.get("detect_every", 0)),
-        detect_fps=float(p.get("detect_fps", 6.0)),
+        detect_fps=float(p.get("detect_fps", 0.0)),
         detector_model=str(p.get("detector", "vehicle-detector")),
         pre_s=float(p.get("pre_s", 2.0)),
         post_s=float(p.get("post_s", 2.0)),
