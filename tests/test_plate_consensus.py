@@ -110,3 +110,35 @@ def test_crop_quality_prefers_large_sharp_crops() -> None:
     assert q_tiny < q_sharp
     assert crop_quality(None) == 0.0 and crop_quality(np.zeros((0, 0, 3), np.uint8)) == 0.0
     assert 0 <= crop_quality(rng.integers(0, 255, (30, 90), dtype=np.uint8)) <= 1
+
+
+def test_reads_of_other_lengths_vote_through_alignment() -> None:
+    # a distant plate: each read drops or adds a character somewhere; no two reads agree exactly
+    c = PlateConsensus()
+    for t in ["R4752PE", "R752PE", "R4752P", "R47752PE", "R4752PF"]:
+        c.add(1, read(t, 0.7), 1.0)
+    res = c.result(1)
+    assert res.text == "R4752PE"
+    assert res.best is not None and res.best.text == "R4752PE"
+
+
+def test_composed_text_can_be_one_no_read_had() -> None:
+    c = PlateConsensus()
+    for t in ["B1234X", "B234XY", "B1284XY"]:
+        c.add(1, read(t, 0.8), 1.0)
+    res = c.result(1)
+    assert res.text == "B1234XY"
+    assert res.best is not None and res.best.text == "B1234XY" and res.best.crop is None
+
+
+def test_scattered_reads_are_less_confident_than_consistent_ones() -> None:
+    same, scattered, junk = PlateConsensus(), PlateConsensus(), PlateConsensus()
+    for _ in range(4):
+        same.add(1, read("R4752PE", 0.7), 1.0)
+    for t in ["R4752PE", "R752PE", "R4762PM", "R2782PM"]:
+        scattered.add(1, read(t, 0.7), 1.0)
+    for t in ["R4752PE", "L0", "F0RR", "T2"]:
+        junk.add(1, read(t, 0.7), 1.0)
+    a, b, c = same.result(1).confidence, scattered.result(1).confidence, junk.result(1).confidence
+    assert a == pytest.approx(0.7)
+    assert c < b < a

@@ -246,3 +246,36 @@ def test_rectangular_input_finds_the_same_objects(shared_data: Path, model: str)
         kept += sum(1 for s in square if any(r.label == s.label and r.box.iou(s.box) >= 0.5 for r in rect))
     assert (640, 384) in det._sessions and det._sessions[(640, 384)] is not None
     assert total >= 50 and kept / total >= 0.95, f"{kept}/{total}"
+
+
+@pytest.mark.slow
+def test_plate_detector_runs_rectangular_vehicle_crops(shared_data: Path) -> None:
+    """The plate detector's export keeps its head constants in Constant nodes (not initialisers):
+    it is reshaped too, and finds the same plates in vehicle crops as the square 320x320 input."""
+    from etle.detect.detector import load_detector
+    from etle.ingest.sources import open_source
+    from etle.plate.detector import load_plate_detector
+    from etle.types import VEHICLE_LABELS
+
+    require_model("plate-detector")
+    vehicles = load_detector("vehicle-detector")
+    plates = load_plate_detector("onnx")
+    model = plates.model  # type: ignore[attr-defined]
+    total = kept = 0
+    for name in ("id_etle_cilacap_alun_motorcycles.mp4", "highway_roadside_traffic1.mp4", "id_dishub_banjarmasin_stopline.mp4"):
+        for frame in open_source(str(shared_data / "videos" / name), max_seconds=20).frames():
+            if frame.index % 15:
+                continue
+            for v in vehicles.detect(frame.image):
+                if v.label not in VEHICLE_LABELS or min(v.box.width, v.box.height) < 48:
+                    continue
+                x1, y1, x2, y2 = v.box.clip(frame.width, frame.height).as_int()
+                crop = frame.image[y1:y2, x1:x2]
+                model.rect = False
+                square = [p for p in plates.detect(crop) if p.confidence >= 0.4]
+                model.rect = True
+                rect = plates.detect(crop)
+                total += len(square)
+                kept += sum(1 for s in square if any(r.box.iou(s.box) >= 0.5 for r in rect))
+    assert any(s is not None for s in model._sessions.values()), "no rectangular session was built"
+    assert total >= 15 and kept / total >= 0.85, f"{kept}/{total}"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ast
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -20,7 +19,7 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
-from etle.errors import MissingDependencyError, ModelError
+from etle.errors import ModelError
 from etle.types import Box, Detection
 
 log = logging.getLogger(__name__)
@@ -114,21 +113,9 @@ def parse_names(meta: dict[str, str]) -> list[str]:
 
 
 def _session(path: Path | bytes, threads: int | None):
-    try:
-        import onnxruntime as ort
-    except ImportError as exc:  # pragma: no cover - onnxruntime is a core dependency
-        raise MissingDependencyError("onnxruntime", "core", "ONNX inference") from exc
-    opts = ort.SessionOptions()
-    n = threads or int(os.environ.get("ETLE_THREADS", "0") or 0)
-    if n > 0:
-        opts.intra_op_num_threads = n
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    try:
-        model = path if isinstance(path, bytes) else str(path)
-        return ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own untyped errors
-        where = "(reshaped in memory)" if isinstance(path, bytes) else path
-        raise ModelError(f"cannot load ONNX model {where}: {exc}") from exc
+    from etle.onnxrt import inference_session
+
+    return inference_session(path, threads, what="ONNX model")
 
 
 def rect_size(width: int, height: int, base: tuple[int, int], stride: int = 32) -> tuple[int, int]:
@@ -174,9 +161,10 @@ def reshape_yolov8(model: Any, width: int, height: int) -> bytes | None:
     anchors, strides = yolov8_anchors(width, height)
     n_new = anchors.shape[2]
     replaced = {"anchors": 0, "strides": 0, "reshape": 0}
-    inits = {init.name: i for i, init in enumerate(m.graph.initializer)}
-    for i, init in enumerate(m.graph.initializer):
-        arr = numpy_helper.to_array(init)
+
+    def swap(tensor: Any) -> Any:
+        """The tensor for the new size, or None where it does not depend on the size."""
+        arr = numpy_helper.to_array(tensor)
         new = None
         if arr.dtype == np.float32 and arr.shape == (1, 2, n_old):
             new, key = anchors, "anchors"
@@ -184,10 +172,25 @@ def reshape_yolov8(model: Any, width: int, height: int) -> bytes | None:
             new, key = strides, "strides"
         elif arr.dtype == np.int64 and arr.ndim == 1 and 3 <= arr.size <= 4 and arr[-1] == n_old:
             new, key = np.concatenate([arr[:-1], [-1]]).astype(np.int64), "reshape"
-        if new is not None:
-            m.graph.initializer[i].CopyFrom(numpy_helper.from_array(new, init.name))
-            replaced[key] += 1
-    if replaced["anchors"] < 1 or replaced["strides"] < 1 or replaced["reshape"] < 1 or not inits:
+        if new is None:
+            return None
+        replaced[key] += 1
+        return numpy_helper.from_array(new, tensor.name)
+
+    # the constants live in initializers (most exports) or in Constant nodes (older exporters)
+    for i, init in enumerate(m.graph.initializer):
+        t = swap(init)
+        if t is not None:
+            m.graph.initializer[i].CopyFrom(t)
+    for node in m.graph.node:
+        if node.op_type != "Constant":
+            continue
+        for attr in node.attribute:
+            if attr.name == "value":
+                t = swap(attr.t)
+                if t is not None:
+                    attr.t.CopyFrom(t)
+    if replaced["anchors"] < 1 or replaced["strides"] < 1 or replaced["reshape"] < 1:
         return None
     dims[2].dim_value, dims[3].dim_value = height, width
     out_dims = m.graph.output[0].type.tensor_type.shape.dim

@@ -5,12 +5,20 @@ size, blur and angle.  :class:`PlateConsensus` keeps a bounded set of reads per 
 
 1. every read weighs ``confidence * quality`` (:func:`crop_quality`: size and sharpness);
 2. reads that fit the country's grammar (and region table) outvote any that do not;
-3. the text with the largest summed weight wins; where reads of the winning length disagree
-   position by position, a per-character weighted vote may compose a better text, kept only
-   when it is itself plausible and at least as well supported as the plain winner.
+3. reads of a small, distant plate rarely agree exactly ("R4752PE", "R752PN", "R4762PM"), so the
+   vote is over *aligned* texts: a candidate's support is the weighted sum of its similarity to
+   every read (1 - normalised Levenshtein distance, :func:`support`), so near-misses count for
+   the text they nearly spell; the candidates are the texts read and a character-by-character
+   composition (:func:`compose`: every read aligned to the best-supported text, then a weighted
+   vote per position, including dropped and extra characters), kept only when plausible;
 4. the plate's background colour is a separate weighted vote over every read that has one
    (:func:`vote_colour`); the Indonesian format maps it to a vehicle category
    (:func:`etle.plate.tnkb.category_of`).
+
+The confidence is the winner's share of all the weight (its support over the summed weight of
+every read, plausible or not) times the reads' mean confidence weighted by how well each one
+matches it: one consistent plate read many times scores high; scattered reads score low.
+The alignment is rapidfuzz's (a maintained C++ Levenshtein), not hand-written.
 
 State is bounded: at most ``max_reads`` reads per track (the lightest are dropped) and at most
 ``max_tracks`` tracks (the least recently updated are dropped); call :meth:`forget` when a track
@@ -25,6 +33,8 @@ from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
+
+from rapidfuzz.distance import Levenshtein
 
 from etle.plate.tnkb import PlateFormat, category_of, get_format
 from etle.types import NO_PLATE, PlateRead, PlateResult
@@ -125,20 +135,29 @@ class PlateConsensus:
             return NO_PLATE
         plausible = [r for r in reads if self.format.is_plausible(r.read.text)]
         pool = plausible or reads
-        votes: dict[str, float] = defaultdict(float)
-        for r in pool:
-            votes[r.read.text] += r.weight
+        texts = list(dict.fromkeys(r.read.text for r in pool))
+        scores = {t: support(t, pool) for t in texts}
+        for anchor in texts:  # a handful of texts: compose on each, keep the plausible ones
+            composed = compose(pool, anchor)
+            if composed and composed not in scores and (self.format.is_plausible(composed) or not plausible):
+                scores[composed] = support(composed, pool)
+        exact = {t: sum(1 for r in pool if r.read.text == t) for t in scores}
+        text = max(scores, key=lambda t: (scores[t], exact[t], t))
         total = sum(r.weight for r in reads)
-        text = max(votes, key=lambda t: (votes[t], sum(1 for r in pool if r.read.text == t), t))
-        support = votes[text]
-        composed = self._compose(pool, len(text))
-        if composed is not None and composed[0] != text and self.format.is_plausible(composed[0]) and composed[1] >= support:
-            text, support = composed
-        winners = [r for r in pool if r.read.text == text]
-        best = max(winners, key=lambda r: (r.weight, r.quality)).read if winners else max(pool, key=lambda r: r.weight).read
-        mean_conf = float(np.mean([r.read.confidence for r in winners])) if winners else float(best.confidence)
-        share = support / total if total > 0 else 0.0
+        share = scores[text] / total if total > 0 else 0.0
+        sims = [Levenshtein.normalized_similarity(text, r.read.text) for r in pool]
+        mass = sum(s * r.quality for s, r in zip(sims, pool))
+        mean_conf = (
+            sum(s * r.quality * r.read.confidence for s, r in zip(sims, pool)) / mass
+            if mass > 0
+            else float(np.mean([r.read.confidence for r in pool]))
+        )
         confidence = float(np.clip(share * mean_conf, 0.0, 1.0))
+        winners = [r for r in pool if r.read.text == text]
+        if winners:
+            best = max(winners, key=lambda r: (r.weight, r.quality)).read
+        else:  # a composed text: the crop of the read closest to it, heaviest first
+            best = max(zip(sims, pool), key=lambda sr: (sr[0], sr[1].weight))[1].read
         candidates = tuple(r.read for r in sorted(reads, key=lambda r: r.read.frame_index))
         if best.text != text:
             best = replace(best, text=text)
@@ -146,19 +165,52 @@ class PlateConsensus:
         category = category_of(colour, text) if self.format.name == "id" else None
         return PlateResult(text=text, confidence=confidence, candidates=candidates, best=best, colour=colour, category=category)
 
-    @staticmethod
-    def _compose(pool: list[WeightedRead], length: int) -> tuple[str, float] | None:
-        """Per-position weighted vote over the reads of one length: (text, its weakest support)."""
-        same = [r for r in pool if len(r.read.text) == length]
-        if len(same) < 3:
-            return None
-        chars: list[str] = []
-        weakest = float("inf")
-        for i in range(length):
-            col: dict[str, float] = defaultdict(float)
-            for r in same:
-                col[r.read.text[i]] += r.weight
-            c = max(col, key=lambda k: (col[k], k))
-            chars.append(c)
-            weakest = min(weakest, col[c])
-        return "".join(chars), weakest
+
+def support(text: str, reads: "list[WeightedRead] | tuple[WeightedRead, ...]") -> float:
+    """How well ``reads`` support ``text``: the sum of each read's weight times its similarity to
+    it (``1 - Levenshtein distance / the longer length``; 1 for the same text)."""
+    return float(sum(r.weight * Levenshtein.normalized_similarity(text, r.read.text) for r in reads))
+
+
+def compose(reads: "list[WeightedRead] | tuple[WeightedRead, ...]", anchor: str) -> str:
+    """A character-by-character weighted vote over ``reads`` aligned to ``anchor``.
+
+    Each read is aligned to the anchor (Levenshtein opcodes); at every anchor position the read
+    votes, with its weight, for its own character there or for dropping the position, and in
+    every gap between positions for the characters it has in excess (or for nothing).  The
+    composed text takes the heaviest choice everywhere.  Reads of other lengths therefore count
+    too (unlike a plain per-position vote over reads of one length).
+    """
+    n = len(anchor)
+    votes: list[dict[str, float]] = [defaultdict(float) for _ in range(n)]
+    extra: list[dict[str, float]] = [defaultdict(float) for _ in range(n + 1)]
+    for r in reads:
+        w, text = r.weight, r.read.text
+        inserted = [False] * (n + 1)
+        for op in Levenshtein.opcodes(anchor, text):
+            a0, a1, b0, b1 = op.src_start, op.src_end, op.dest_start, op.dest_end
+            if op.tag in ("equal", "replace"):
+                k = min(a1 - a0, b1 - b0)
+                for i in range(k):
+                    votes[a0 + i][text[b0 + i]] += w
+                for i in range(a0 + k, a1):  # a replace of unequal spans: the rest is dropped
+                    votes[i][""] += w
+                if b1 - b0 > k:
+                    extra[a1][text[b0 + k : b1]] += w
+                    inserted[a1] = True
+            elif op.tag == "delete":
+                for i in range(a0, a1):
+                    votes[i][""] += w
+            elif op.tag == "insert":
+                extra[a0][text[b0:b1]] += w
+                inserted[a0] = True
+        for k in range(n + 1):
+            if not inserted[k]:
+                extra[k][""] += w
+    out: list[str] = []
+    for k in range(n + 1):
+        if extra[k]:
+            out.append(max(extra[k], key=lambda s: (extra[k][s], s == "", s)))
+        if k < n and votes[k]:
+            out.append(max(votes[k], key=lambda s: (votes[k][s], s)))
+    return "".join(out)

@@ -73,20 +73,16 @@ class OnnxCropModel:
         channel_order: str = "rgb",
         threads: int = 1,
     ) -> None:
-        import onnxruntime as ort
-
         self.path = Path(path)
         if not self.path.is_file():
             raise ModelError(f"crop model {self.path} not found")
         if channel_order not in ("rgb", "bgr"):
             raise ValueError("channel_order must be 'rgb' or 'bgr'")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
+        from etle.onnxrt import inference_session
+
         try:
-            self._session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own exception types
+            self._session = inference_session(self.path, threads, what="crop model", inter_threads=1)
+        except ModelError as exc:
             raise ModelError(f"crop model {self.path} cannot be loaded: {exc}") from None
         inputs = self._session.get_inputs()
         if len(inputs) != 1 or len(inputs[0].shape) != 4:
