@@ -143,7 +143,7 @@ def test_stage_maps_plate_boxes_to_frame_and_leaves_the_frame_alone() -> None:
 
 def test_stage_settles_tracks_and_stops_reading_them() -> None:
     reader = FakeReader(["B1234AB"])
-    stage = PlateStage(FakeDetector(), reader, every_n=1, settle_reads=3, settle_confidence=0.5)
+    stage = PlateStage(FakeDetector(), reader, every_n=1, every_s=0, settle_reads=3, settle_confidence=0.5)
     for i in range(10):
         stage.process(frame(i), [car(1)])
     assert len(reader.crops) == 3
@@ -152,7 +152,7 @@ def test_stage_settles_tracks_and_stops_reading_them() -> None:
 
 def test_stage_caps_reads_per_track_and_counts_failures() -> None:
     reader = FakeReader(["", "B1AB", ""])  # mostly unreadable
-    stage = PlateStage(FakeDetector(), reader, every_n=1, max_reads_per_track=4, settle_reads=99)
+    stage = PlateStage(FakeDetector(), reader, every_n=1, every_s=0, max_reads_per_track=4, settle_reads=99)
     for i in range(20):
         stage.process(frame(i), [car(1)])
     st = stage.state(1)
@@ -215,7 +215,7 @@ def test_stage_with_real_models(shared_data: Path) -> None:
 
     _onnx_ready()
     img = cv2.imread(str(shared_data / "misc" / "fastalpr_test_image.png"))
-    stage = PlateStage(load_plate_detector(), load_reader(country="generic"), PlateConsensus("generic"), every_n=1)
+    stage = PlateStage(load_plate_detector(), load_reader(country="generic"), PlateConsensus("generic"), every_n=1, every_s=0)
     vehicle = car(5, Box(100, 60, img.shape[1], img.shape[0]))
     for i in range(3):
         stage.process(Frame("photo", i, i / 10.0, img.copy()), [vehicle])
@@ -224,3 +224,24 @@ def test_stage_with_real_models(shared_data: Path) -> None:
     assert res.best is not None and res.best.box is not None and res.best.crop is not None
     assert res.best.box.iou(Box(305, 179, 398, 214)) > 0.5
     assert stage.state(5).settled
+
+
+def test_select_spreads_reads_over_video_time() -> None:
+    pol = SelectionPolicy(every_n=1, every_s=0.5, max_per_frame=10)
+    state = {
+        1: TrackReadState(attempts=1, reads=1, last_frame=9, last_pts=9.7),  # 0.3 s ago
+        2: TrackReadState(attempts=1, reads=1, last_frame=9, last_pts=9.4),  # 0.6 s ago: due
+    }
+    vs = [car(i) for i in (1, 2)]
+    assert [v.track_id for v in select_tracks(vs, 10, state, pol, now=10.0)] == [2]
+    # a vehicle with a ticket waiting for its plate is read twice as often
+    assert [v.track_id for v in select_tracks(vs, 10, state, pol, priority={1}, now=10.0)] == [1, 2]
+    # without timestamps only the frame spacing applies
+    assert {v.track_id for v in select_tracks(vs, 10, state, pol)} == {1, 2}
+
+
+def test_stage_uses_frame_timestamps_not_frame_counts() -> None:
+    stage = PlateStage(FakeDetector(), FakeReader(["B1234AB"]), every_n=1, every_s=1.0, settle_reads=99)
+    for i in range(20):  # 10 fps for two seconds: a read at 0.0 s and one at 1.0 s
+        stage.process(frame(i), [car(1)])
+    assert stage.state(1).attempts == 2
