@@ -100,3 +100,23 @@ def test_tracker_forgets_stale_tracks() -> None:
     for i in range(5, 5 + 120):
         trk.update([], _frame(i))
     assert trk.live_track_count == 0
+
+
+@pytest.mark.parametrize(("rate", "want"), [(30.0, 2), (12.5, 2), (8.0, 2), (6.25, 1), (6.0, 1), (2.0, 1)])
+def test_confirmation_needs_fewer_hits_when_updates_are_sparse(rate: float, want: int) -> None:
+    assert ByteTrackTracker(frame_rate=rate).consecutive_frames == want
+
+
+def test_a_weak_vehicle_seen_once_on_a_stride_is_tracked() -> None:
+    """On a detection stride (6 updates/s) a vehicle detected in one update, then missed, then
+    seen again is one confirmed track (at every frame two hits in a row would be needed)."""
+    sparse, dense = ByteTrackTracker(frame_rate=6.0), ByteTrackTracker(frame_rate=30.0)
+    box = lambda i: Box(100, 10 + 8 * i, 200, 110 + 8 * i)  # noqa: E731
+    hits = {0: 0.6, 2: 0.55}
+    ids_sparse, ids_dense = set(), set()
+    for i in range(4):
+        dets = [Detection(box(i), "car", hits[i])] if i in hits else []
+        ids_sparse |= {o.track_id for o in sparse.update(dets, _frame(i, 6.0))}
+        ids_dense |= {o.track_id for o in dense.update(dets, _frame(i, 30.0))}
+    assert len(ids_sparse) == 1
+    assert ids_dense == set()
