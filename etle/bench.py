@@ -78,6 +78,7 @@ class BenchResult:
     tickets: int | None
     stage_ms: dict[str, float] = field(default_factory=dict)
     detect_every: int = 1
+    detections: int = 0  # frames the detector ran on (etle: stride + motion gate)
     plates: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -145,7 +146,7 @@ def run_etle(clip: Path, opts: BenchOptions, progress: Callable[[int], None] | N
     return BenchResult(
         clip=clip.name, mode="etle", frames=s.frames, video_s=s.video_seconds, elapsed_s=s.elapsed_s,
         peak_rss_mb=peak_rss_mb(), tracks=s.tracks, plates_read=len(texts), distinct_plates=len(set(texts.values())),
-        tickets=s.tickets, stage_ms=dict(s.stage_ms), detect_every=s.detect_every, plates=texts,
+        tickets=s.tickets, stage_ms=dict(s.stage_ms), detect_every=s.detect_every, detections=s.detections, plates=texts,
     )
 
 

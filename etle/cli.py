@@ -86,7 +86,8 @@ def run(
     plate_detector: str = typer.Option("onnx", "--plate-detector", help="Plate detector: onnx (default), pt (ultralytics), cascade."),
     no_plates: bool = typer.Option(False, "--no-plates", help="Do not read plates."),
     detect_every: int = typer.Option(0, "--detect-every", min=0, help="Run the detector on every Nth frame and predict tracks in between (0: from --detect-fps)."),
-    detect_fps: float = typer.Option(0.0, "--detect-fps", min=0.0, help="Detector runs per second of video when --detect-every is 0 (default 0: every frame; edge boxes use 10)."),
+    detect_fps: float = typer.Option(0.0, "--detect-fps", min=0.0, help="Detector runs per second of video when --detect-every is 0 (default 0: every frame; the fast profile uses 6)."),
+    no_motion: bool = typer.Option(False, "--no-motion", help="On a detection stride, do not also detect while something moves across a line of the camera."),
     detector_model: str = typer.Option("vehicle-detector", "--detector", help="Vehicle detector: a manifest name (vehicle-detector, vehicle-detector-int8) or an .onnx/.pt file."),
     max_seconds: Optional[float] = typer.Option(None, "--max-seconds", min=0.0, help="Stop each source after this many seconds of video."),
     start: Optional[str] = typer.Option(None, "--start", help="Wall-clock start of the footage (ISO 8601); default: camera file, container metadata."),
@@ -119,6 +120,7 @@ def run(
         read_plates=not no_plates,
         detect_every=detect_every,
         detect_fps=detect_fps,
+        detect_on_motion=not no_motion,
         detector_model=detector_model,
         max_seconds=max_seconds,
         wall_start=cfg_start,
@@ -157,7 +159,7 @@ def _summary_dict(s) -> dict:  # type: ignore[no-untyped-def]
         "view_pauses": s.view_pauses, "stage_ms": {k: round(v, 2) for k, v in s.stage_ms.items()},
         "ticket_ids": list(s.ticket_ids), "evidence": list(s.evidence_paths),
         "plates": {str(k): v for k, v in s.plates.items()}, "violations_by_rule": dict(s.violations_by_rule),
-        "detect_every": s.detect_every,
+        "detect_every": s.detect_every, "detections": s.detections, "motion_detections": s.motion_detections,
     }
 
 
@@ -294,10 +296,12 @@ def models_prepare(
     ),
     skip_int8: bool = typer.Option(False, "--no-int8", help="Do not make the int8 vehicle detector."),
     skip_plate: bool = typer.Option(False, "--no-plate-export", help="Do not export the plate detector (it needs the ultralytics extra)."),
+    skip_ocr_int8: bool = typer.Option(False, "--no-ocr-int8", help="Do not make the int8 plate text recogniser."),
 ) -> None:
     """Derive the models etle makes itself: the plate detector's ONNX export (needs the
-    ultralytics extra once) and the int8 vehicle detector for CPU edge boxes."""
-    from etle.models.export import export_plate_detector, quantize_vehicle_detector
+    ultralytics extra once), the int8 vehicle detector for CPU edge boxes and the int8 plate text
+    recogniser (calibrated on rendered plates) that the rapidocr reader uses when present."""
+    from etle.models.export import export_plate_detector, quantize_plate_recogniser, quantize_vehicle_detector
 
     if not skip_plate:
         path = export_plate_detector(force=force)
@@ -306,6 +310,10 @@ def models_prepare(
         with err.status("quantising the vehicle detector to int8 (calibration frames)..."):
             path = quantize_vehicle_detector(force=force or calibration is not None, calibration=calibration)
         out.print(f"vehicle-detector-int8 ready: {path}")
+    if not skip_ocr_int8:
+        with err.status("quantising the plate text recogniser to int8 (rendered calibration plates)..."):
+            path = quantize_plate_recogniser(force=force)
+        out.print(f"ocr-rapidocr-rec-int8 ready: {path}")
 
 
 # ---------------------------------------------------------------- camera

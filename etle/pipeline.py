@@ -40,6 +40,9 @@ class RunConfig:
     #: 0 = every frame.  ``etle run`` detects on every frame by default (a clerk's batch wants
     #: every weakly detected vehicle); the fast profile of ``etle bench`` runs 6/s (site.yaml ``detect_fps``)
     detect_fps: float = 0.0
+    #: on a stride, also detect on frames where something moves across a rule line of the camera
+    #: (:class:`etle.detect.motion.MotionGate`): crossings are judged at the line
+    detect_on_motion: bool = True
     #: frames decoded ahead in a separate thread (0: decode in the processing thread)
     prefetch: int = 8
     reader: str | None = None  # None: the measured default
@@ -90,6 +93,8 @@ class RunSummary:
     plates: Mapping[int, str] = field(default_factory=dict)
     violations_by_rule: Mapping[str, int] = field(default_factory=dict)
     detect_every: int = 1
+    detections: int = 0  # frames the detector ran on (stride + motion)
+    motion_detections: int = 0  # of which off the stride, asked for by the motion gate
 
     @property
     def fps(self) -> float:
@@ -123,13 +128,14 @@ class Pipeline:
         self,
         *,
         detector: Any,
-        tracker_factory: Callable[[float], Tracker],
+        tracker_factory: Callable[..., Tracker],  # (updates per second[, fastest rate]) -> tracker
         rules_factory: Callable[[], Any] | None = None,
         guard_factory: Callable[[], Any] | None = None,
         signal_factory: Callable[[], Any] | None = None,
         plate_stage_factory: Callable[[], Any] | None = None,
         sink: "ViolationSink | None" = None,
         config: RunConfig = RunConfig(),
+        motion_factory: Callable[[tuple[int, int]], Any] | None = None,
     ) -> None:
         self.detector = detector
         self.tracker_factory = tracker_factory
@@ -137,6 +143,8 @@ class Pipeline:
         self.guard_factory = guard_factory
         self.signal_factory = signal_factory
         self.plate_stage_factory = plate_stage_factory
+        #: ``(width, height) -> MotionGate`` for the camera's lines (None: no camera, no lines)
+        self.motion_factory = motion_factory
         self.sink = sink
         self.config = config
 
@@ -157,13 +165,20 @@ class Pipeline:
         cfg = self.config
         info = source.info
         stride = detect_stride(cfg, info.fps)
-        tracker = self.tracker_factory(info.fps / stride)
-        predict = getattr(tracker, "predict", None)
         rules = self.rules_factory() if self.rules_factory else None
         guard = self.guard_factory() if self.guard_factory else None
         signal = self.signal_factory() if self.signal_factory else None
         plates = self.plate_stage_factory() if (self.plate_stage_factory and cfg.read_plates) else None
         plates_take_priority = plates is not None and "priority" in inspect.signature(plates.process).parameters
+        gate = None
+        if stride > 1 and cfg.detect_on_motion and self.motion_factory is not None:
+            gate = self.motion_factory((info.width, info.height))
+            if gate is not None and getattr(gate, "empty", False):
+                gate = None
+        detections = motion_detections = 0
+        # with a motion gate, updates come at up to the source rate between stride frames
+        tracker = self.tracker_factory(info.fps / stride, info.fps) if gate is not None else self.tracker_factory(info.fps / stride)
+        predict = getattr(tracker, "predict", None)
         timer = _Timer()
         ring: list[tuple[Frame, tuple[TrackedObject, ...]]] = []
         pending: list[_Pending] = []
@@ -206,6 +221,10 @@ class Pipeline:
             frames += 1
             last_pts = frame.pts
             detect_now = frames == 1 or frame.index % stride == 0
+            if gate is not None and timer("motion", gate.moving, frame.image) and not detect_now:
+                detect_now = True
+                motion_detections += 1
+            detections += int(detect_now)
             view_ok = was_ok
             if guard is not None and detect_now:  # the view is checked when the detector runs
                 status = timer("view_guard", guard.update, frame)
@@ -280,6 +299,8 @@ class Pipeline:
             plates=plate_texts,
             violations_by_rule=dict(by_rule),
             detect_every=stride,
+            detections=detections,
+            motion_detections=motion_detections,
         )
 
 

@@ -109,6 +109,7 @@ def build_pipeline(
     post_s: float = 2.0,
     detector: Any = None,
     keys_dir: Path | None = None,
+    detect_on_motion: bool = RunConfig.detect_on_motion,
 ) -> tuple[Pipeline, Any]:
     """The real pipeline for one camera file (models, rules, guard, signal, evidence, store).
 
@@ -124,6 +125,7 @@ def build_pipeline(
         out_dir=out_dir, db_url=db_url, detect_every=detect_every, detect_fps=detect_fps, reader=reader,
         plate_detector=plate_detector, read_plates=read_plates, pre_s=pre_s, post_s=post_s,
         max_seconds=max_seconds, wall_start=wall_start, detector_model=detector_model,
+        detect_on_motion=detect_on_motion,
     )
     if detector is None:
         from etle.detect.detector import load_detector
@@ -165,9 +167,17 @@ def build_pipeline(
             store.register_site_key(signer.key_id, signer.public_key_b64, site=camera.id)
         writer = EvidenceWriter(out_dir, signer=signer)
         sink = EvidenceSink(writer, store, meta, camera, _model_hashes(model_names), _zone_polylines(camera))
+    motion_factory = None
+    if camera is not None:
+        lines = [[(float(x), float(y)) for x, y in z.points] for z in camera.zones.values() if getattr(z, "points", None)]
+        if lines:
+            from etle.detect.motion import MotionGate
+
+            motion_factory = lambda size: MotionGate(lines, size)  # noqa: E731
     pipeline = Pipeline(
         detector=detector,
         tracker_factory=_tracker_factory,
+        motion_factory=motion_factory,
         rules_factory=rules_factory,
         guard_factory=guard_factory,
         signal_factory=signal_factory,
@@ -201,6 +211,7 @@ def run_sources(
     sync_target: Any = None,
     sync_interval_s: float = 30.0,
     frame_callback: Callable[[Frame], None] | None = None,
+    detect_on_motion: bool = RunConfig.detect_on_motion,
 ) -> list[RunSummary]:
     """Run every source of ``source`` (a file, a folder, a URL) and return one summary each.
 
@@ -223,7 +234,7 @@ def run_sources(
         camera_path, out_dir=out_dir, db_url=db_url, reader=reader, plate_detector=plate_detector,
         read_plates=read_plates, detect_every=detect_every, detect_fps=detect_fps, detector_model=detector_model,
         max_seconds=max_seconds, wall_start=wall_start, pre_s=pre_s, post_s=post_s, detector=detector,
-        keys_dir=keys_dir,
+        keys_dir=keys_dir, detect_on_motion=detect_on_motion,
     )
     background = None
     sink = pipeline.sink
@@ -248,10 +259,10 @@ def run_sources(
     return summaries
 
 
-def _tracker_factory(fps: float) -> Any:
+def _tracker_factory(fps: float, max_rate: float | None = None) -> Any:
     from etle.track.bytetrack import ByteTrackTracker
 
-    return ByteTrackTracker(frame_rate=fps)
+    return ByteTrackTracker(frame_rate=fps, max_rate=max_rate)
 
 
 def _run_one(

@@ -68,6 +68,8 @@ class PipelineOptions(_Model):
     #: detector on every Nth frame, tracks predicted in between (0: from detect_fps)
     detect_every: int = Field(0, ge=0)
     detect_fps: float = Field(0.0, ge=0)
+    #: on a stride, also detect while something moves across one of the camera's lines
+    detect_on_motion: bool = True
     #: vehicle detector: a manifest name or a model file.  The fast profile (vehicle-detector-int8
     #: at detect_fps 6, what `etle bench` measures) is 2x real time on 2 cores but misses weakly
     #: detected vehicles (measured: the sample clip's red-light car), so it is opt-in per site

@@ -81,6 +81,7 @@ def build_real_pipeline(spec: WorkerSpec) -> Any:
         read_plates=bool(p.get("read_plates", True)),
         detect_every=int(p.get("detect_every", 0)),
         detect_fps=float(p.get("detect_fps", 0.0)),
+        detect_on_motion=bool(p.get("detect_on_motion", True)),
         detector_model=str(p.get("detector", "vehicle-detector")),
         pre_s=float(p.get("pre_s", 2.0)),
         post_s=float(p.get("post_s", 2.0)),

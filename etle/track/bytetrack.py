@@ -73,7 +73,11 @@ class _TrackState:
 class ByteTrackTracker:
     """Detections of one frame in, tracked objects with stable ids out."""
 
-    def __init__(self, frame_rate: float, settings: TrackerSettings | None = None) -> None:
+    def __init__(self, frame_rate: float, settings: TrackerSettings | None = None, *, max_rate: float | None = None) -> None:
+        """``frame_rate``: updates per second on the detection stride; ``max_rate``: the fastest
+        they may come (the source frame rate, when a motion gate can add detections between stride
+        frames): a lost track is kept for ``lost_track_s`` at that rate, so that a burst of extra
+        updates does not drop it early."""
         try:
             import supervision as sv
             from trackers import ByteTrackTracker as _BT
@@ -88,7 +92,7 @@ class ByteTrackTracker:
         self.consecutive_frames = max(1, min(s.minimum_consecutive_frames, int(s.confirm_within_s * self.frame_rate)))
         self._trackers = {
             g: _BT(
-                lost_track_buffer=max(1, int(round(s.lost_track_s * self.frame_rate))),
+                lost_track_buffer=max(1, int(round(s.lost_track_s * max(self.frame_rate, max_rate or 0.0)))),
                 frame_rate=self.frame_rate,
                 track_activation_threshold=s.track_activation_threshold,
                 minimum_consecutive_frames=self.consecutive_frames,
