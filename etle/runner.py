@@ -7,19 +7,23 @@ before the first frame is processed, so a bad argument never leaves a half-done 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
 from etle import __version__
 from etle.articles import article_for
-from etle.errors import EtleError
+from etle.errors import EtleError, ModelError
 from etle.ingest.sources import expand_sources, file_mtime_start, open_source
 from etle.pipeline import Pipeline, RunConfig, RunSummary
 from etle.types import Frame, PlateResult, TrackedObject, Violation
 
 log = logging.getLogger(__name__)
+
+#: the vehicle detector of the fast profile (derived by `etle models prepare`); without it the
+#: float model runs instead
+FAST_DETECTOR = "vehicle-detector-int8"
 
 
 @dataclass
@@ -130,7 +134,15 @@ def build_pipeline(
     if detector is None:
         from etle.detect.detector import load_detector
 
-        detector = load_detector(config.detector_model, conf_threshold=config.conf_threshold)
+        try:
+            detector = load_detector(config.detector_model, conf_threshold=config.conf_threshold)
+        except ModelError as exc:
+            if config.detector_model != FAST_DETECTOR:
+                raise
+            # the derived int8 model is made once by `etle models prepare`; run, slower, without it
+            log.warning("%s; using the float vehicle-detector (run 'etle models prepare' for the fast one)", exc)
+            config = replace(config, detector_model="vehicle-detector")
+            detector = load_detector(config.detector_model, conf_threshold=config.conf_threshold)
     plate_factory = None
     model_names = [config.detector_model]
     if read_plates:

@@ -279,3 +279,30 @@ def test_plate_detector_runs_rectangular_vehicle_crops(shared_data: Path) -> Non
                 kept += sum(1 for s in square if any(r.box.iou(s.box) >= 0.5 for r in rect))
     assert any(s is not None for s in model._sessions.values()), "no rectangular session was built"
     assert total >= 15 and kept / total >= 0.85, f"{kept}/{total}"
+
+
+def test_fast_profile_falls_back_to_the_float_detector_when_int8_was_not_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import etle.detect.detector as detector_mod
+    from etle.errors import ModelError
+    from etle.runner import build_pipeline
+
+    asked: list[str] = []
+
+    def fake_load(name: str, **kwargs: object) -> object:
+        asked.append(name)
+        if name == "vehicle-detector-int8":
+            raise ModelError("model vehicle-detector-int8 is not prepared")
+        return object()
+
+    monkeypatch.setattr(detector_mod, "load_detector", fake_load)
+    pipe, _ = build_pipeline(None, out_dir=tmp_path, db_url=f"sqlite:///{tmp_path}/t.db", read_plates=False,
+                             detector_model="vehicle-detector-int8")
+    assert asked == ["vehicle-detector-int8", "vehicle-detector"]
+    assert pipe.config.detector_model == "vehicle-detector"
+    assert "float vehicle-detector" in caplog.text
+    asked.clear()
+    with pytest.raises(ModelError):  # any other model that is missing is an error
+        monkeypatch.setattr(detector_mod, "load_detector", lambda name, **k: (_ for _ in ()).throw(ModelError("gone")))
+        build_pipeline(None, out_dir=tmp_path, db_url=f"sqlite:///{tmp_path}/t.db", read_plates=False, detector_model="mine.onnx")

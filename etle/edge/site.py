@@ -67,13 +67,16 @@ class PipelineOptions(_Model):
     read_plates: bool = True
     #: detector on every Nth frame, tracks predicted in between (0: from detect_fps)
     detect_every: int = Field(0, ge=0)
-    detect_fps: float = Field(0.0, ge=0)
+    #: the edge box's fast profile: 6 detector runs a second, tracks predicted in between, plus
+    #: detections while something crosses a line (0 here and in detect_every: every frame)
+    detect_fps: float = Field(6.0, ge=0)
     #: on a stride, also detect while something moves across one of the camera's lines
     detect_on_motion: bool = True
-    #: vehicle detector: a manifest name or a model file.  The fast profile (vehicle-detector-int8
-    #: at detect_fps 6, what `etle bench` measures) is 2x real time on 2 cores but misses weakly
-    #: detected vehicles (measured: the sample clip's red-light car), so it is opt-in per site
-    detector: str = "vehicle-detector"
+    #: vehicle detector: a manifest name or a model file; the int8 model (made by `etle models
+    #: prepare`; the float one is used, with a warning, where it was not made) is what `etle bench`
+    #: measures: with detect_fps 6 and the motion gate, the same tickets as the float model on every
+    #: frame on the sample, Cilacap and Banjarmasin clips, at 2x real time or more on 2 cores
+    detector: str = "vehicle-detector-int8"
     reader: Optional[str] = None
     plate_detector: str = "onnx"
     pre_s: float = Field(2.0, ge=0)
