@@ -97,7 +97,10 @@ def register(app: typer.Typer) -> None:
             for r in (c.etle, c.baseline):
                 if r is None:
                     continue
-                side = f"etle (detect 1/{r.detect_every})" if r.mode == "etle" else "baseline"
+                side = (
+                    f"etle (detect 1/{r.detect_every}, {r.detections} runs)" if r.mode == "etle" and r.detections
+                    else f"etle (detect 1/{r.detect_every})" if r.mode == "etle" else "baseline"
+                )
                 table.add_row(
                     r.clip[:36], side, str(r.frames), f"{r.fps:.1f}", f"{r.realtime:.2f}", f"{r.peak_rss_mb:.0f}",
                     str(r.tracks), str(r.plates_read), str(r.distinct_plates), "-" if r.tickets is None else str(r.tickets),
