@@ -82,7 +82,7 @@ def run(
     camera: Optional[Path] = typer.Option(None, "--camera", "-c", help="Camera YAML file (zones, signal, rules). Without it no rules run."),
     out_dir: Path = typer.Option(DEFAULT_OUT, "--out", "-o", help="Folder for evidence bundles."),
     db: str = typer.Option(DEFAULT_DB, "--db", help="Ticket database (any SQLAlchemy URL)."),
-    reader: Optional[str] = typer.Option(None, "--reader", help="Plate OCR backend (rapidocr, easyocr); default: the measured best."),
+    reader: Optional[str] = typer.Option(None, "--reader", help="Plate OCR backend (rapidocr, rapidocr+crnn, crnn, easyocr); default: the measured best per country."),
     plate_detector: str = typer.Option("onnx", "--plate-detector", help="Plate detector: onnx (default), pt (ultralytics), cascade."),
     no_plates: bool = typer.Option(False, "--no-plates", help="Do not read plates."),
     detect_every: int = typer.Option(0, "--detect-every", min=0, help="Run the detector on every Nth frame and predict tracks in between (0: from --detect-fps)."),

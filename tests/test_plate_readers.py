@@ -43,6 +43,7 @@ def bare_reader(country: str = "id") -> RapidOcrReader:
     r.format = get_format(country)
     r.max_gap, r.min_band, r.smooth, r.view_floor = 6.0, 0.3, False, 10.0
     r.views, r.read_validity = ("line", "top"), True
+    r.tie_gap, r.second_weight = 3.0, 1.0
     return r
 
 
@@ -94,6 +95,51 @@ def test_choose_prefers_valid_then_confident() -> None:
     assert readers.choose([]) is None
 
 
+def test_mix_readings() -> None:
+    assert readers.mix_readings("L5267CI", "B5247GI") == {
+        "L5267CI", "B5267CI", "L5247CI", "B5247CI", "L5267GI", "B5267GI", "L5247GI", "B5247GI",
+    }
+    assert readers.mix_readings("AB", "AB") == {"AB"}
+    assert readers.mix_readings("B123A", "B1234A") == set()  # other lengths: no position match
+    assert readers.mix_readings("ABCDE", "VWXYZ") == set()  # too different to be one plate
+
+
+def _unsure_plate() -> np.ndarray:
+    # the first model is unsure of two look-alikes: 6 or 4, C or G
+    return frames("L", "5", "2", {"6": 0.6, "4": 0.4}, "7", {"C": 0.6, "G": 0.4}, "I")
+
+
+def test_second_model_settles_near_ties() -> None:
+    r = bare_reader()
+    assert r.decide([_unsure_plate()]).text == "L5267CI"  # alone: its own best guess
+    # the second model leans to the wrong letters where it is weak, but sees 4 and G: the mix wins
+    second = frames({"B": 0.6, "L": 0.4}, "5", "2", "4", "7", "G", {"J": 0.6, "I": 0.4})
+    best = r.decide([_unsure_plate()], second=[second])
+    assert best is not None and best.text == "L5247GI" and best.valid
+
+
+def test_second_model_cannot_overrule_a_clear_read() -> None:
+    r = bare_reader()
+    clear = frames("L", "5", "2", {"6": 0.995, "4": 0.005}, "7", "C", "I")
+    second = frames("L", "5", "2", "4", "7", "C", "I")
+    assert r.decide([clear], second=[second]).text == "L5267CI"
+    # nor bring in a reading of another length
+    assert r.decide([_unsure_plate()], second=[frames("L", "5", "2", "4", "7", "G", "I", "A")]).text == "L5267CI"
+
+
+def test_second_model_is_asked_only_when_it_could_change_the_pick() -> None:
+    r = bare_reader()
+    asked: list[int] = []
+
+    def second() -> list[np.ndarray]:
+        asked.append(1)
+        return [frames({"B": 0.6, "L": 0.4}, "5", "2", "4", "7", "G", {"J": 0.6, "I": 0.4})]
+
+    sure = frames("L", "5", "2", "6", "7", "C", "I", floor=1e-5)
+    assert r.decide([sure], second=second).text == "L5267CI" and not asked
+    assert r.decide([_unsure_plate()], second=second).text == "L5247GI" and asked == [1]
+
+
 # -- lines and views ------------------------------------------------------------------------
 
 
@@ -121,6 +167,16 @@ def test_deskew_levels_a_rotated_plate() -> None:
     assert deskew(img)[1] == 0.0
 
 
+@pytest.mark.parametrize("dark", [True, False])
+def test_dark_on_light_gives_dark_text_on_a_light_ground(dark: bool) -> None:
+    img = two_line_plate(dark)
+    out = readers.dark_on_light(img)
+    assert out.shape == img.shape and not np.shares_memory(out, img)
+    assert np.all(out[..., 0] == out[..., 1])  # grey
+    assert np.median(out) > 128  # the ground is light whatever the plate's polarity
+    assert np.array_equal(readers.dark_on_light(img, invert=True), 255 - readers.dark_on_light(img, invert=False))
+
+
 def test_plate_views_are_views_not_copies() -> None:
     img = two_line_plate()
     views = plate_views(img, find_lines(img), ("full", "line", "top"))
@@ -128,6 +184,120 @@ def test_plate_views_are_views_not_copies() -> None:
     assert all(np.shares_memory(v, img) for _, v in views)
     with pytest.raises(ValueError):
         plate_views(img, find_lines(img), ("nope",))
+
+
+# -- the recogniser: classifier cut to the plate symbols, widths -----------------------------
+
+TOY_CHARS = ["blank", "A", "a", "0", "\u4e2d", "\uff21", ".", "\u6587", "B", " "]  # 中, Ａ, 文
+
+
+def toy_recogniser(chars: list[str] = TOY_CHARS, tail: str = "Softmax") -> bytes:
+    """A tiny ONNX graph that ends like PP-OCR's recogniser: (N,3,48,W) -> (N,W,3) -> MatMul ->
+    Add -> Softmax over ``chars`` (blank first, the appended space last), one step per column."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(1)
+    w = rng.normal(0, 3, (3, len(chars))).astype(np.float32)
+    b = rng.normal(0, 1, len(chars)).astype(np.float32)
+    nodes = [
+        helper.make_node("ReduceMean", ["x"], ["m"], axes=[2], keepdims=0),
+        helper.make_node("Transpose", ["m"], ["t"], perm=[0, 2, 1]),
+        helper.make_node("MatMul", ["t", "w"], ["mm"]),
+        helper.make_node("Add", ["mm", "b"], ["logits"]),
+        helper.make_node(tail, ["logits"], ["y0"], **({"axis": -1} if tail == "Softmax" else {})),
+        helper.make_node("Identity", ["y0"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "toy",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, 48, "w"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", "w", len(chars)])],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)])
+    model.ir_version = 7
+    onnx.helper.set_model_props(model, {"character": "\n".join(chars[1:-1])})
+    return model.SerializeToString()
+
+
+def _session(model: bytes):
+    import onnxruntime as ort
+
+    return ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+
+
+def test_plate_head_keeps_the_plate_symbols_and_their_probabilities() -> None:
+    full = toy_recogniser()
+    cut = readers.plate_head(full)
+    assert cut is not None
+    s_full, s_cut = _session(full), _session(cut)
+    kept_chars = ["blank", *s_cut.get_modelmeta().custom_metadata_map["character"].splitlines(), " "]
+    # blank, the letters in any case or width, digits and separators stay; CJK goes
+    assert kept_chars == ["blank", "A", "a", "0", "\uff21", ".", "B", " "]
+    x = np.random.default_rng(0).normal(0, 1, (2, 3, 48, 30)).astype(np.float32)
+    (p_full,), (p_cut,) = s_full.run(None, {"x": x}), s_cut.run(None, {"x": x})
+    cols = [TOY_CHARS.index(c) for c in kept_chars]
+    want = p_full[..., cols] / p_full[..., cols].sum(axis=-1, keepdims=True)
+    assert p_cut.shape == want.shape and np.allclose(p_cut, want, atol=1e-5)
+    assert readers.plate_head(cut) is None  # nothing left to cut
+    assert readers.plate_head(toy_recogniser(tail="Relu")) is None  # not a PP-OCR classifier
+
+
+def test_recogniser_widths(tmp_path: Path) -> None:
+    path = tmp_path / "toy.onnx"
+    path.write_bytes(toy_recogniser())
+    rec = readers._CtcRecogniser(path, plate_only=True)
+    assert rec.classes == 8  # cut on load
+    wide, narrow = np.zeros((20, 300, 3), np.uint8), np.zeros((48, 100, 3), np.uint8)
+    # the toy model gives one step per input column: the steps are the fed width
+    assert [p.shape for p in rec([narrow])] == [(320, K1)]  # padded to min_width
+    assert [p.shape[0] for p in rec([wide, narrow])] == [720, 720]  # the widest aspect wins
+    assert [p.shape[0] for p in rec([narrow], min_width=0)] == [100]  # its own width
+    assert [p.shape[0] for p in rec([wide], min_width=0, max_width=160)] == [160]  # squeezed
+    assert np.allclose(rec([wide], min_width=0, max_width=160)[0].sum(axis=1), 1.0)
+
+
+class _SpyRecogniser:
+    """Records what a reader feeds the recogniser; answers "B1234AB" for every image."""
+
+    def __init__(self) -> None:
+        self.seen: list[list[np.ndarray]] = []
+
+    def __call__(self, images, min_width=None, max_width=None):  # noqa: ANN001 - test double
+        self.seen.append([np.array(i) for i in images])
+        return [frames("B", "1", "2", "3", "4", "A", "B") for _ in images]
+
+
+def test_indonesian_registration_is_read_as_inverted_grey(tmp_path: Path) -> None:
+    path = tmp_path / "toy.onnx"
+    path.write_bytes(toy_recogniser())
+    img = two_line_plate(dark=True)
+    img[..., 0] = np.clip(img[..., 0].astype(int) + 30, 0, 255)  # a colour cast: not grey
+    for country, tone in (("id", "inverted"), ("generic", "colour")):
+        r = RapidOcrReader(country, model_path=path)
+        assert r.tone == tone
+        r.recogniser = _SpyRecogniser()
+        read = r.read(img)
+        assert read is not None and read.text == "B1234AB"
+        view = r.recogniser.seen[0][0]  # the first registration view
+        if tone == "inverted":
+            assert np.all(view[..., 0] == view[..., 1]) and np.median(view) > 128  # light ground
+        else:
+            assert not np.all(view[..., 0] == view[..., 1])  # as it came
+    assert RapidOcrReader("id", model_path=path, tone="colour").tone == "colour"
+    with pytest.raises(ModelError):
+        RapidOcrReader("id", model_path=path, tone="sepia")
+
+
+def test_reader_falls_back_to_the_float_model_when_int8_is_not_prepared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ETLE_MODEL_DIR", str(tmp_path))  # nothing prepared there
+    with pytest.raises(ModelError, match="etle models prepare"):
+        readers._rapidocr_model(True)
+    try:
+        float_path = readers._rapidocr_model(None)
+    except (ModelError, MissingDependencyError) as exc:
+        pytest.skip(str(exc))
+    assert float_path == readers._rapidocr_model(False)
 
 
 # -- factory --------------------------------------------------------------------------------
@@ -140,7 +310,7 @@ def test_load_reader_unknown() -> None:
 
 def test_available_readers_lists_both() -> None:
     got = available_readers()
-    assert set(got) == {"rapidocr", "easyocr", "crnn"}
+    assert set(got) == {"rapidocr", "easyocr", "crnn", "rapidocr+crnn"}
     assert all(isinstance(v, str) for v in got.values())
 
 
@@ -177,8 +347,8 @@ def _ilpr(shared: Path, n: int) -> list[tuple[np.ndarray, str]]:
 @pytest.mark.shared_data
 def test_rapidocr_reads_indonesian_crops(shared_data: Path) -> None:
     require_model("ocr-rapidocr-rec")
-    reader = load_reader()
-    assert reader.name == "rapidocr"
+    reader = load_reader()  # the Indonesian default: rapidocr with the crnn's second opinion
+    assert reader.name == readers.default_reader("id") and isinstance(reader, RapidOcrReader)
     samples = _ilpr(shared_data, 10)
     reads = [reader.read(img) for img, _ in samples]
     exact = sum(r is not None and r.text == label for r, (_, label) in zip(reads, samples))
@@ -230,3 +400,81 @@ def test_easyocr_loads_offline_and_reads(shared_data: Path) -> None:
     assert read is not None and len(read.text) >= 4
     # at least most of the plate: easyocr is the weaker reader
     assert sum(a == b for a, b in zip(read.text, label)) >= 4, (read.text, label)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dark", [True, False])
+def test_rapidocr_reads_the_validity_line_apart(dark: bool) -> None:
+    require_model("ocr-rapidocr-rec")
+    read = RapidOcrReader().read(two_line_plate(dark))
+    assert read is not None and read.text == "B1234AB" and read.validity == "08.27"
+
+
+def _rendered_plates(n: int, seed: int) -> list[np.ndarray]:
+    from etle.plate import synth
+
+    try:
+        fonts = synth.find_fonts()
+    except synth.FontNotFoundError as exc:
+        pytest.skip(str(exc))
+    rng = np.random.default_rng(seed)
+    return [synth.render_sample(rng, fonts).image for _ in range(n)]
+
+
+@pytest.mark.slow
+def test_plate_only_recogniser_reads_like_the_full_one() -> None:
+    path = require_model("ocr-rapidocr-rec")
+    from etle.plate import ctc
+
+    full, cut = readers._CtcRecogniser(path), readers._CtcRecogniser(path, plate_only=True)
+    assert cut.classes < 600 < full.classes
+    plates = _rendered_plates(12, 7)
+    same = sum(ctc.greedy(a).text == ctc.greedy(b).text for a, b in zip(full(plates), cut(plates)))
+    assert same >= 11
+
+
+@pytest.mark.slow
+def test_int8_recogniser_is_made_once_and_reads_like_the_float_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    pytest.importorskip("onnx")
+    require_model("ocr-rapidocr-rec")
+    from etle.models import export, registry
+
+    plates = _rendered_plates(20, 123)  # other plates than the calibration's (seed 0)
+    monkeypatch.setenv("ETLE_MODEL_DIR", str(tmp_path))
+    path = export.quantize_plate_recogniser(samples=48)
+    assert path == registry.locate(readers.INT8_MODEL) and registry.resolve(readers.INT8_MODEL) == path
+    meta = json.loads(registry.export_sidecar(path).read_text())
+    assert meta["source"] == "ocr-rapidocr-rec" and meta["calibration"] == "etle.plate.synth" and meta["samples"] == 48
+    mtime = path.stat().st_mtime_ns
+    assert export.quantize_plate_recogniser() == path and path.stat().st_mtime_ns == mtime  # no redo
+    q, f = RapidOcrReader(), RapidOcrReader(int8=False)
+    assert q.model_path == path and f.model_path != path  # used once prepared
+    reads = [(q.read(p), f.read(p)) for p in plates]
+    same = sum(a is not None and b is not None and a.text == b.text for a, b in reads)
+    assert same >= 16, [(a and a.text, b and b.text) for a, b in reads]
+
+
+def test_rapidocr_crnn_is_registered_everywhere() -> None:
+    from etle.commands.eval_cmds import resolve_readers
+
+    assert "rapidocr+crnn" in resolve_readers("all") and "rapidocr+crnn" in available_readers()
+    assert readers.default_reader("id") in readers._READERS and readers.default_reader("generic") == readers.DEFAULT_READER
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_rapidocr_crnn_asks_the_crnn_on_indonesian_plates_only(shared_data: Path) -> None:
+    require_model("ocr-rapidocr-rec")
+    require_model("plate-ocr-crnn")
+    both = load_reader("rapidocr+crnn", country="id")
+    assert both.name == "rapidocr+crnn" and both.second is not None
+    read = both.read(two_line_plate())
+    assert read is not None and read.text == "B1234AB" and read.validity == "08.27"
+    # the crnn knows TNKB plates only: elsewhere the pair is rapidocr alone
+    generic = load_reader("rapidocr+crnn", country="generic")
+    assert generic.second is None
+    img = cv2.imread(str(shared_data / "misc" / "fastalpr_test_image.png"))
+    crop = img[179:214, 305:398]
+    assert generic.read(crop).text == load_reader("rapidocr", country="generic").read(crop).text == "5AU5341"

@@ -113,7 +113,7 @@ def register(app: typer.Typer) -> None:
     def plates(
         images: Path = typer.Argument(..., help="Folder of images (or a data-set folder holding images/)."),
         labels: Path = typer.Option(..., "--labels", help="CSV: filename, plate_text (+ x, y, w, h with --full-image)."),
-        reader: str = typer.Option("all", "--reader", help="rapidocr, easyocr, any registered reader, a comma list, or all."),
+        reader: str = typer.Option("all", "--reader", help="rapidocr, rapidocr+crnn, crnn, easyocr (any registered reader), a comma list, or all."),
         country: str = typer.Option("id", "--country", help="Plate format: id (TNKB grammar) or generic."),
         crosscheck: Optional[Path] = typer.Option(None, "--crosscheck", help="CSV with filename, agreement: also report the all_agree rows."),
         full_image: bool = typer.Option(False, "--full-image", help="Images are whole photos: run the plate detector first."),

@@ -7,7 +7,8 @@ Modules (import what you need; none imports torch, ultralytics or easyocr at imp
 * :mod:`etle.plate.ctc` -- greedy and grammar-constrained CTC decoding.
 * :mod:`etle.plate.lines` -- registration / validity line split, deskew.
 * :mod:`etle.plate.detector` -- ``PlateDetector`` and ``load_plate_detector`` (onnx, ultralytics, cascade).
-* :mod:`etle.plate.readers` -- ``PlateReader`` and ``load_reader`` (rapidocr default, easyocr).
+* :mod:`etle.plate.readers` -- ``PlateReader`` and ``load_reader`` (rapidocr+crnn default for
+  Indonesian plates, rapidocr otherwise; crnn, easyocr).
 * :mod:`etle.plate.consensus` -- ``PlateConsensus`` and ``crop_quality``.
 * :mod:`etle.plate.stage` -- ``PlateStage`` and the pure ``select_tracks``.
 * :mod:`etle.plate.colour` -- ``classify_colour``: the plate's background colour (the category

@@ -277,3 +277,55 @@ def align(probs: np.ndarray, text: str) -> Decoded | None:
     if not text or any(c not in ALPHABET for c in text):
         return None
     return constrained_best_path(probs, string_automaton(text))
+
+
+def forced_align(probs: np.ndarray, text: str) -> Decoded | None:
+    """The best CTC alignment of ``text`` with ``(T, 1+K)`` probabilities; ``None`` if it cannot fit.
+
+    The same result as :func:`align` (a Viterbi pass over the text's blank-interleaved label
+    sequence) at a fraction of its cost, since the lattice is only ``2L+1`` states wide; the
+    readers score every candidate on every view with it.
+    """
+    if not text or any(c not in ALPHABET for c in text):
+        return None
+    lp = np.log(np.maximum(np.asarray(probs, dtype=np.float64), 1e-12))
+    t_len = lp.shape[0]
+    ext = np.zeros(2 * len(text) + 1, dtype=np.int64)
+    ext[1::2] = [ALPHABET.index(c) + 1 for c in text]
+    n = len(ext)
+    skip = np.zeros(n, dtype=bool)  # s may come from s-2: a symbol unlike the one before the blank
+    skip[3::2] = ext[3::2] != ext[1:-2:2]
+    v = np.full(n, -np.inf)
+    v[0] = lp[0, 0]
+    if n > 1:
+        v[1] = lp[0, ext[1]]
+    back = np.zeros((t_len, n), dtype=np.int8)  # 0 stay, 1 from s-1, 2 from s-2
+    lab = lp[:, ext]
+    one = np.full(n, -np.inf)
+    two = np.full(n, -np.inf)
+    no_skip = ~skip
+    for t in range(1, t_len):
+        one[1:] = v[:-1]
+        two[2:] = v[:-2]
+        two[no_skip] = -np.inf
+        move = back[t]
+        best = v.copy()
+        m = one > best
+        best[m] = one[m]
+        move[m] = 1
+        m = two > best
+        best[m] = two[m]
+        move[m] = 2
+        v = best + lab[t]
+    ends = [n - 1, n - 2] if n > 1 else [n - 1]
+    s = max(ends, key=lambda i: v[i])
+    if not np.isfinite(v[s]):
+        return None
+    logp = float(v[s])
+    confs = [0.0] * len(text)
+    for t in range(t_len - 1, -1, -1):
+        if s % 2 == 1:
+            k = s // 2
+            confs[k] = max(confs[k], float(np.exp(lp[t, ext[s]])))
+        s -= int(back[t, s])
+    return Decoded(text, logp, tuple(confs))
