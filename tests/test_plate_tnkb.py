@@ -156,3 +156,13 @@ def test_automata_match_the_grammar(text: str) -> None:
     loose, strict = ID.automaton(strict=False), ID.automaton(strict=True)
     assert loose.accepts(text) == is_tnkb(text)
     assert strict.accepts(text) == (is_tnkb(text) and ID.known_prefix(text))
+
+
+@given(st.sampled_from(["B", "BH", "R", "L", "AB"]), st.integers(0, 999), st.sampled_from(["", "A", "WP", "RKS"]))
+def test_numbers_with_a_leading_zero_match_the_grammar_but_are_not_plausible(region: str, n: int, suffix: str) -> None:
+    fmt = get_format("id")
+    padded = f"{region}0{n}{suffix}"  # 2-4 digits, the first a 0
+    assert fmt.is_valid(padded)
+    assert not fmt.is_plausible(padded)
+    if n > 0:
+        assert fmt.is_plausible(f"{region}{n}{suffix}")

@@ -351,8 +351,10 @@ class IndonesiaFormat:
         return is_tnkb(text)
 
     def is_plausible(self, text: str) -> bool:
-        """Valid and with a region prefix from the table: what a real plate reads."""
-        return self.known_prefix(text)
+        """Valid, with a region prefix from the table and a number that does not start with 0
+        (registration numbers run from 1 to 9999): what a real plate reads."""
+        parts = split_tnkb(text)
+        return parts is not None and parts[0] in regions() and not parts[1].startswith("0")
 
     def known_prefix(self, text: str) -> bool:
         parts = split_tnkb(text)
