@@ -261,6 +261,8 @@ def test_plate_detector_runs_rectangular_vehicle_crops(shared_data: Path) -> Non
     vehicles = load_detector("vehicle-detector")
     plates = load_plate_detector("onnx")
     model = plates.model  # type: ignore[attr-defined]
+    assert model.rect is False  # the default: crops of every shape run the square input
+    model.max_sessions = 64  # here: every shape its own session
     total = kept = 0
     for name in ("id_etle_cilacap_alun_motorcycles.mp4", "highway_roadside_traffic1.mp4", "id_dishub_banjarmasin_stopline.mp4"):
         for frame in open_source(str(shared_data / "videos" / name), max_seconds=20).frames():
@@ -306,3 +308,18 @@ def test_fast_profile_falls_back_to_the_float_detector_when_int8_was_not_made(
     with pytest.raises(ModelError):  # any other model that is missing is an error
         monkeypatch.setattr(detector_mod, "load_detector", lambda name, **k: (_ for _ in ()).throw(ModelError("gone")))
         build_pipeline(None, out_dir=tmp_path, db_url=f"sqlite:///{tmp_path}/t.db", read_plates=False, detector_model="mine.onnx")
+
+
+def test_reshaped_sessions_are_capped() -> None:
+    """Inputs of many shapes never build more than ``max_sessions`` reshaped sessions (each one
+    holds its own weights); the others run the square input and give the same kind of result."""
+    from etle.plate.detector import load_plate_detector
+
+    require_model("plate-detector")
+    model = load_plate_detector("onnx").model  # type: ignore[attr-defined]
+    model.rect, model.max_sessions = True, 1
+    rng = np.random.default_rng(0)
+    for w, h in ((100, 200), (200, 100), (150, 150), (90, 300)):
+        img = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+        assert isinstance(model.detect(img), list)
+    assert len(model._sessions) == 1

@@ -213,11 +213,14 @@ class OnnxYolo:
         keep: frozenset[str] | None = None,
         threads: int | None = None,
         rect: bool = True,
+        max_sessions: int = 2,
     ) -> None:
         self.path = Path(path)
         self.threads = threads
         #: run rectangular inputs (e.g. 640x384 for 16:9 video) when the graph can be reshaped
         self.rect = rect
+        #: reshaped sessions kept at most (one per input size); other sizes run the square input
+        self.max_sessions = max_sessions
         self._sessions: dict[tuple[int, int], Any] = {}
         self._proto: Any = None
         if not self.path.is_file():
@@ -244,10 +247,13 @@ class OnnxYolo:
         size = rect_size(w, h, self.input_size)
         if size == self.input_size:
             return self.session, size
-        sess = self._sessions.get(size)
-        if sess is None:
-            sess = self._reshaped(size)
-            self._sessions[size] = sess
+        if size not in self._sessions:
+            if len(self._sessions) >= self.max_sessions:
+                # each reshaped session holds its own weights and buffers (tens of MB): inputs of
+                # many shapes (e.g. vehicle crops) would grow memory without bound
+                return self.session, self.input_size
+            self._sessions[size] = self._reshaped(size)
+        sess = self._sessions[size]
         return (sess, size) if sess is not None else (self.session, self.input_size)
 
     def _reshaped(self, size: tuple[int, int]) -> Any:
