@@ -478,3 +478,15 @@ def test_rapidocr_crnn_asks_the_crnn_on_indonesian_plates_only(shared_data: Path
     img = cv2.imread(str(shared_data / "misc" / "fastalpr_test_image.png"))
     crop = img[179:214, 305:398]
     assert generic.read(crop).text == load_reader("rapidocr", country="generic").read(crop).text == "5AU5341"
+
+
+@pytest.mark.slow
+def test_other_countries_read_with_the_full_float_recogniser() -> None:
+    """The cut classifier (and the int8 model built on it) is for Indonesian plates only: on EU
+    plates the symbols it drops came out as extra characters."""
+    require_model("ocr-rapidocr-rec")
+    generic = readers.RapidOcrReader("generic")
+    assert generic.model_path == require_model("ocr-rapidocr-rec")
+    assert generic.recogniser.classes > 600
+    indonesian = readers.RapidOcrReader("id")
+    assert indonesian.recogniser.classes < 600
