@@ -126,6 +126,32 @@ def calibration_frames(video: Path, count: int, size: tuple[int, int]) -> list[n
     return out
 
 
+def _quantize_qdq(src: Path, out: Path, input_name: str, batch: list[np.ndarray], what: str, **options: Any) -> None:
+    """ONNX Runtime static quantisation to QDQ (int8 weights per channel, uint8 activations),
+    min/max ranges from ``batch``; ``options`` go to ``quantize_static`` (nodes or op types)."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class _Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._it = iter([{input_name: x} for x in batch])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self._it, None)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logging.getLogger().disabled, was = True, logging.getLogger().disabled  # ORT logs to root
+        try:
+            quantize_static(
+                str(src), str(out), _Reader(), quant_format=QuantFormat.QDQ,
+                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True, **options,
+            )
+        except Exception as exc:  # onnxruntime raises untyped errors
+            raise ModelError(f"int8 quantisation of {what} failed: {exc}") from exc
+        finally:
+            logging.getLogger().disabled = was
+
+
 def quantize_vehicle_detector(force: bool = False, calibration: Path | None = None, frames: int | None = None) -> Path:
     """Quantise ``vehicle-detector`` to int8 once (ONNX Runtime static quantisation, QDQ).
 
@@ -143,7 +169,6 @@ def quantize_vehicle_detector(force: bool = False, calibration: Path | None = No
     if importlib.util.find_spec("onnx") is None:
         raise MissingDependencyError("onnx", "core", "quantising the vehicle detector")
     import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     s = registry.spec(VEHICLE_DETECTOR_INT8)
@@ -166,13 +191,6 @@ def quantize_vehicle_detector(force: bool = False, calibration: Path | None = No
     head = _head_prefix(base)
     batch = calibration_frames(Path(video), count, size)
 
-    class _Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self._it = iter([{inp.name: x} for x in batch])
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            return next(self._it, None)
-
     target = registry.locate(VEHICLE_DETECTOR_INT8)
     target.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -182,19 +200,7 @@ def quantize_vehicle_detector(force: bool = False, calibration: Path | None = No
         model = onnx.load(str(pre))
         exclude = [n.name for n in model.graph.node if head and n.name.startswith(head) and n.op_type != "Conv"]
         out = Path(tmp) / "int8.onnx"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            logging.getLogger().disabled, was = True, logging.getLogger().disabled  # ORT logs to root
-            try:
-                quantize_static(
-                    str(pre), str(out), _Reader(), quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
-                    nodes_to_exclude=exclude,
-                )
-            except Exception as exc:  # onnxruntime raises untyped errors
-                raise ModelError(f"int8 quantisation of {source_name} failed: {exc}") from exc
-            finally:
-                logging.getLogger().disabled = was
+        _quantize_qdq(pre, out, inp.name, batch, source_name, nodes_to_exclude=exclude)
         q = onnx.load(str(out))
         del q.metadata_props[:]
         for prop in base.metadata_props:  # class names, stride, image size from the export
@@ -263,7 +269,6 @@ def quantize_plate_recogniser(force: bool = False, samples: int | None = None) -
         raise MissingDependencyError("onnx", "core", "quantising the plate recogniser")
     import onnx
     from onnx import version_converter
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     from etle.plate.readers import plate_head
@@ -281,14 +286,6 @@ def quantize_plate_recogniser(force: bool = False, samples: int | None = None) -
     base = version_converter.convert_version(base, max(13, max((o.version for o in base.opset_import if o.domain in ("", "ai.onnx")), default=13)))
     batch = plate_calibration_inputs(count, seed)
     name = base.graph.input[0].name
-
-    class _Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self._it = iter([{name: x} for x in batch])
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            return next(self._it, None)
-
     target = registry.locate(PLATE_RECOGNISER_INT8)
     target.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -296,21 +293,12 @@ def quantize_plate_recogniser(force: bool = False, samples: int | None = None) -
         raw, pre = Path(tmp) / "cut.onnx", Path(tmp) / "pre.onnx"
         onnx.save(base, str(raw))
         out = Path(tmp) / "int8.onnx"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            logging.getLogger().disabled, was = True, logging.getLogger().disabled  # ORT logs to root
-            try:
-                # the graph's dynamic width defeats symbolic shape inference: ONNX's own is enough
-                quant_pre_process(str(raw), str(pre), skip_symbolic_shape=True)
-                quantize_static(
-                    str(pre), str(out), _Reader(), quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
-                    op_types_to_quantize=["Conv"],
-                )
-            except Exception as exc:  # onnxruntime raises untyped errors
-                raise ModelError(f"int8 quantisation of {source_name} failed: {exc}") from exc
-            finally:
-                logging.getLogger().disabled = was
+        try:
+            # the graph's dynamic width defeats symbolic shape inference: ONNX's own is enough
+            quant_pre_process(str(raw), str(pre), skip_symbolic_shape=True)
+        except Exception as exc:  # onnxruntime raises untyped errors
+            raise ModelError(f"int8 quantisation of {source_name} failed: {exc}") from exc
+        _quantize_qdq(pre, out, name, batch, source_name, op_types_to_quantize=["Conv"])
         q = onnx.load(str(out))
         del q.metadata_props[:]
         for prop in base.metadata_props:  # the (cut) character list
