@@ -133,6 +133,7 @@ def run_etle(clip: Path, opts: BenchOptions, progress: Callable[[int], None] | N
             detect_every=opts.detect_every,
             detect_fps=opts.detect_fps,
             detector_model=opts.detector,
+            country=opts.country,
             max_seconds=opts.max_seconds,
             progress=False,
             keys_dir=Path(tmp) / "no-keys",

@@ -45,7 +45,9 @@ class RunConfig:
     detect_on_motion: bool = True
     #: frames decoded ahead in a separate thread (0: decode in the processing thread)
     prefetch: int = 8
-    reader: str | None = None  # None: the measured default
+    reader: str | None = None  # None: the measured default for ``country``
+    #: plate format: ``id`` (Indonesian TNKB grammar) or ``generic`` (any country, no grammar)
+    country: str = "id"
     plate_detector: str = "onnx"
     read_plates: bool = True
     pre_s: float = 2.0

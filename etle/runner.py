@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from etle import __version__
 from etle.articles import article_for
-from etle.errors import EtleError, ModelError
+from etle.errors import ConfigError, EtleError, ModelError
 from etle.ingest.sources import expand_sources, file_mtime_start, open_source
 from etle.pipeline import Pipeline, RunConfig, RunSummary
 from etle.types import Frame, PlateResult, TrackedObject, Violation
@@ -114,6 +114,7 @@ def build_pipeline(
     detector: Any = None,
     keys_dir: Path | None = None,
     detect_on_motion: bool = RunConfig.detect_on_motion,
+    country: str = RunConfig.country,
 ) -> tuple[Pipeline, Any]:
     """The real pipeline for one camera file (models, rules, guard, signal, evidence, store).
 
@@ -129,7 +130,7 @@ def build_pipeline(
         out_dir=out_dir, db_url=db_url, detect_every=detect_every, detect_fps=detect_fps, reader=reader,
         plate_detector=plate_detector, read_plates=read_plates, pre_s=pre_s, post_s=post_s,
         max_seconds=max_seconds, wall_start=wall_start, detector_model=detector_model,
-        detect_on_motion=detect_on_motion,
+        detect_on_motion=detect_on_motion, country=country,
     )
     if detector is None:
         from etle.detect.detector import load_detector
@@ -148,7 +149,13 @@ def build_pipeline(
     if read_plates:
         from etle.plate.stage import build_plate_stage
 
-        plate_factory = build_plate_stage(detector=plate_detector, reader=reader)
+        from etle.plate.tnkb import get_format
+
+        try:
+            get_format(country)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        plate_factory = build_plate_stage(detector=plate_detector, reader=reader, country=country)
         model_names += ["plate-detector" if plate_detector == "onnx" else "plate-detector-pt", "ocr-rapidocr-rec"]
     rules_factory = guard_factory = signal_factory = None
     sink = None
@@ -224,6 +231,7 @@ def run_sources(
     sync_interval_s: float = 30.0,
     frame_callback: Callable[[Frame], None] | None = None,
     detect_on_motion: bool = RunConfig.detect_on_motion,
+    country: str = RunConfig.country,
 ) -> list[RunSummary]:
     """Run every source of ``source`` (a file, a folder, a URL) and return one summary each.
 
@@ -246,7 +254,7 @@ def run_sources(
         camera_path, out_dir=out_dir, db_url=db_url, reader=reader, plate_detector=plate_detector,
         read_plates=read_plates, detect_every=detect_every, detect_fps=detect_fps, detector_model=detector_model,
         max_seconds=max_seconds, wall_start=wall_start, pre_s=pre_s, post_s=post_s, detector=detector,
-        keys_dir=keys_dir, detect_on_motion=detect_on_motion,
+        keys_dir=keys_dir, detect_on_motion=detect_on_motion, country=country,
     )
     background = None
     sink = pipeline.sink

@@ -69,3 +69,28 @@ def test_bench_runs_both_sides_on_the_sample(tmp_path: Path) -> None:
     assert e["peak_rss_mb"] > 50 and b["peak_rss_mb"] > 50
     assert "detect" in e["stage_ms"] and "detect+track" in b["stage_ms"]
     assert row["speedup"] == pytest.approx((e["frames"] / e["elapsed_s"]) / (b["frames"] / b["elapsed_s"]))
+
+
+def test_bench_unknown_country_fails_before_work() -> None:
+    assert_clean_failure(etle("bench", str(SAMPLE), "--country", "xx"), "unknown plate format 'xx'")
+
+
+def test_run_unknown_country_fails_before_work(tmp_path: Path) -> None:
+    res = etle("run", str(SAMPLE), "--country", "xx", "--out", str(tmp_path / "out"), "--db", f"sqlite:///{tmp_path}/t.db")
+    assert_clean_failure(res, "unknown plate format 'xx'")
+    assert not (tmp_path / "out").exists()
+
+
+def test_run_country_reaches_the_plate_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import etle.plate.stage as stage_mod
+    from etle.runner import build_pipeline
+
+    seen: dict[str, object] = {}
+
+    def fake_build(**kwargs: object):  # type: ignore[no-untyped-def]
+        seen.update(kwargs)
+        return lambda: None
+
+    monkeypatch.setattr(stage_mod, "build_plate_stage", fake_build)
+    pipe, _ = build_pipeline(None, out_dir=tmp_path, db_url=f"sqlite:///{tmp_path}/t.db", detector=object(), country="generic")
+    assert seen["country"] == "generic" and pipe.config.country == "generic"

@@ -66,6 +66,7 @@ def test_environment_variables_fill_secrets(site_dir: Path) -> None:
     ("cameras:\n  - {camera: cams/parking.yaml, source: 'rtsp://a'}\nmqtt: {topic: 'etle/{nope}'}\n", "placeholder"),
     ("cameras:\n  - {camera: cams/parking.yaml, source: 'rtsp://a'}\nwebhook: {url: 'ftp://x'}\n", "http"),
     ("cameras:\n  - {camera: cams/parking.yaml, source: 'rtsp://a', enabled: false}\n", "every camera is disabled"),
+    ("cameras:\n  - {camera: cams/parking.yaml, source: 'rtsp://a'}\npipeline: {country: xx}\n", "unknown plate format 'xx'"),
     ("cameras: [\n", "not valid YAML"),
     ("- just\n- a list\n", "mapping"),
 ])

@@ -36,6 +36,7 @@ def register(app: typer.Typer) -> None:
         detect_every: int = typer.Option(0, "--detect-every", min=0, help="etle: detector on every Nth frame (0: from --detect-fps)."),
         detect_fps: float = typer.Option(6.0, "--detect-fps", min=0.0, help="etle: detector runs per second of video (the edge default)."),
         reader: Optional[str] = typer.Option(None, "--reader", help="Plate reader for both sides (default: the measured best)."),
+        country: str = typer.Option("id", "--country", help="Plate format for both sides: id (TNKB grammar) or generic."),
         camera_dir: Path = typer.Option(Path("examples/cameras"), "--camera-dir", help="Camera files named <clip stem>.yaml (rules, evidence, tickets)."),
         threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Inference threads per job (default: all cores)."),
         json_path: Optional[Path] = typer.Option(None, "--json", help="Also write every figure to this JSON file."),
@@ -57,8 +58,14 @@ def register(app: typer.Typer) -> None:
             raise EtleError(f"{folder}: no video clips ({', '.join(sorted(VIDEO_SUFFIXES))})")
         for clip in clips:  # bad files fail before minutes of work
             open_source(str(clip))
+        from etle.plate.tnkb import get_format
+
+        try:
+            get_format(country)
+        except ValueError as exc:
+            raise EtleError(str(exc)) from None
         opts = BenchOptions(
-            detector=detector, detect_every=detect_every, detect_fps=detect_fps, reader=reader,
+            detector=detector, detect_every=detect_every, detect_fps=detect_fps, reader=reader, country=country,
             max_seconds=max_seconds, camera_dir=camera_dir if camera_dir.is_dir() else None,
         )
         out = Console() if Console().is_terminal else Console(width=200)

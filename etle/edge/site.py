@@ -78,6 +78,16 @@ class PipelineOptions(_Model):
     #: frame on the sample, Cilacap and Banjarmasin clips, at 2x real time or more on 2 cores
     detector: str = "vehicle-detector-int8"
     reader: Optional[str] = None
+    #: plate format: id (Indonesian TNKB) or generic
+    country: str = "id"
+
+    @field_validator("country")
+    @classmethod
+    def _known_country(cls, value: str) -> str:
+        from etle.plate.tnkb import get_format
+
+        get_format(value)  # ValueError: unknown plate format '...'; known: ...
+        return value
     plate_detector: str = "onnx"
     pre_s: float = Field(2.0, ge=0)
     post_s: float = Field(2.0, ge=0)

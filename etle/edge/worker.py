@@ -77,6 +77,7 @@ def build_real_pipeline(spec: WorkerSpec) -> Any:
         out_dir=Path(spec.out_dir),
         db_url=spec.db_url,
         reader=p.get("reader"),
+        country=str(p.get("country", "id")),
         plate_detector=p.get("plate_detector", "onnx"),
         read_plates=bool(p.get("read_plates", True)),
         detect_every=int(p.get("detect_every", 0)),
