@@ -83,7 +83,7 @@ def run(
     out_dir: Path = typer.Option(DEFAULT_OUT, "--out", "-o", help="Folder for evidence bundles."),
     db: str = typer.Option(DEFAULT_DB, "--db", help="Ticket database (any SQLAlchemy URL)."),
     reader: Optional[str] = typer.Option(None, "--reader", help="Plate OCR backend (rapidocr, rapidocr+crnn, crnn, easyocr); default: the measured best per country."),
-    plate_detector: str = typer.Option("onnx", "--plate-detector", help="Plate detector: onnx (default), pt (ultralytics), cascade."),
+    plate_detector: Optional[str] = typer.Option(None, "--plate-detector", help="Plate detector: tnkb (fine-tuned on Indonesian plates), onnx (the original), pt (ultralytics), cascade; default: tnkb for --country id, onnx otherwise."),
     no_plates: bool = typer.Option(False, "--no-plates", help="Do not read plates."),
     detect_every: int = typer.Option(0, "--detect-every", min=0, help="Run the detector on every Nth frame and predict tracks in between (0: from --detect-fps)."),
     detect_fps: float = typer.Option(0.0, "--detect-fps", min=0.0, help="Detector runs per second of video when --detect-every is 0 (default 0: every frame; the fast profile uses 6)."),
@@ -306,8 +306,10 @@ def models_prepare(
     from etle.models.export import export_plate_detector, quantize_plate_recogniser, quantize_vehicle_detector
 
     if not skip_plate:
-        path = export_plate_detector(force=force)
-        out.print(f"plate-detector ready: {path}")
+        for name in ("plate-detector", "plate-detector-tnkb"):
+            with err.status(f"exporting {name} to ONNX..."):
+                path = export_plate_detector(force=force, name=name)
+            out.print(f"{name} ready: {path}")
     if not skip_int8:
         with err.status("quantising the vehicle detector to int8 (calibration frames)..."):
             path = quantize_vehicle_detector(force=force or calibration is not None, calibration=calibration)

@@ -48,7 +48,8 @@ class RunConfig:
     reader: str | None = None  # None: the measured default for ``country``
     #: plate format: ``id`` (Indonesian TNKB grammar) or ``generic`` (any country, no grammar)
     country: str = "id"
-    plate_detector: str = "onnx"
+    #: None: the measured default for ``country`` (:func:`etle.plate.detector.default_plate_detector`)
+    plate_detector: str | None = None
     read_plates: bool = True
     pre_s: float = 2.0
     post_s: float = 2.0

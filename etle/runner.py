@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 #: float model runs instead
 FAST_DETECTOR = "vehicle-detector-int8"
 
+#: the manifest name of each plate detector kind (recorded with the evidence)
+_PLATE_MODELS = {"onnx": "plate-detector", "tnkb": "plate-detector-tnkb", "pt": "plate-detector-pt", "ultralytics": "plate-detector-pt", "cascade": "plate-cascade"}
+
 
 @dataclass
 class EvidenceSink:
@@ -102,7 +105,7 @@ def build_pipeline(
     out_dir: Path = Path("etle-out"),
     db_url: str = "sqlite:///etle.db",
     reader: str | None = None,
-    plate_detector: str = "onnx",
+    plate_detector: str | None = None,
     read_plates: bool = True,
     detect_every: int = 0,
     detect_fps: float = RunConfig.detect_fps,
@@ -155,8 +158,21 @@ def build_pipeline(
             get_format(country)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-        plate_factory = build_plate_stage(detector=plate_detector, reader=reader, country=country)
-        model_names += ["plate-detector" if plate_detector == "onnx" else "plate-detector-pt", "ocr-rapidocr-rec"]
+        from etle.plate.detector import default_plate_detector
+
+        kind = config.plate_detector or default_plate_detector(country)
+        overlays = camera.overlays if camera is not None else ()
+        try:
+            plate_factory = build_plate_stage(detector=kind, reader=reader, country=country, overlays=overlays)
+        except ModelError as exc:
+            if config.plate_detector is not None or kind == "onnx":
+                raise
+            # the fine-tuned detector is exported once by `etle models prepare`; run without it
+            log.warning("%s; using the original plate detector (run 'etle models prepare' for the TNKB one)", exc)
+            kind = "onnx"
+            plate_factory = build_plate_stage(detector=kind, reader=reader, country=country, overlays=overlays)
+        config = replace(config, plate_detector=kind)
+        model_names += [_PLATE_MODELS.get(kind, kind), "ocr-rapidocr-rec"]
     rules_factory = guard_factory = signal_factory = None
     sink = None
     if camera is not None:
@@ -214,7 +230,7 @@ def run_sources(
     out_dir: Path = Path("etle-out"),
     db_url: str = "sqlite:///etle.db",
     reader: str | None = None,
-    plate_detector: str = "onnx",
+    plate_detector: str | None = None,
     read_plates: bool = True,
     detect_every: int = 0,
     detect_fps: float = RunConfig.detect_fps,

@@ -377,3 +377,11 @@ def test_models_are_frozen_and_forbid_extras():
 def test_start_time_with_offset_is_kept(camdir):
     cam = load_camera(write(camdir, "id: cam1\nstart_time: 2024-05-01T07:30:00+07:00\n"))
     assert cam.start_time == datetime.fromisoformat("2024-05-01T07:30:00+07:00")
+
+
+def test_overlays_are_polygons_of_three_points_or_more(camdir):
+    cam = load_camera(write(camdir, GOOD + "overlays:\n  - [[0, 0], [100, 0], [100, 20], [0, 20]]\n"))
+    assert cam.overlays == (((0.0, 0.0), (100.0, 0.0), (100.0, 20.0), (0.0, 20.0)),)
+    assert load_camera(write(camdir, GOOD)).overlays == ()
+    err = error_of(write(camdir, GOOD + "overlays:\n  - [[0, 0], [100, 0]]\n"))
+    assert any("overlays" in p and "3 points" in p for p in err.problems), err.problems

@@ -245,3 +245,18 @@ def test_stage_uses_frame_timestamps_not_frame_counts() -> None:
     for i in range(20):  # 10 fps for two seconds: a read at 0.0 s and one at 1.0 s
         stage.process(frame(i), [car(1)])
     assert stage.state(1).attempts == 2
+
+
+def test_plates_inside_a_burned_in_overlay_are_not_read() -> None:
+    # the detector's plate, mapped into the frame: (110, 90)-(150, 105), centre (130, 97.5)
+    over_plate = ((120.0, 85.0), (160.0, 85.0), (160.0, 110.0), (120.0, 110.0))
+    elsewhere = ((0.0, 200.0), (320.0, 200.0), (320.0, 240.0), (0.0, 240.0))
+    reader = FakeReader(["B1234CD"])
+    st = PlateStage(FakeDetector(), reader, every_n=1, every_s=0, overlays=[over_plate])
+    st.process(frame(0), [car(1)])
+    # the 0.9 plate lies in the overlay: only the other (0, 0)-(5, 5) box was left, too small to read
+    assert reader.crops == [] and st.result(1).text == ""
+    reader2 = FakeReader(["B1234CD"])
+    st2 = PlateStage(FakeDetector(), reader2, every_n=1, every_s=0, overlays=[elsewhere])
+    st2.process(frame(0), [car(1)])
+    assert len(reader2.crops) == 1 and st2.result(1).text == "B1234CD"

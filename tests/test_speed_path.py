@@ -323,3 +323,35 @@ def test_reshaped_sessions_are_capped() -> None:
         img = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
         assert isinstance(model.detect(img), list)
     assert len(model._sessions) == 1
+
+
+def test_plates_fall_back_to_the_original_detector_when_the_tnkb_one_was_not_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import etle.detect.detector as detector_mod
+    import etle.plate.detector as plate_mod
+    import etle.plate.readers as readers_mod
+    from etle.errors import ModelError
+    from etle.runner import build_pipeline
+
+    asked: list[str] = []
+
+    def fake_plate(kind: str = "onnx", **kwargs: object) -> object:
+        asked.append(kind)
+        if kind == "tnkb":
+            raise ModelError("model plate-detector-tnkb is missing (run: etle models prepare)")
+        return object()
+
+    monkeypatch.setattr(detector_mod, "load_detector", lambda name, **k: object())
+    monkeypatch.setattr(plate_mod, "load_plate_detector", fake_plate)
+    monkeypatch.setattr(readers_mod, "load_reader", lambda *a, **k: object())
+    db = f"sqlite:///{tmp_path}/t.db"
+    pipe, _ = build_pipeline(None, out_dir=tmp_path, db_url=db)  # Indonesian plates: tnkb by default
+    assert asked == ["tnkb", "onnx"] and pipe.config.plate_detector == "onnx"
+    assert "original plate detector" in caplog.text
+    asked.clear()
+    pipe, _ = build_pipeline(None, out_dir=tmp_path, db_url=db, country="generic")
+    assert asked == ["onnx"] and pipe.config.plate_detector == "onnx"
+    asked.clear()
+    with pytest.raises(ModelError):  # asked for by name: missing is an error
+        build_pipeline(None, out_dir=tmp_path, db_url=db, plate_detector="tnkb")

@@ -1010,6 +1010,19 @@ class CameraConfig(_Model):
     )
     zones: dict[str, Zone] = Field(default_factory=dict, description="Named lines and polygons.")
     rules: RulesConfig = Field(default_factory=RulesConfig, description="Enabled rules.")
+    overlays: tuple[tuple[Point, ...], ...] = Field(
+        default=(),
+        description="Polygons (image px) of text burned into the picture (clock, camera name, "
+        "watermark): no plate is read there, and the view guard leaves them out.",
+    )
+
+    @field_validator("overlays", mode="after")
+    @classmethod
+    def _overlay_polygons(cls, value: tuple[tuple[Point, ...], ...]) -> tuple[tuple[Point, ...], ...]:
+        for poly in value:
+            if len(poly) < 3:
+                raise ValueError("each overlay polygon needs at least 3 points")
+        return value
 
     @field_validator("timezone")
     @classmethod

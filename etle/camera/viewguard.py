@@ -188,7 +188,7 @@ class ViewGuard:
                 resume_after_s=cfg.resume_after_s,
                 cut_threshold=cfg.cut_threshold,
                 work_width=cfg.work_width,
-                ignore=cfg.ignore,
+                ignore=tuple(cfg.ignore) + tuple(camera.overlays),
             )
         except ValueError as exc:
             raise ConfigError(f"{cfg.reference}: view_guard.reference: {exc}") from None

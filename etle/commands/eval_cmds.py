@@ -117,7 +117,7 @@ def register(app: typer.Typer) -> None:
         country: str = typer.Option("id", "--country", help="Plate format: id (TNKB grammar) or generic."),
         crosscheck: Optional[Path] = typer.Option(None, "--crosscheck", help="CSV with filename, agreement: also report the all_agree rows."),
         full_image: bool = typer.Option(False, "--full-image", help="Images are whole photos: run the plate detector first."),
-        plate_detector: str = typer.Option("onnx", "--plate-detector", help="Plate detector for --full-image: onnx, pt, cascade."),
+        plate_detector: Optional[str] = typer.Option(None, "--plate-detector", help="Plate detector for --full-image: tnkb, onnx, pt, cascade; default: tnkb for --country id, onnx otherwise."),
         errors: bool = typer.Option(False, "--errors", help="List every misread plate."),
         json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the figures to this JSON file."),
         top: int = typer.Option(8, "--top", min=0, help="How many confusion pairs to show."),
@@ -147,8 +147,9 @@ def register(app: typer.Typer) -> None:
             table_labels = {k: table_labels[k] for k in present}
         detector = None
         if full_image:
-            from etle.plate.detector import load_plate_detector
+            from etle.plate.detector import default_plate_detector, load_plate_detector
 
+            plate_detector = plate_detector or default_plate_detector(country)
             detector = load_plate_detector(plate_detector)
         explicit = reader.strip().lower() != "all"
         report: dict[str, Any] = {

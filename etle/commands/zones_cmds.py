@@ -92,9 +92,9 @@ def draw_zones(image: np.ndarray, camera: Any, *, legend: bool = True) -> np.nda
     polys = [(n, z) for n, z in camera.zones.items() if isinstance(z, PolygonZone)]
     for i, (name, zone) in enumerate(polys):
         cv2.fillPoly(overlay, [_pts(zone.polygon)], _PALETTE[i % len(_PALETTE)])
-    if camera.view_guard is not None:
-        for poly in camera.view_guard.ignore:
-            cv2.fillPoly(overlay, [_pts(poly)], _IGNORE)
+    ignored = tuple(camera.view_guard.ignore) if camera.view_guard is not None else ()
+    for poly in ignored + tuple(camera.overlays):
+        cv2.fillPoly(overlay, [_pts(poly)], _IGNORE)
     cv2.addWeighted(overlay, 0.25, out, 0.75, 0, dst=out)
     for i, (name, zone) in enumerate(polys):
         colour = _PALETTE[i % len(_PALETTE)]

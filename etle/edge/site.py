@@ -88,7 +88,8 @@ class PipelineOptions(_Model):
 
         get_format(value)  # ValueError: unknown plate format '...'; known: ...
         return value
-    plate_detector: str = "onnx"
+    #: None: tnkb for Indonesian plates, onnx otherwise (etle.plate.detector.default_plate_detector)
+    plate_detector: Optional[str] = None
     pre_s: float = Field(2.0, ge=0)
     post_s: float = Field(2.0, ge=0)
     #: inference threads per camera (ETLE_THREADS); default: the CPU count shared out over the cameras

@@ -78,7 +78,7 @@ def build_real_pipeline(spec: WorkerSpec) -> Any:
         db_url=spec.db_url,
         reader=p.get("reader"),
         country=str(p.get("country", "id")),
-        plate_detector=p.get("plate_detector", "onnx"),
+        plate_detector=p.get("plate_detector"),
         read_plates=bool(p.get("read_plates", True)),
         detect_every=int(p.get("detect_every", 0)),
         detect_fps=float(p.get("detect_fps", 6.0)),

@@ -31,16 +31,18 @@ log = logging.getLogger(__name__)
 
 PLATE_DETECTOR = "plate-detector"
 PLATE_DETECTOR_SOURCE = "plate-detector-pt"
+PLATE_DETECTOR_TNKB = "plate-detector-tnkb"
 DEFAULT_PLATE_IMGSZ = 320
 
 
-def plate_detector_imgsz() -> int:
+def plate_detector_imgsz(name: str = PLATE_DETECTOR) -> int:
     """The input size the manifest asks for (``source.imgsz``), 320 when unset."""
-    return int(registry.spec(PLATE_DETECTOR).source.get("imgsz", DEFAULT_PLATE_IMGSZ))
+    return int(registry.spec(name).source.get("imgsz", DEFAULT_PLATE_IMGSZ))
 
 
-def export_plate_detector(force: bool = False, imgsz: int | None = None) -> Path:
-    """Export the ``.pt`` plate detector to ONNX once; returns the verified ONNX path.
+def export_plate_detector(force: bool = False, imgsz: int | None = None, name: str = PLATE_DETECTOR) -> Path:
+    """Export a ``.pt`` plate detector (``name``'s ``source.from`` in the manifest) to ONNX once;
+    returns the verified ONNX path.
 
     Skips the work when a valid export is already there (unless ``force``).  Raises
     :class:`MissingDependencyError` without ultralytics/onnx, :class:`ModelError` when the
@@ -48,17 +50,18 @@ def export_plate_detector(force: bool = False, imgsz: int | None = None) -> Path
     """
     if not force:
         try:
-            return registry.resolve(PLATE_DETECTOR)
+            return registry.resolve(name)
         except ModelError:
             pass
-    size = int(imgsz or plate_detector_imgsz())
-    source = registry.resolve(PLATE_DETECTOR_SOURCE)
+    src_name = str(registry.spec(name).source["from"])
+    size = int(imgsz or plate_detector_imgsz(name))
+    source = registry.resolve(src_name)
     for module, package in (("ultralytics", "ultralytics"), ("onnx", "onnx")):
         if importlib.util.find_spec(module) is None:
             raise MissingDependencyError(package, "ultralytics", "exporting the plate detector to ONNX")
     from etle.detect.ultralytics_adapter import load_yolo
 
-    target = registry.locate(PLATE_DETECTOR)
+    target = registry.locate(name)
     target.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="etle-export-") as tmp:
@@ -73,16 +76,16 @@ def export_plate_detector(force: bool = False, imgsz: int | None = None) -> Path
                 warnings.filterwarnings("ignore", message=".*Converting a tensor to a Python boolean.*")
                 out = model.export(format="onnx", imgsz=size, simplify=False, dynamic=False, half=False, device="cpu")
         except Exception as exc:  # ultralytics raises many untyped errors
-            raise ModelError(f"ONNX export of {PLATE_DETECTOR_SOURCE} failed: {exc}") from exc
+            raise ModelError(f"ONNX export of {src_name} failed: {exc}") from exc
         produced = Path(str(out))
         if not produced.is_file():
-            raise ModelError(f"ONNX export of {PLATE_DETECTOR_SOURCE} wrote no file ({produced})")
+            raise ModelError(f"ONNX export of {src_name} wrote no file ({produced})")
         partial = target.with_suffix(target.suffix + ".part")
         shutil.copyfile(produced, partial)
         partial.replace(target)
-    registry.record_export(target, PLATE_DETECTOR_SOURCE, imgsz=size, seconds=round(time.perf_counter() - t0, 2))
-    log.info("exported %s to %s (imgsz %d) in %.1fs", PLATE_DETECTOR_SOURCE, target, size, time.perf_counter() - t0)
-    return registry.resolve(PLATE_DETECTOR)
+    registry.record_export(target, src_name, imgsz=size, seconds=round(time.perf_counter() - t0, 2))
+    log.info("exported %s to %s (imgsz %d) in %.1fs", src_name, target, size, time.perf_counter() - t0)
+    return registry.resolve(name)
 
 
 # ----------------------------------------------------------------------------------------------

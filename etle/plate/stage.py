@@ -24,6 +24,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 
+import cv2
 import numpy as np
 
 from etle.plate.colour import classify_colour
@@ -145,6 +146,7 @@ class PlateStage:
         regrow: float = 1.15,
         refresh_n: int = 0,
         every_s: float = 0.5,
+        overlays: Sequence[Sequence[tuple[float, float]]] = (),
     ) -> None:
         self.detector = detector
         self.reader = reader
@@ -158,6 +160,9 @@ class PlateStage:
         self.settle_confidence = settle_confidence
         self.max_tracks = max_tracks
         self._state: OrderedDict[int, TrackReadState] = OrderedDict()
+        #: burned-in text (camera files' ``overlays``): a "plate" found there is the clock or the
+        #: camera name (on the Cilacap clip they were read as "L2001" and "ALUNALUN")
+        self.overlays = tuple(np.asarray(p, np.float32).reshape(-1, 1, 2) for p in overlays if len(p) >= 3)
 
     # -- per frame -----------------------------------------------------------------------------
 
@@ -187,7 +192,10 @@ class PlateStage:
         if x2 - x1 < 8 or y2 - y1 < 8:
             return None
         vehicle = frame.image[y1:y2, x1:x2]  # a read-only view; the detector copies what it needs
-        plate = best_plate(self.detector.detect(vehicle), vehicle.shape)
+        found = self.detector.detect(vehicle)
+        if self.overlays:
+            found = [d for d in found if not self._in_overlay(d.box.offset(x1, y1).center)]
+        plate = best_plate(found, vehicle.shape)
         if plate is None:
             return None
         pbox = plate.box.offset(x1, y1).expand(self.plate_pad).clip(frame.width, frame.height)
@@ -207,6 +215,10 @@ class PlateStage:
         self.consensus.add(v.track_id, read, quality)
         log.debug("track %d frame %d: plate %s (%.2f, q %.2f)", v.track_id, frame.index, read.text, read.confidence, quality)
         return read
+
+    def _in_overlay(self, point: tuple[float, float]) -> bool:
+        pt = (float(point[0]), float(point[1]))
+        return any(cv2.pointPolygonTest(poly, pt, False) >= 0 for poly in self.overlays)
 
     def _settled(self, track_id: int) -> bool:
         res = self.consensus.result(track_id)
@@ -240,7 +252,7 @@ class PlateStage:
 
 def build_plate_stage(
     *, detector: str = "onnx", reader: str | None = None, country: str = "id", **stage_kwargs: object
-) -> Callable[[], PlateStage]:
+) -> Callable[[], PlateStage]:  # stage_kwargs: PlateStage's knobs, e.g. ``overlays``
     """Load the plate detector and reader once (failing now, with an install hint, if one is
     missing) and return a factory of fresh per-source :class:`PlateStage` objects."""
     from etle.plate.detector import load_plate_detector
