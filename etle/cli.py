@@ -297,10 +297,10 @@ def models_prepare(
         help="Video whose frames calibrate the int8 detector (default: the bundled sample clip).",
     ),
     skip_int8: bool = typer.Option(False, "--no-int8", help="Do not make the int8 vehicle detector."),
-    skip_plate: bool = typer.Option(False, "--no-plate-export", help="Do not export the plate detector (it needs the ultralytics extra)."),
+    skip_plate: bool = typer.Option(False, "--no-plate-export", help="Do not export the plate detectors (they need the ultralytics extra)."),
     skip_ocr_int8: bool = typer.Option(False, "--no-ocr-int8", help="Do not make the int8 plate text recogniser."),
 ) -> None:
-    """Derive the models etle makes itself: the plate detector's ONNX export (needs the
+    """Derive the models etle makes itself: the ONNX exports of both plate detectors (need the
     ultralytics extra once), the int8 vehicle detector for CPU edge boxes and the int8 plate text
     recogniser (calibrated on rendered plates) that the rapidocr reader uses when present."""
     from etle.models.export import export_plate_detector, quantize_plate_recogniser, quantize_vehicle_detector
