@@ -119,6 +119,13 @@ __all__ = [
 ]
 
 Point = tuple[float, float]
+
+
+def _three_points_each(polygons: tuple[tuple[Point, ...], ...], what: str) -> tuple[tuple[Point, ...], ...]:
+    for poly in polygons:
+        if len(poly) < 3:
+            raise ValueError(f"each {what} polygon needs at least 3 points")
+    return polygons
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 _TIME_OF_DAY = re.compile(r"^([01]\d|2[0-3]):([0-5]\d):([0-5]\d)$")
 _SLUG = r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$"
@@ -210,10 +217,7 @@ class ViewGuardConfig(_Model):
     @field_validator("ignore", mode="after")
     @classmethod
     def _polygons(cls, value: tuple[tuple[Point, ...], ...]) -> tuple[tuple[Point, ...], ...]:
-        for poly in value:
-            if len(poly) < 3:
-                raise ValueError("each ignore polygon needs at least 3 points")
-        return value
+        return _three_points_each(value, "ignore")
 
     @model_validator(mode="after")
     def _verify_reference_kind(self) -> "ViewGuardConfig":
@@ -1019,10 +1023,7 @@ class CameraConfig(_Model):
     @field_validator("overlays", mode="after")
     @classmethod
     def _overlay_polygons(cls, value: tuple[tuple[Point, ...], ...]) -> tuple[tuple[Point, ...], ...]:
-        for poly in value:
-            if len(poly) < 3:
-                raise ValueError("each overlay polygon needs at least 3 points")
-        return value
+        return _three_points_each(value, "overlay")
 
     @field_validator("timezone")
     @classmethod

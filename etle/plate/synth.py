@@ -346,6 +346,12 @@ def _photometric(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
     return img
 
 
+def jpeg(img: np.ndarray, quality: int) -> np.ndarray:
+    """``img`` through JPEG at ``quality`` (the input when encoding fails)."""
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    return cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else img
+
+
 def _degrade_small(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
     """Blur, noise and JPEG at the camera's resolution; returns uint8 BGR."""
     r = rng.random()
@@ -358,10 +364,7 @@ def _degrade_small(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
     img = img + rng.normal(0, rng.uniform(0, 12), img.shape[:2] + (1,)) + rng.normal(0, rng.uniform(0, 5), img.shape)
     out = np.clip(img, 0, 255).astype(np.uint8)
     if rng.random() < 0.7:
-        q = int(rng.integers(15, 90))
-        ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, q])
-        if ok:
-            out = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        out = jpeg(out, int(rng.integers(15, 90)))
     return out
 
 

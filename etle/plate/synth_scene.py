@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from etle.plate.synth import find_fonts, render_plate
+from etle.plate.synth import find_fonts, jpeg, render_plate
 
 
 @dataclass(frozen=True)
@@ -94,9 +94,7 @@ def _degrade(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
     if rng.random() < 0.4:
         img = np.clip(img.astype(np.float32) + rng.normal(0, rng.uniform(2, 9), img.shape), 0, 255).astype(np.uint8)
     if rng.random() < 0.7:
-        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(30, 92))])
-        if ok:
-            img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        img = jpeg(img, int(rng.integers(30, 92)))
     return img
 
 
