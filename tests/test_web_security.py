@@ -381,3 +381,23 @@ def test_only_a_supervisor_reopens_a_decided_ticket(site) -> None:
     # a pending ticket cannot be reopened
     page = sup.get(f"/tickets/{refs[0]}")
     assert sup.post(f"/tickets/{refs[0]}/reopen", data={"reason": "", "csrf": csrf_of(page.text)}).status_code == 409
+
+
+def test_violation_details_and_review_only_flags_are_shown(site, make_evidence_request) -> None:
+    from dataclasses import replace
+
+    app, store, refs, tmp_path = site
+    req = make_evidence_request(7, plate="XX12")
+    details = {"review_only": True, "reasons": ["grammar", "<b>odd</b>"], "plate": "XX12"}
+    req = replace(req, violation=replace(req.violation, rule="invalid_plate", details=details))
+    rec = record_violation(EvidenceWriter(tmp_path / "evidence"), store, req)
+    flagged = store.get(rec.ticket_id).reference
+    c = login(app)
+    html = c.get(f"/tickets/{flagged}").text
+    assert 'id="review-only"' in html
+    table = html[html.index('id="violation-details"'):]
+    table = table[: table.index("</table>")]
+    assert "reasons" in table and "grammar, &lt;b&gt;odd&lt;/b&gt;" in table and "XX12" in table
+    assert "review_only" not in table  # shown as the banner, not as a row
+    plain = c.get(f"/tickets/{refs[0]}").text  # a no_helmet ticket without details
+    assert 'id="review-only"' not in plain and 'id="violation-details"' not in plain

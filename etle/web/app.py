@@ -257,6 +257,19 @@ def create_app(config: WebConfig, store: TicketStore | None = None) -> FastAPI:
             return "missing"
         return "verified" if not verify_bundle(folder, manifest_sha256=t.manifest_sha256 or None) else "altered"
 
+    def violation_details(t: TicketView) -> dict[str, Any]:
+        """What the rule recorded about the violation (the evidence manifest's ``violation.details``:
+        a measured speed, the reasons a plate was flagged, ``review_only``); empty when unreadable."""
+        folder = bundle_dir(t)
+        if folder is None:
+            return {}
+        try:
+            manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        details = (manifest.get("violation") or {}).get("details") if isinstance(manifest, dict) else None
+        return details if isinstance(details, dict) else {}
+
     def parse_filters(params: dict[str, str]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         status = params.get("status", PENDING_REVIEW)
@@ -415,7 +428,7 @@ def create_app(config: WebConfig, store: TicketStore | None = None) -> FastAPI:
         reads = store.plate_reads(t.id)
         original = next((r.text for r in reads if r.source != "reviewer" and r.chosen), None)
         return render(request, "ticket.html", actor, tk=t, state=verification(t), files=files,
-                      reads=reads, original=original,
+                      reads=reads, original=original, details=violation_details(t),
                       actions=store.actions(t.id) if auth.RANK[actor.role] >= auth.RANK["supervisor"] else None,
                       next_ticket=pending[0] if pending else None, reasons=REJECT_REASONS,
                       msg=request.query_params.get("msg", ""))
