@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from cilacap import CILACAP_BIKES, cilacap_frames
 from conftest import require_model
 
 from etle.errors import MissingDependencyError, ModelError
@@ -154,29 +155,10 @@ def _tnkb_ready() -> Path:
     return require_model("plate-detector-tnkb")
 
 
-# Three motorcycles waiting at the stop line of the Cilacap clip (frames 120-230, where they
-# stand still): their boxes and their plates, measured once by eye on frame 170 ("R 5154 WP",
-# "R 2333 RK", "R 4762 PM"; small, tilted and dark under the camera's blue cast).
-CILACAP_BIKES = (
-    (Box(144, 117, 306, 307), Box(165, 157, 214, 183)),
-    (Box(282, 143, 419, 358), Box(291, 207, 341, 237)),
-    (Box(425, 171, 589, 355), Box(441, 227, 490, 255)),
-)
-
-
-def _cilacap_frame(shared: Path, index: int = 170) -> np.ndarray:
-    cap = cv2.VideoCapture(str(shared / "videos" / "id_etle_cilacap_alun_motorcycles.mp4"))
-    cap.set(cv2.CAP_PROP_POS_FRAMES, index)
-    ok, frame = cap.read()
-    cap.release()
-    assert ok
-    return frame
-
-
 def _found(det: PlateDetector, frames: list[np.ndarray]) -> int:
     hits = 0
     for frame in frames:
-        for bike, plate in CILACAP_BIKES:
+        for bike, plate, _ in CILACAP_BIKES:
             x1, y1, x2, y2 = bike.as_int()
             dets = [d for d in det.detect(frame[y1:y2, x1:x2]) if d.confidence >= 0.25]
             hits += any(d.box.offset(x1, y1).iou(plate) >= 0.5 for d in dets)
@@ -188,7 +170,7 @@ def _found(det: PlateDetector, frames: list[np.ndarray]) -> int:
 def test_tnkb_detector_finds_the_motorcycle_plates_the_original_misses(shared_data: Path) -> None:
     _tnkb_ready()
     _onnx_ready()
-    frames = [_cilacap_frame(shared_data, i) for i in range(120, 240, 10)]
+    frames = cilacap_frames(shared_data, range(120, 240, 10))
     tnkb, onnx = _found(load_plate_detector("tnkb"), frames), _found(load_plate_detector("onnx"), frames)
     print(f"Cilacap stop line, 3 plates x {len(frames)} frames: tnkb {tnkb}, onnx {onnx}")
     assert tnkb >= 0.9 * 3 * len(frames)  # measured 35 of 36

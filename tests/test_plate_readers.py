@@ -289,6 +289,25 @@ def test_indonesian_registration_is_read_as_inverted_grey(tmp_path: Path) -> Non
         RapidOcrReader("id", model_path=path, tone="sepia")
 
 
+def test_small_indonesian_crops_go_to_the_distant_recogniser(tmp_path: Path) -> None:
+    path = tmp_path / "toy.onnx"
+    path.write_bytes(toy_recogniser())
+    r = RapidOcrReader("id", model_path=path, distant=False)
+    assert r.distant is None
+    r.recogniser, r.distant, r.distant_height = _SpyRecogniser(), _SpyRecogniser(), 40
+    big = two_line_plate(dark=True)
+    small = cv2.resize(big, (96, 30), interpolation=cv2.INTER_AREA)
+    assert r.read(big) is not None and r.read(small) is not None
+    # the registration views of the big crop went to the stock model, the small crop's to the
+    # distant one (the stock model also reads the big crop's validity line)
+    assert len(r.distant.seen) == 1 and all(v.shape[0] <= small.shape[0] for v in r.distant.seen[0])
+    assert r.recogniser.seen and all(v.shape[0] > 40 for v in r.recogniser.seen[0])
+    far_views = {v.shape for v in r.distant.seen[0]}
+    assert not any(v.shape in far_views for call in r.recogniser.seen for v in call)  # (it reads validity lines only)
+    generic = RapidOcrReader("generic", model_path=path)
+    assert generic.distant is None  # trained on TNKB plates only
+
+
 def test_reader_falls_back_to_the_float_model_when_int8_is_not_prepared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ETLE_MODEL_DIR", str(tmp_path))  # nothing prepared there
     with pytest.raises(ModelError, match="etle models prepare"):

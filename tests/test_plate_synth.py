@@ -58,3 +58,16 @@ def test_missing_fonts_say_what_to_install(tmp_path: Path) -> None:
     with pytest.raises(synth.FontNotFoundError, match="fonts-dejavu"):
         synth.find_fonts((tmp_path,))
     synth.find_fonts.cache_clear()
+
+
+def test_distant_plates_are_small_tilted_crops_with_valid_labels() -> None:
+    rng = np.random.default_rng(5)
+    widths = []
+    for _ in range(30):
+        s = synth.render_distant(rng)
+        assert s.image.dtype == np.uint8 and s.image.ndim == 3
+        assert is_tnkb(s.text) and parse_validity(s.validity) == s.validity
+        widths.append(s.image.shape[1])
+    # drawn 30-100 px wide; some are scaled up afterwards as a crop tool would (at most 4x)
+    assert min(widths) >= 30 and max(widths) <= 400
+    assert np.median(widths) < 160  # most are far smaller than the ordinary crops (44-220 px, then scaled)

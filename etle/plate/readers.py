@@ -382,6 +382,16 @@ lines against 54 at full width (48 of those 54 read the same; the others are blu
 either way may misread) at a fraction of the time: a full-width read was a third of the reader's."""
 
 
+DISTANT_MODEL = "ocr-rapidocr-rec-distant"
+"""The PP-OCR recogniser fine-tuned here for small, distant TNKB plates
+(``scripts/train_plate_ocr_distant.py``, int8, committed under models/plate_ocr/)."""
+
+DISTANT_HEIGHT = 40
+"""Plate crops this tall or less (pixels, as cut from the frame) are read by :data:`DISTANT_MODEL`
+when the reader has it (Indonesian plates): the size range it was trained on (plates 30-100 px
+wide).  Larger crops, e.g. every ILPR crop (189 px), keep the stock recogniser."""
+
+
 def _rapidocr_model(int8: bool | None) -> Path:
     """The recogniser file: the int8 one when prepared (or demanded), else the float one."""
     if int8 or int8 is None:
@@ -421,6 +431,8 @@ class RapidOcrReader:
         second_weight: float = 1.0,
         second_views: Sequence[str] = ("full",),
         tone: str | None = None,
+        distant: bool | None = None,
+        distant_height: int = DISTANT_HEIGHT,
     ) -> None:
         self.format = get_format(country)
         # the cut classifier (and the int8 model, which has it baked in) only for Indonesian
@@ -434,6 +446,13 @@ class RapidOcrReader:
             model_path = _rapidocr_model(int8 if int8 is not None else (None if narrow else False))
         self.model_path = Path(model_path)
         self.recogniser = _CtcRecogniser(Path(model_path), threads, plate_only=plate_only)
+        # small, distant Indonesian plates: the recogniser fine-tuned for them (see DISTANT_MODEL)
+        self.distant: _CtcRecogniser | None = None
+        self.distant_height = distant_height
+        if distant is None:
+            distant = narrow and registry.status(DISTANT_MODEL).ok
+        if distant:
+            self.distant = _CtcRecogniser(registry.resolve(DISTANT_MODEL), threads)
         # the second opinion (``rapidocr+crnn``): the crnn was trained on TNKB plates only, so it
         # only joins in on Indonesian plates
         self.second: Callable[[Sequence[np.ndarray]], list[np.ndarray]] | None = None
@@ -584,7 +603,8 @@ class RapidOcrReader:
         views = plate_views(img, lines, self.views, self.min_band)
         if self.tone != "colour":
             views = [(n, dark_on_light(v, invert=True if self.tone == "inverted" else None)) for n, v in views]
-        probs = self.recogniser([v for _, v in views])
+        far = self.distant is not None and img.shape[0] <= self.distant_height
+        probs = (self.distant if far and self.distant is not None else self.recogniser)([v for _, v in views])
         # the second model runs only when decide needs it
         second = functools.partial(self._second_opinion, img, lines) if self.second is not None else None
         best = self.decide(probs, [n for n, _ in views], second)

@@ -373,11 +373,14 @@ def _camera(
     plate: np.ndarray,
     keep: tuple[float, float, float, float] | None = None,
     out_width: tuple[int, int] = (44, 220),
+    tilt_sd: float = 3.0,
+    tint: float = 0.0,
 ) -> np.ndarray:
     """Warp the plate into a scene, crop around it as a detector would, degrade, scale back up.
 
     ``keep`` (x0, y0, x1, y1 in plate pixels) selects the part of the plate the crop frames (the
-    whole plate when None).
+    whole plate when None).  ``tilt_sd``: the rotation's standard deviation in degrees; ``tint``:
+    the largest share of a random colour mixed into the scene (a camera's colour cast and haze).
     """
     H, W = plate.shape[:2]
     kx0, ky0, kx1, ky1 = keep or (0, 0, W, H)
@@ -386,7 +389,7 @@ def _camera(
     src = np.float32([[0, 0], [W, 0], [W, H], [0, H]])
     j = rng.uniform(0, 0.07) if rng.random() < 0.7 else 0.0
     dst = src + rng.normal(0, j, (4, 2)).astype(np.float32) * np.float32([W, H]) * np.float32([0.3, 1.0])
-    ang = np.deg2rad(rng.normal(0, 3.0))
+    ang = np.deg2rad(rng.normal(0, tilt_sd))
     c, s = np.cos(ang), np.sin(ang)
     centre = np.float32([W / 2, H / 2])
     dst = (dst - centre) @ np.float32([[c, s], [-s, c]]) + centre
@@ -418,6 +421,9 @@ def _camera(
     warped = cv2.warpPerspective(small.astype(np.float32), to_out, (ow, oh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
     mask = cv2.warpPerspective(np.ones(small.shape[:2], np.float32), to_out, (ow, oh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
     img = _background(rng, oh, ow) * (1 - mask[..., None]) + warped * mask[..., None]
+    if tint > 0:
+        a = rng.uniform(0, tint)
+        img = img * (1 - a) + rng.uniform(0, 255, 3)[None, None, :].astype(np.float32) * a
     img = _photometric(rng, img)
     out = _degrade_small(rng, img)
     # the crops are often scaled up by whoever cut them
@@ -445,6 +451,14 @@ def render_sample(rng: np.random.Generator, fonts: tuple[Path, ...] | None = Non
         bottom = vbox[1] + (vbox[3] - vbox[1]) * rng.uniform(-0.6, 0.3)
         keep = (0.0, 0.0, float(W), float(max(H * 0.5, bottom)))
     return Sample(_camera(rng, plate, keep), text, validity)
+
+
+def render_distant(rng: np.random.Generator, fonts: tuple[Path, ...] | None = None) -> Sample:
+    """A plate as a roadside camera sees a vehicle waiting metres away: 30-100 px wide (registration
+    characters about 6-15 px tall), tilted (rotation sd 8 degrees, as a motorcycle's plate often
+    hangs), under a strong colour cast or haze; labelled with its registration."""
+    plate, text, validity, _ = render_plate(rng, fonts=fonts)
+    return Sample(_camera(rng, plate, None, out_width=(30, 100), tilt_sd=8.0, tint=0.6), text, validity)
 
 
 def render_validity(rng: np.random.Generator, fonts: tuple[Path, ...] | None = None) -> Sample:
