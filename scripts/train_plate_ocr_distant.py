@@ -21,7 +21,7 @@ with CTC (batch norm statistics frozen), exported back to ONNX with the characte
 metadata, and quantised to int8 like the stock one (convolutions only, calibrated on rendered
 distant plates) so that it costs what the stock reader costs.
 
-    .venv/bin/pip install onnx2torch==1.5.15
+    .venv/bin/pip install -e '.[train]'   # onnx2torch + torch
     .venv/bin/python scripts/train_plate_ocr_distant.py --minutes 40 --seed 0
 
 Writes models/plate_ocr/pp_ocrv6_rec_distant_int8.onnx and models/plate_ocr/distant_metrics.json;
