@@ -294,7 +294,7 @@ def test_small_indonesian_crops_go_to_the_distant_recogniser(tmp_path: Path) -> 
     path.write_bytes(toy_recogniser())
     r = RapidOcrReader("id", model_path=path, distant=False)
     assert r.distant is None
-    r.recogniser, r.distant, r.distant_height = _SpyRecogniser(), _SpyRecogniser(), 40
+    r.recogniser, r.distant, r.distant_height, r.distant_views = _SpyRecogniser(), _SpyRecogniser(), 40, ("top",)
     big = two_line_plate(dark=True)
     small = cv2.resize(big, (96, 30), interpolation=cv2.INTER_AREA)
     assert r.read(big) is not None and r.read(small) is not None

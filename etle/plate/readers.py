@@ -438,6 +438,7 @@ class RapidOcrReader:
         tone: str | None = None,
         distant: bool | None = None,
         distant_height: int = DISTANT_HEIGHT,
+        distant_views: Sequence[str] = ("line", "top"),
     ) -> None:
         self.format = get_format(country)
         # the cut classifier (and the int8 model, which has it baked in) only for Indonesian
@@ -454,6 +455,10 @@ class RapidOcrReader:
         # small, distant Indonesian plates: the recogniser fine-tuned for them (see DISTANT_MODEL)
         self.distant: _CtcRecogniser | None = None
         self.distant_height = distant_height
+        # a small crop is cheap to read twice: the line finder's band beside the upper part (on the
+        # Cilacap waiting motorcycles 16/116 exact, 80.6 % characters, against 10/116, 78.4 %
+        # for the upper part alone; adding the whole crop made it worse)
+        self.distant_views = tuple(distant_views)
         if distant is None:
             distant = narrow and registry.status(DISTANT_MODEL).ok
         if distant:
@@ -605,10 +610,10 @@ class RapidOcrReader:
         if img is None or min(img.shape[:2]) < 4:
             return None
         lines = find_lines(img)
-        views = plate_views(img, lines, self.views, self.min_band)
+        far = self.distant is not None and img.shape[0] <= self.distant_height
+        views = plate_views(img, lines, self.distant_views if far else self.views, self.min_band)
         if self.tone != "colour":
             views = [(n, dark_on_light(v, invert=True if self.tone == "inverted" else None)) for n, v in views]
-        far = self.distant is not None and img.shape[0] <= self.distant_height
         probs = (self.distant if far and self.distant is not None else self.recogniser)([v for _, v in views])
         # the second model runs only when decide needs it
         second = functools.partial(self._second_opinion, img, lines) if self.second is not None else None
