@@ -15,7 +15,7 @@ Backends:
   Small Indonesian plates (crops up to :data:`DISTANT_HEIGHT` px tall: a motorcycle waiting
   metres from the camera) are read by :data:`DISTANT_MODEL` instead, the same recogniser
   fine-tuned here on small, tilted, tinted rendered plates (``scripts/train_plate_ocr_distant.py``;
-  on the Cilacap clip's waiting motorcycles 78 % character accuracy against 41 %, figures in
+  on the Cilacap clip's waiting motorcycles 81 % character accuracy against 41 %, figures in
   models/plate_ocr/README.md).
 * ``rapidocr+crnn`` (the Indonesian default, :data:`DEFAULT_READERS`) -- the same reader with the
   ``crnn`` model as a second opinion on the whole crop, asked only when PP-OCR's pick is not
