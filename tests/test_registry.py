@@ -78,3 +78,18 @@ def test_real_manifest_is_complete() -> None:
         assert s.licence, s.name
         if s.kind == "package":
             assert s.sha256 and s.source.get("version"), s.name
+
+
+def test_every_model_trained_here_ships_in_the_wheel() -> None:
+    """A ``repo`` model is found in the checkout's models/ or, installed, in etle/_data/: the
+    wheel must carry each one (pyproject's force-include), with its committed file present."""
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    include = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]
+    repo_models = {n: s for n, s in registry.manifest().items() if s.source.get("kind") == "repo"}
+    assert {"plate-ocr-crnn", "ocr-rapidocr-rec-distant", "plate-detector-tnkb-pt", "helmet-classifier"} <= set(repo_models)
+    for name, s in repo_models.items():
+        rel = str(s.source["path"])
+        assert include.get(f"models/{rel}") == f"etle/_data/{rel}", name
+        assert (root / "models" / rel).is_file(), name
