@@ -308,6 +308,25 @@ def test_small_indonesian_crops_go_to_the_distant_recogniser(tmp_path: Path) -> 
     assert generic.distant is None  # trained on TNKB plates only
 
 
+def test_without_the_distant_model_small_plates_go_to_the_stock_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "toy.onnx"
+    path.write_bytes(toy_recogniser())
+    real = readers.registry.status
+
+    def status(name: str):  # noqa: ANN202 - test double
+        st = real(name)
+        return st if name != readers.DISTANT_MODEL else type(st)(st.spec, None, False, "sha256 mismatch")
+
+    monkeypatch.setattr(readers.registry, "status", status)
+    with caplog.at_level("WARNING", logger="etle.plate.readers"):
+        r = RapidOcrReader("id", model_path=path)
+    assert r.distant is None and "sha256 mismatch" in caplog.text
+    r.recogniser = _SpyRecogniser()
+    assert r.read(cv2.resize(two_line_plate(), (96, 30))) is not None and r.recogniser.seen
+
+
 def test_reader_falls_back_to_the_float_model_when_int8_is_not_prepared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ETLE_MODEL_DIR", str(tmp_path))  # nothing prepared there
     with pytest.raises(ModelError, match="etle models prepare"):

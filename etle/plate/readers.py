@@ -459,8 +459,11 @@ class RapidOcrReader:
         # Cilacap waiting motorcycles 16/116 exact, 80.6 % characters, against 10/116, 78.4 %
         # for the upper part alone; adding the whole crop made it worse)
         self.distant_views = tuple(distant_views)
-        if distant is None:
-            distant = narrow and registry.status(DISTANT_MODEL).ok
+        if distant is None and narrow:
+            st = registry.status(DISTANT_MODEL)
+            if not st.ok:
+                log.warning("%s unavailable (%s): small plates are read by the stock recogniser", DISTANT_MODEL, st.message)
+            distant = st.ok
         if distant:
             self.distant = _CtcRecogniser(registry.resolve(DISTANT_MODEL), threads)
         # the second opinion (``rapidocr+crnn``): the crnn was trained on TNKB plates only, so it
