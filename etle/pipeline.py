@@ -60,12 +60,23 @@ class RunConfig:
     conf_threshold: float = 0.25
     #: a track's plate below this consensus confidence is stored as unread (candidates kept)
     min_plate_confidence: float = 0.3
+    #: a ticket prints a plate only when at least this many reads, from distinct frames, spell it
+    #: exactly: one read is not a consensus, and a confident wrong plate costs a citizen; below
+    #: it the ticket shows ``?`` with the candidates for the officer
+    min_plate_agreement: int = 2
 
 
-def accept_plate(plate: PlateResult, min_confidence: float) -> PlateResult:
-    """The plate a ticket shows: the consensus text when confident enough, else unread."""
-    if plate.text and plate.confidence < min_confidence:
-        return replace(plate, text="")  # candidates, colour and category stay for the reviewer
+def agreeing_frames(plate: PlateResult) -> int:
+    """How many distinct frames gave a read spelling the plate's text exactly."""
+    return len({c.frame_index for c in plate.candidates if c.text == plate.text})
+
+
+def accept_plate(plate: PlateResult, min_confidence: float, min_agreement: int = 0) -> PlateResult:
+    """The plate a ticket shows: the consensus text when confident enough and read alike from at
+    least ``min_agreement`` distinct frames, else unread (``?``; candidates, colour and category
+    stay for the reviewer)."""
+    if plate.text and (plate.confidence < min_confidence or agreeing_frames(plate) < min_agreement):
+        return replace(plate, text="")
     return plate
 
 
@@ -199,7 +210,7 @@ class Pipeline:
 
         def finish(p: _Pending) -> None:
             plate = plates.result(p.violation.track_id) if plates is not None else PlateResult("", 0.0)
-            plate = accept_plate(plate, cfg.min_plate_confidence)
+            plate = accept_plate(plate, cfg.min_plate_confidence, cfg.min_plate_agreement)
             if self.sink is not None:
                 res = timer("evidence", self.sink.record, p.violation, p.key_frame, p.key_objects, tuple(p.clip), plate, info)
                 if res is not None:

@@ -111,6 +111,59 @@ def load_split(root: Path, split: str, *, background_per_image: int = 1, seed: i
     return np.stack(patches), np.asarray(labels, np.int64)
 
 
+def load_run_heads(root: Path, split: str, cache: Path | None = None):
+    """Patches and labels of the heads the *run* finds: the vehicle detector's person boxes ->
+    :func:`etle.helmet.crops.head_box`, each matched to the labelled head its centre falls in
+    (the class of that label).  At run time the head is estimated from the rider's box, which
+    errs more than the jitter of the labelled crops; these teach the classifier those crops.
+    Detections are cached in ``cache`` (an .npz) because the detector is the slow part."""
+    from etle.helmet.crops import head_box
+
+    det_cache: dict[str, np.ndarray] = {}
+    if cache is not None and cache.is_file():
+        det_cache = dict(np.load(cache, allow_pickle=False))
+    detector = None
+    patches, labels = [], []
+    for img_file in sorted(glob.glob(str(root / split / "images" / "*"))):
+        stem = Path(img_file).stem
+        lab = root / split / "labels" / f"{stem}.txt"
+        if not lab.is_file():
+            continue
+        image = cv2.imread(img_file)
+        if image is None:
+            continue
+        h, w = image.shape[:2]
+        if stem not in det_cache:
+            if detector is None:
+                from etle.detect.detector import load_detector
+
+                detector = load_detector()
+            det_cache[stem] = np.array([[d.box.x1, d.box.y1, d.box.x2, d.box.y2] for d in detector.detect(image) if d.label == "person"],
+                                       np.float32).reshape(-1, 4)
+        run_heads = [hb for hb in (head_box(Box(*map(float, b)), frame_width=w, frame_height=h, min_px=8.0) for b in det_cache[stem])
+                     if hb is not None]
+        used: set[int] = set()
+        for c, box in _yolo_boxes(str(lab), w, h):
+            best = None
+            for k, hb in enumerate(run_heads):
+                cx, cy = (hb.x1 + hb.x2) / 2, (hb.y1 + hb.y2) / 2
+                if k in used or not (box.x1 <= cx <= box.x2 and box.y1 <= cy <= box.y2):
+                    continue
+                d = abs(cx - (box.x1 + box.x2) / 2) + abs(cy - (box.y1 + box.y2) / 2)
+                if best is None or d < best[0]:
+                    best = (d, k)
+            if best is None:
+                continue
+            used.add(best[1])
+            patches.append(_patch(image, run_heads[best[1]]))
+            labels.append(c)
+    if cache is not None and detector is not None:
+        np.savez(cache, **det_cache)
+    if not patches:
+        return np.zeros((0, PATCH, PATCH, 3), np.uint8), np.zeros(0, np.int64)
+    return np.stack(patches), np.asarray(labels, np.int64)
+
+
 def load_bikeshelmets(root: Path):
     """Patches and labels of the labelled heads of bikeshelmets_subset (no background)."""
     patches, labels = [], []
@@ -279,6 +332,10 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--eval-only", action="store_true", help="score the existing --out model")
+    ap.add_argument("--run-crops", action="store_true",
+                    help="also train (and choose the epoch) on the heads the run finds from the detector's person boxes")
+    ap.add_argument("--cache", type=Path, default=Path("/tmp/etle-helmet-detections"),
+                    help="folder for the cached person detections of --run-crops")
     args = ap.parse_args()
     rob = args.data / "roboflow_helmet_ccby"
     t_start = time.time()
@@ -294,6 +351,13 @@ def main() -> int:
         rng = np.random.default_rng(args.seed)
         train_x, train_y = load_split(rob, "train", seed=args.seed)
         val_x, val_y = load_split(rob, "valid", seed=args.seed + 1)
+        if args.run_crops:
+            args.cache.mkdir(parents=True, exist_ok=True)
+            rx, ry = load_run_heads(rob, "train", args.cache / "train.npz")
+            vx, vy = load_run_heads(rob, "valid", args.cache / "valid.npz")
+            print(f"[data] run-time heads: train {len(ry)}, valid {len(vy)}", flush=True)
+            train_x, train_y = np.concatenate([train_x, rx]), np.concatenate([train_y, ry])
+            val_x, val_y = np.concatenate([val_x, vx]), np.concatenate([val_y, vy])
         print(f"[data] train {len(train_y)} ({np.bincount(train_y).tolist()}), valid {len(val_y)}, "
               f"test {len(test_y)}, bikeshelmets {len(bikes_y)}  ({time.time() - t_start:.0f} s)", flush=True)
         val_crops = eval_crops(val_x)

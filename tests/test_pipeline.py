@@ -68,7 +68,8 @@ class FakePlates:
     def result(self, track_id: int) -> PlateResult:
         crop = np.full((20, 60, 3), 200, np.uint8)
         read = PlateRead("BH1234AB", 0.93, raw="BH 1234 AB", frame_index=5, crop=crop)
-        return PlateResult("BH1234AB", 0.93, candidates=(read,), best=read)
+        again = PlateRead("BH1234AB", 0.9, raw="BH 1234 AB", frame_index=9, crop=crop)
+        return PlateResult("BH1234AB", 0.93, candidates=(read, again), best=read)
 
 
 CAMERA = """\
@@ -184,3 +185,19 @@ def test_low_confidence_plate_is_stored_unread_with_candidates() -> None:
     assert got.text == "" and got.candidates == (read,) and got.best is read
     strong = PlateResult("R5154WP", 0.8, candidates=(read,), best=read)
     assert accept_plate(strong, 0.3) is strong
+
+
+def test_a_ticket_plate_needs_reads_from_two_frames_that_agree() -> None:
+    from etle.pipeline import accept_plate, agreeing_frames
+
+    a = PlateRead("R5154WP", 0.9, frame_index=3)
+    same_frame = PlateRead("R5154WP", 0.9, frame_index=3)
+    other = PlateRead("R5154VP", 0.8, frame_index=6)
+    later = PlateRead("R5154WP", 0.7, frame_index=9)
+    once = PlateResult("R5154WP", 0.9, candidates=(a, same_frame, other), best=a)
+    assert agreeing_frames(once) == 1
+    shown = accept_plate(once, 0.3, 2)
+    assert shown.text == "" and shown.candidates == once.candidates  # '?' with the candidates
+    twice = PlateResult("R5154WP", 0.8, candidates=(a, other, later), best=a)
+    assert agreeing_frames(twice) == 2 and accept_plate(twice, 0.3, 2) is twice
+    assert accept_plate(twice, 0.9, 2).text == ""  # the consensus confidence still counts

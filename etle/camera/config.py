@@ -72,7 +72,7 @@ import json
 import re
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import Annotated, Any, Literal, Mapping, Union
+from typing import Annotated, Any, Literal, Mapping, TypeVar, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -116,6 +116,7 @@ __all__ = [
     "ViewGuardConfig",
     "WrongWayOptions",
     "load_camera",
+    "load_located",
 ]
 
 Point = tuple[float, float]
@@ -1238,13 +1239,26 @@ def _message(err: Mapping[str, Any]) -> tuple[tuple[str | int, ...], str]:
 def load_camera(path: str | Path) -> CameraConfig:
     """Read and validate a camera YAML file; raise :class:`CameraConfigError` naming file:line."""
     path = Path(path)
+    return load_located(path, CameraConfig, what="camera file", context={"base_dir": path.parent})
+
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def load_located(path: str | Path, model: type[_M], *, what: str, context: Mapping[str, Any] | None = None) -> _M:
+    """Read a YAML file into the pydantic ``model``; every problem names ``file:line: field``.
+
+    The camera file and the other YAML files etle reads (e.g. the ground truth of
+    ``etle eval violations``) share it.  Raises :class:`CameraConfigError` (a :class:`ConfigError`).
+    """
+    path = Path(path)
     where = str(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise CameraConfigError([f"{where}: camera file not found"]) from None
+        raise CameraConfigError([f"{where}: {what} not found"]) from None
     except IsADirectoryError:
-        raise CameraConfigError([f"{where}: is a directory, not a camera file"]) from None
+        raise CameraConfigError([f"{where}: is a directory, not a {what}"]) from None
     except UnicodeDecodeError as exc:
         raise CameraConfigError([f"{where}: not UTF-8 text ({exc.reason})"]) from None
     except OSError as exc:
@@ -1270,7 +1284,7 @@ def load_camera(path: str | Path) -> CameraConfig:
         )
 
     try:
-        return CameraConfig.model_validate(data, context={"base_dir": path.parent})
+        return model.model_validate(data, context=dict(context or {}))
     except ValidationError as exc:
         problems = []
         for err in exc.errors(include_url=False):

@@ -1,4 +1,9 @@
-"""``etle eval plates``: measure the plate readers (and the plate detector) on labelled images.
+"""``etle eval plates`` / ``etle eval violations``: measure etle on labelled data.
+
+``etle eval violations TRUTH.yaml``: the tickets of real clips against labelled events
+(:mod:`etle.evaluate.violations`).
+
+``etle eval plates``: the plate readers (and the plate detector) on labelled images.
 
 Plate crops (``labels.csv``: ``filename, plate_text``): per reader, exact-match accuracy (also on
 the ``all_agree`` rows of a ``--crosscheck`` file), character accuracy, the most frequent
@@ -67,14 +72,14 @@ def _why_unavailable(name: str) -> str | None:
 
 
 @contextmanager
-def _progress(console: Console, enabled: bool, description: str, total: int) -> Iterator[Callable[[], None]]:
+def _progress(console: Console, enabled: bool, description: str, total: int, unit: str = "img") -> Iterator[Callable[[], None]]:
     if not enabled:
         yield lambda: None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]:.1f} img/s"),
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]:.1f} " + unit + "/s"),
         TimeRemainingColumn(), console=console, transient=True,
     ) as bar:
         task = bar.add_task(description[:40], total=total, rate=0.0)
@@ -200,6 +205,144 @@ def register(app: typer.Typer) -> None:
             _say(out, f"figures written to {json_path}")
         if ran == 0:
             raise ModelError("no plate reader could run here (see above)")
+
+    @eval_app.command("violations")
+    def violations(
+        truth_file: Path = typer.Argument(..., help="Truth file (YAML): clips, camera files, counted windows, labelled events."),
+        clip: Optional[list[str]] = typer.Option(None, "--clip", help="Only this clip (repeatable)."),
+        videos: Optional[Path] = typer.Option(None, "--videos", help="Find each clip's video by its file name in this folder instead."),
+        detector: str = typer.Option("vehicle-detector", "--detector", help="vehicle-detector, vehicle-detector-int8 (fast profile) or an ONNX file."),
+        detect_fps: float = typer.Option(0.0, "--detect-fps", min=0, help="Detections per second (0: every frame, as etle run; 6: the fast profile)."),
+        fast: bool = typer.Option(False, "--fast", help="The edge box's fast profile: --detector vehicle-detector-int8 --detect-fps 6."),
+        reader: Optional[str] = typer.Option(None, "--reader", help="Plate reader (default: the measured default for the country)."),
+        plate_detector: Optional[str] = typer.Option(None, "--plate-detector", help="tnkb, onnx, pt, cascade."),
+        no_plates: bool = typer.Option(False, "--no-plates", help="Do not read plates (faster; no plate figures)."),
+        country: str = typer.Option("id", "--country", help="Plate format: id or generic."),
+        out: Optional[Path] = typer.Option(None, "--out", help="Keep each clip's evidence in OUT/<clip> (default: a scratch folder, removed)."),
+        json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the report to this JSON file."),
+        details: bool = typer.Option(False, "--details", help="List every ticket and event with its outcome."),
+        no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
+    ) -> None:
+        """Tickets against labelled events on real clips: per rule TP, FP, misses, precision, recall, plates.
+
+        Runs etle run's pipeline on each clip of the truth file (evidence and tickets into a scratch
+        folder and database) and matches each ticket to the labelled events: same rule, time inside the
+        event window (+- tolerance_s), and the ticket's track box containing the event's point.  The
+        matching rules are in etle/evaluate/violations.py and docs/accuracy.md.
+        """
+        from etle.evaluate import violations as ev
+
+        out_c, err = _console(), _console(stderr=True)
+        truth = ev.load_truth(truth_file)
+        if videos is not None:
+            if not videos.is_dir():
+                raise SourceError(f"--videos {videos}: not a folder")
+            truth = truth.model_copy(update={"clips": tuple(c.model_copy(update={"video": videos / c.video.name}) for c in truth.clips)})
+        clips = ev.select_clips(truth, clip or ())
+        if fast:
+            detector, detect_fps = "vehicle-detector-int8", 6.0
+        options = ev.EvalOptions(
+            detector_model=detector, detect_fps=detect_fps, reader=reader, plate_detector=plate_detector,
+            read_plates=not no_plates, country=country.lower(), out_dir=out,
+        )
+        for c in clips:  # every video and camera file is checked before the first frame
+            if not c.video.is_file():
+                raise SourceError(f"{truth_file}: clip {c.name}: video not found: {c.video}")
+            ev.scored_rules_of(c)
+        results = []
+        for c in clips:
+            from etle.ingest.sources import open_source
+
+            info = open_source(str(c.video), max_seconds=c.max_seconds).info
+            total = info.frame_count or 0
+            if c.max_seconds and info.fps:
+                total = min(total or 10**9, int(c.max_seconds * info.fps) + 1)
+            with _progress(err, not no_progress, c.name, total, unit="frames") as tick:
+                results.append(ev.evaluate_clip(truth, c, options, progress=lambda _f: tick()))
+        report = ev.report_dict(truth_file, truth, options, results)
+        table = Table(title=f"violations: {truth_file.name}, {options.profile} profile ({detector}, "
+                            f"{'every frame' if detect_fps <= 0 else f'{detect_fps:g} detections/s'})")
+        for h in ev.RULE_HEADER:
+            table.add_column(h)
+        for row in ev.rule_rows(report):
+            table.add_row(*row)
+        out_c.print(table)
+        for r in report["clips"]:
+            kinds: dict[str, int] = {}
+            for o in r["outcomes"]:
+                kinds[o["kind"]] = kinds.get(o["kind"], 0) + 1
+            _say(out_c, f"{r['clip']}: {r['frames']} frames, {r['fps']} fps; " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())))
+            if details:
+                for o in r["outcomes"]:
+                    t, e = o["ticket"], o["event"]
+                    where = f"track {t['track_id']} at {t['pts']:.2f} s, plate {t['plate']}" if t else ""
+                    what = f"event {e['t'][0]:.1f}-{e['t'][1]:.1f} s at {e['point']}" + (f" plate {e['plate']}" if e["plate"] else "") if e else ""
+                    _say(out_c, f"  {o['kind']:8} {o['rule']:14} {where}{' <-> ' if t and e else ''}{what}"
+                                + (f" [{o['plate_status']}]" if o["plate_status"] else ""))
+        if json_path is not None:
+            try:
+                json_path.parent.mkdir(parents=True, exist_ok=True)
+                json_path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            except OSError as exc:
+                raise EtleError(f"cannot write {json_path}: {exc.strerror or exc}") from exc
+            _say(out_c, f"report written to {json_path}")
+
+    @eval_app.command("helmet")
+    def helmet(
+        sets: list[Path] = typer.Argument(..., help="Labelled head sets: YOLO folders (images/ + labels/) or folders with labels.csv."),
+        mode: str = typer.Option("both", "--mode", help="labelled (crops of the labelled heads), run (heads found from the detector's person boxes, as in etle run) or both."),
+        threshold: float = typer.Option(0.6, "--threshold", min=0.0, max=1.0, help="No-helmet probability a head needs (the no_helmet rule's default)."),
+        json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the figures to this JSON file."),
+        no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
+    ) -> None:
+        """No-helmet precision and recall of the helmet classifier on labelled real heads."""
+        from etle.evaluate import helmet as hv
+
+        if mode not in ("labelled", "run", "both"):
+            raise ConfigError(f"--mode {mode}: choose labelled, run or both")
+        modes = ["labelled", "run"] if mode == "both" else [mode]
+        out_c, err = _console(), _console(stderr=True)
+        data = [(s, hv.read_set(s)) for s in sets]
+        from etle.helmet.classifier import load_helmet_classifier
+
+        clf = load_helmet_classifier()
+        detector = None
+        if "run" in modes:
+            from etle.detect.detector import load_detector
+
+            detector = load_detector()
+        table = Table(title=f"no_helmet: threshold {threshold:g}")
+        for h in ("set", "mode", "heads", "no-helmet heads", "found", "TP", "FP", "missed", "precision", "recall"):
+            table.add_column(h)
+        report: dict[str, Any] = {"kind": "helmet", "threshold": threshold, "model": str(clf.path), "sets": []}
+        for path, items in data:
+            name = f"{path.parent.name}/{path.name}"
+            for m in modes:
+                images = len({it.image for it in items})
+                with _progress(err, not no_progress, f"{m} {name}", images) as tick:
+                    sc = hv.evaluate_set(items, mode=m, classifier=clf, detector=detector, threshold=threshold, on_image=tick)
+                report["sets"].append({"set": name, "path": str(path), "mode": m, **sc.as_dict()})
+                table.add_row(name, m, str(sc.n_heads), str(sc.n_no_helmet), str(sc.found), str(sc.tp), str(sc.fp), str(sc.fn),
+                              "-" if sc.precision is None else f"{sc.precision:.3f}", "-" if sc.recall is None else f"{sc.recall:.3f}")
+        out_c.print(table)
+        if json_path is not None:
+            try:
+                json_path.parent.mkdir(parents=True, exist_ok=True)
+                json_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+            except OSError as exc:
+                raise EtleError(f"cannot write {json_path}: {exc.strerror or exc}") from exc
+            _say(out_c, f"figures written to {json_path}")
+
+    @eval_app.command("report")
+    def report_cmd(
+        results: Path = typer.Argument(Path("eval/results"), help="Folder of eval JSON files (etle eval ... --json)."),
+        output: Path = typer.Option(Path("docs/accuracy.md"), "-o", "--output", help="The page to write."),
+    ) -> None:
+        """Write docs/accuracy.md from the JSON outputs of the evals (no hand-typed figure)."""
+        from etle.evaluate.report import write_report
+
+        n = write_report(results, output)
+        _say(_console(), f"{output} written from {n} report(s) in {results}")
 
     app.add_typer(eval_app, name="eval")
 

@@ -1,0 +1,165 @@
+"""``etle eval report``: ``docs/accuracy.md`` written from the evals' JSON outputs, nothing typed.
+
+``scripts/accuracy.sh`` runs every eval into ``eval/results/*.json`` and then this report; the
+page holds only figures read from those files (and says which file and command gave each), so a
+figure in the docs is always the output of a command in the repository.
+
+Each JSON carries ``kind`` (``violations``, ``helmet``) or is an ``etle eval plates`` report
+(``readers``); unknown files are listed as skipped.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from etle.errors import ConfigError
+
+__all__ = ["render", "write_report"]
+
+MATCHING_RULES = """\
+How a ticket is matched to a labelled event (`etle/evaluate/violations.py`):
+
+1. A ticket is *scored* when its rule is scored on the clip (the clip's `rules`, else every rule
+   its camera file enables) and its time lies inside one of the clip's counted `windows`
+   (the seconds where the camera file's view is on screen). Other tickets are listed, not scored.
+2. A ticket *matches* an event when the rules are equal, the ticket's time lies inside the
+   event's window widened by `tolerance_s` on each side, and the ticket's vehicle is the event's
+   vehicle: the ticket's track, at its observed box nearest in time to the event's `at` (no
+   further than `max_gap_s`), contains the event's `point` (boxes grown by `box_margin`).
+3. One to one, closest in time first. A matched event is a true positive; a ticket matched to an
+   `uncertain` event is ignored; a scored ticket matched to nothing is a false positive; a
+   certain event inside a counted window that no ticket matched is a miss.
+4. Plates, on true positives whose event has a readable `plate`: *exact*, *unread* (`?`, the
+   consensus did not hold; candidates are kept for the officer) or *wrong* (a confident,
+   different plate: the costly case).
+"""
+
+
+def _f(x: Any, digits: int = 2) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        return f"{x:.{digits}f}"
+    return str(x)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def _violations(name: str, r: Mapping[str, Any]) -> str:
+    from etle.evaluate.violations import RULE_HEADER, rule_rows
+
+    o = r["options"]
+    how = "every frame" if not o["detect_fps"] else f"{o['detect_fps']:g} detections/s"
+    parts = [f"### Tickets, {r['profile']} profile (`{o['detector']}`, {how})", "",
+             f"From `{name}` (truth file `{r['truth']}`).", "", _table(RULE_HEADER, rule_rows(r)), ""]
+    t = r["total"]
+    parts.append(f"All rules: {t['tp']} right tickets, {t['fp']} false tickets, {t['fn']} missed; "
+                 f"plates on right tickets with a readable plate: {t['plates_exact']}/{t['plates_labelled']} exact, "
+                 f"{t['plates_unread']} `?`, {t['plates_wrong']} wrong.")
+    parts.append("")
+    rows = []
+    for c in r["clips"]:
+        for oc in c["outcomes"]:
+            tk, ev = oc["ticket"], oc["event"]
+            rows.append([
+                c["clip"], oc["rule"], oc["kind"],
+                f"track {tk['track_id']} at {tk['pts']:.2f} s" if tk else "-",
+                (f"{ev['t'][0]:g}-{ev['t'][1]:g} s" + (" (uncertain)" if ev["uncertain"] else "")) if ev else "-",
+                (tk["plate"] if tk else "-") + (f" (truth {ev['plate']}: {oc['plate_status']})" if ev and ev.get("plate") and oc["plate_status"] else ""),
+                (ev.get("note") or "") if ev else "",
+            ])
+    parts += ["Every ticket and labelled event:", "",
+              _table(["clip", "rule", "outcome", "ticket", "event", "plate", "what a person sees"], rows), ""]
+    parts.append(" ".join(f"`{c['clip']}`: {c['frames']} frames at {c['fps']} fps." for c in r["clips"]))
+    return "\n".join(parts) + "\n"
+
+
+def _helmet(name: str, r: Mapping[str, Any]) -> str:
+    rows = [[s["set"], s["mode"], str(s["n_heads"]), str(s["n_no_helmet"]), str(s["found"]), str(s["tp"]), str(s["fp"]),
+             str(s["fn"]), _f(s["precision"], 3), _f(s["recall"], 3)] for s in r["sets"]]
+    return "\n".join([
+        f"### Helmet (threshold {r['threshold']:g})", "", f"From `{name}`. `labelled`: the classifier on each labelled "
+        "head's crop; `run`: heads found from the detector's person boxes as in `etle run` (a labelled head no "
+        "run-time head falls in is a miss).", "",
+        _table(["set", "mode", "heads", "no-helmet heads", "found", "TP", "FP", "missed", "precision", "recall"], rows), "",
+    ])
+
+
+def _plates(name: str, r: Mapping[str, Any]) -> str:
+    rows = []
+    for e in r["readers"]:
+        if e.get("status") != "ok":
+            continue
+        for s in e.get("summaries", []):
+            if "exact_end_to_end" in s:
+                rows.append([e["reader"], s.get("subset", "all"), str(s["n"]),
+                             f"{s['exact_end_to_end']} ({_f(s['exact_end_to_end_rate'] * 100, 1)} %)",
+                             _f(s["char_accuracy"] * 100, 1) + " %",
+                             f"recall@0.5 {s['recall_iou50']}/{s['n']}", _f(s["ms_per_image"], 1) + " ms/image"])
+            else:
+                rows.append([e["reader"], s["subset"], str(s["n"]), f"{s['exact']} ({_f(s['accuracy'] * 100, 1)} %)",
+                             _f(s["char_accuracy"] * 100, 1) + " %", f"{s.get('unread', 0)} unread", _f(s["median_ms"], 1) + " ms/plate (median)"])
+    title = Path(r["images"]).parent.name if Path(r["images"]).name == "images" else Path(r["images"]).name
+    mode = "whole photos (detector + reader)" if r["mode"] == "full_image" else "plate crops"
+    return "\n".join([f"### Plates: {title} ({mode}, `--country {r['country']}`)", "", f"From `{name}`.", "",
+                      _table(["reader", "rows", "n", "exact", "characters", "", "speed"], rows), ""])
+
+
+def render(results: Mapping[str, Mapping[str, Any]], *, command: str = "scripts/accuracy.sh") -> str:
+    """The page for ``results`` (file name -> parsed JSON)."""
+    sections: dict[str, list[str]] = {"violations": [], "helmet": [], "plates": [], "skipped": []}
+    for name, r in sorted(results.items()):
+        if r.get("kind") == "violations":
+            sections["violations"].append(_violations(name, r))
+        elif r.get("kind") == "helmet":
+            sections["helmet"].append(_helmet(name, r))
+        elif "readers" in r:
+            sections["plates"].append(_plates(name, r))
+        else:
+            sections["skipped"].append(name)
+    out = [
+        "# Accuracy",
+        "",
+        f"<!-- generated by `etle eval report` from the JSON files of `{command}`; do not edit by hand -->",
+        "",
+        f"Every figure on this page was printed by an eval command of this repository (`{command}` runs them "
+        "all and writes this page with `etle eval report`). Nothing here is typed by hand. The labelled data "
+        "is `../shared/data` (see its MANIFEST.md); the clips' ground truth is `eval/truth/`, labelled by "
+        "looking at the frames. A figure measured on the same files that chose a default is marked as such "
+        "in the model READMEs; the held-out part of every set is not here.",
+        "",
+        "## Violations on real clips (`etle eval violations`)",
+        "",
+        MATCHING_RULES,
+    ]
+    out += sections["violations"] or ["(no violations report)\n"]
+    out += ["## Helmets (`etle eval helmet`)", ""] + (sections["helmet"] or ["(no helmet report)\n"])
+    out += ["## Plates (`etle eval plates`)", ""] + (sections["plates"] or ["(no plate report)\n"])
+    if sections["skipped"]:
+        out += ["Files not understood: " + ", ".join(f"`{n}`" for n in sections["skipped"]), ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def write_report(folder: Path, output: Path, *, command: str = "scripts/accuracy.sh") -> int:
+    """Read every ``*.json`` of ``folder`` and write the page to ``output``; returns the file count."""
+    if not folder.is_dir():
+        raise ConfigError(f"{folder}: not a folder of eval JSON files")
+    results: dict[str, Any] = {}
+    for f in sorted(folder.glob("*.json")):
+        try:
+            results[f.name] = json.loads(f.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"{f}: not a readable JSON report ({exc})") from None
+    if not results:
+        raise ConfigError(f"{folder}: no *.json eval reports")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_suffix(output.suffix + ".tmp")
+    tmp.write_text(render(results, command=command), encoding="utf-8")
+    tmp.replace(output)
+    return len(results)

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Every accuracy figure of docs/accuracy.md, measured: runs each eval into eval/results/*.json,
+# then writes docs/accuracy.md from those files (etle eval report).  Needs ../shared/data
+# (or ETLE_SHARED_DIR) and the models of scripts/setup.sh.  About 15 minutes on 2 cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh >/dev/null
+ETLE=.venv/bin/etle
+DATA=${ETLE_SHARED_DIR:-../shared}/data
+OUT=${ETLE_RESULTS:-eval/results}
+mkdir -p "$OUT"
+$ETLE eval violations eval/truth/shared_clips.yaml --fast --details --no-progress --json "$OUT/violations-fast.json"
+$ETLE eval violations eval/truth/shared_clips.yaml --details --no-progress --json "$OUT/violations-default.json"
+$ETLE eval helmet "$DATA/helmet/roboflow_helmet_ccby/test" "$DATA/helmet/bikeshelmets_subset" --no-progress --json "$OUT/helmet.json"
+$ETLE eval plates "$DATA/plates/indonesia_ilpr_test/images" --labels "$DATA/plates/indonesia_ilpr_test/labels.csv" \
+  --crosscheck "$DATA/plates/indonesia_ilpr_test/crosscheck.csv" --reader rapidocr+crnn --no-progress --json "$OUT/plates-ilpr.json"
+$ETLE eval plates "$DATA/plates/fastplateocr_benchmark_ar" --labels "$DATA/plates/fastplateocr_benchmark_ar/labels.csv" \
+  --country generic --reader rapidocr --no-progress --json "$OUT/plates-ar.json"
+$ETLE eval plates "$DATA/plates/openalpr_eu/images" --labels "$DATA/plates/openalpr_eu/labels.csv" --full-image \
+  --country generic --reader rapidocr --no-progress --json "$OUT/plates-eu.json"
+$ETLE eval report "$OUT" -o docs/accuracy.md

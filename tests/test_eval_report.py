@@ -1,0 +1,52 @@
+"""``etle eval report``: docs/accuracy.md from eval JSON files (pure)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from etle.errors import ConfigError
+from etle.evaluate.report import render, write_report
+
+VIOLATIONS = {
+    "kind": "violations", "truth": "eval/truth/x.yaml", "profile": "fast",
+    "options": {"detector": "vehicle-detector-int8", "detect_fps": 6.0},
+    "rules": {"red_light": {"tp": 3, "fp": 1, "fn": 2, "ignored": 0, "precision": 0.75, "recall": 0.6,
+                            "plates_labelled": 2, "plates_exact": 1, "plates_unread": 1, "plates_wrong": 0}},
+    "total": {"tp": 3, "fp": 1, "fn": 2, "plates_labelled": 2, "plates_exact": 1, "plates_unread": 1, "plates_wrong": 0},
+    "clips": [{"clip": "a", "frames": 300, "fps": 41.5, "outcomes": [
+        {"kind": "tp", "rule": "red_light", "plate_status": "exact",
+         "ticket": {"track_id": 4, "pts": 2.5, "plate": "B1234CD"},
+         "event": {"t": [2.0, 3.0], "plate": "B1234CD", "uncertain": False, "note": "white car"}}]}],
+}
+HELMET = {"kind": "helmet", "threshold": 0.6, "sets": [
+    {"set": "r/test", "mode": "run", "n_heads": 152, "n_no_helmet": 73, "found": 127, "tp": 60, "fp": 2, "fn": 13,
+     "precision": 0.9677, "recall": 0.8219}]}
+PLATES = {"images": "/d/plates/ilpr/images", "mode": "crops", "country": "id", "readers": [
+    {"reader": "rapidocr+crnn", "status": "ok", "summaries": [
+        {"subset": "all", "n": 92, "exact": 84, "accuracy": 0.913, "char_accuracy": 0.97, "median_ms": 14.1, "unread": 0}]}]}
+
+
+def test_the_page_holds_the_figures_of_the_files() -> None:
+    page = render({"v.json": VIOLATIONS, "h.json": HELMET, "p.json": PLATES, "other.json": {"x": 1}})
+    assert "| red_light | 3 | 1 | 2 | 0 | 0.75 | 0.60 | 1/2 exact, 1 ?, 0 wrong |" in page
+    assert "| a | red_light | tp | track 4 at 2.50 s | 2-3 s | B1234CD (truth B1234CD: exact) | white car |" in page
+    assert "| r/test | run | 152 | 73 | 127 | 60 | 2 | 13 | 0.968 | 0.822 |" in page
+    assert "84 (91.3 %)" in page and "ilpr" in page
+    assert "`other.json`" in page  # not understood: listed, not dropped silently
+    assert "do not edit by hand" in page
+
+
+def test_write_report_reads_a_folder(tmp_path: Path) -> None:
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "v.json").write_text(json.dumps(VIOLATIONS))
+    out = tmp_path / "docs" / "accuracy.md"
+    assert write_report(tmp_path / "r", out) == 1
+    assert out.read_text().startswith("# Accuracy")
+    (tmp_path / "r" / "bad.json").write_text("{")
+    with pytest.raises(ConfigError, match="bad.json"):
+        write_report(tmp_path / "r", out)
+    with pytest.raises(ConfigError, match="not a folder"):
+        write_report(tmp_path / "nowhere", out)
