@@ -377,6 +377,9 @@ def _register_stage_commands() -> None:
 
     register_bench(app)
     from etle.commands.eval_cmds import register as register_eval; register_eval(app)  # noqa: E702
+    from etle.commands.registry_cmds import register as register_registry
+
+    register_registry(app, tickets_app)
 
 
 _register_stage_commands()

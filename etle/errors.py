@@ -37,6 +37,13 @@ class StoreError(EtleError):
     exit_code = 5
 
 
+class RegistryError(EtleError):
+    """The vehicle registry did not answer (the library reports that as a lookup state; the
+    CLI turns it into this error for a single lookup)."""
+
+    exit_code = 6
+
+
 class MissingDependencyError(ModelError):
     """An optional dependency (an 'extra') is needed but not installed."""
 

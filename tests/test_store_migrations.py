@@ -213,7 +213,7 @@ def test_revision_0003_adds_plate_colour_and_keeps_rows(db_url: str) -> None:
     engine.dispose()
     with TicketStore(db_url) as store:  # opening upgrades 0002 -> head
         with store.engine.connect() as conn:
-            assert migrate.current_revision(conn) == migrate.head_revision() == "0003"
+            assert migrate.current_revision(conn) == migrate.head_revision()
         assert schema_diff(store.engine, Base.metadata) == []
         views = sorted(store.list(), key=lambda v: v.track_id)
         assert [(v.track_id, v.plate_text, v.status) for v in views] == [
@@ -234,4 +234,45 @@ def test_revision_0003_adds_plate_colour_and_keeps_rows(db_url: str) -> None:
         assert "plate_colour" not in {c["name"] for c in inspect(conn).get_columns("tickets")}
         assert conn.execute(text("SELECT count(*) FROM tickets")).scalar() == 4
         assert uids <= set(conn.execute(text("SELECT uid FROM tickets")).scalars())
+    engine.dispose()
+
+
+# -- revision 0004: the registered owner (vehicle-registry lookup) ------------------------------
+
+
+def test_revision_0004_adds_owner_columns_and_keeps_rows(db_url: str) -> None:
+    from alembic import command
+
+    owner_columns = {"owner_name", "owner_address", "vehicle_make", "vehicle_colour", "registry_status",
+                     "registry_checked_at", "registry_mismatch"}
+    make_legacy(db_url, 3)
+    engine = create_engine(db_url)
+    migrate.upgrade(engine, "0003")
+    with engine.connect() as conn:
+        assert not owner_columns & {c["name"] for c in inspect(conn).get_columns("tickets")}
+    engine.dispose()
+    with TicketStore(db_url) as store:  # opening upgrades 0003 -> head
+        with store.engine.connect() as conn:
+            assert migrate.current_revision(conn) == migrate.head_revision() == "0004"
+            assert "ix_tickets_status_registry" in {i["name"] for i in inspect(conn).get_indexes("tickets")}
+        assert schema_diff(store.engine, Base.metadata) == []
+        views = sorted(store.list(), key=lambda v: v.track_id)
+        assert [(v.track_id, v.status) for v in views] == [(0, "pending_review"), (1, "pending_review"), (2, "confirmed")]
+        assert {(v.owner_name, v.owner_address, v.vehicle_make, v.vehicle_colour, v.registry_status,
+                 v.registry_checked_at, v.registry_mismatch) for v in views} == {("", "", "", "", "", None, "")}
+        store.record_owner_lookup(views[2].id, status="found", owner={"owner_name": "Budi Contoh", "make": "Honda"},
+                                  mismatch="vehicle_type: registry motorcycle, camera car", actor="system:registry")
+        got = store.get(views[2].id)
+        assert (got.owner_name, got.vehicle_make, got.registry_status) == ("Budi Contoh", "Honda", "found")
+        assert got.registry_mismatch.startswith("vehicle_type") and got.status == "confirmed"
+    # and back down to 0003: the columns go, the rows and their audit entries stay
+    engine = create_engine(db_url)
+    cfg = migrate.alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0003")
+    with engine.connect() as conn:
+        assert not owner_columns & {c["name"] for c in inspect(conn).get_columns("tickets")}
+        assert conn.execute(text("SELECT count(*) FROM tickets")).scalar() == 3
+        assert conn.execute(text("SELECT count(*) FROM review_actions WHERE action = 'registry_lookup'")).scalar() == 1
     engine.dispose()

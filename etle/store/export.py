@@ -22,7 +22,8 @@ CSV_COLUMNS: tuple[str, ...] = (
     "id", "uid", "reference", "status", "status_changed_at", "camera_id", "camera_name", "location",
     "occurred_at", "local_time", "rule", "article", "fine", "vehicle_label", "track_id", "plate_text",
     "plate_confidence", "plate_colour", "plate_category", "plate_candidates", "source", "run_id", "frame_index", "evidence_key", "evidence_path",
-    "bundle_id", "manifest_sha256", "chain_seq", "created_at", "synced_at", "last_action", "last_actor",
+    "bundle_id", "manifest_sha256", "chain_seq", "owner_name", "owner_address", "vehicle_make", "vehicle_colour",
+    "registry_status", "registry_checked_at", "registry_mismatch", "created_at", "synced_at", "last_action", "last_actor",
     "last_action_at",
 )
 

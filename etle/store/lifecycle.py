@@ -49,7 +49,9 @@ CREATE: Final = "create"
 CORRECT_PLATE: Final = "correct_plate"
 PRUNE_EVIDENCE: Final = "prune_evidence"
 REASSIGN_REFERENCE: Final = "reassign_reference"
-NON_TRANSITION_ACTIONS: Final = frozenset({CREATE, CORRECT_PLATE, PRUNE_EVIDENCE, REASSIGN_REFERENCE})
+REGISTRY_LOOKUP: Final = "registry_lookup"
+"""The owner of an approved ticket was looked up in the vehicle registry (see :mod:`etle.registry`)."""
+NON_TRANSITION_ACTIONS: Final = frozenset({CREATE, CORRECT_PLATE, PRUNE_EVIDENCE, REASSIGN_REFERENCE, REGISTRY_LOOKUP})
 
 SYSTEM_PREFIX: Final = "system:"
 """Actors named ``system:<component>`` (the pipeline, the notice scheduler) need no user row."""

@@ -115,6 +115,7 @@ class Ticket(Base):
         Index("ix_tickets_uid", "uid", unique=True),
         Index("ix_tickets_synced_at", "synced_at"),
         Index("ix_tickets_camera_chain", "camera_id", "chain_seq"),
+        Index("ix_tickets_status_registry", "status", "registry_status"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -149,6 +150,16 @@ class Ticket(Base):
     # revision 0003: the plate's background colour and the vehicle category it stands for
     plate_colour: Mapped[str] = mapped_column(String(16), default="", server_default="")
     plate_category: Mapped[str] = mapped_column(String(32), default="", server_default="")
+    # revision 0004: the registered owner of an approved ticket (etle.registry); kept here, never
+    # in the evidence bundle.  registry_status: '' (not looked up), found, not_found, unavailable;
+    # registry_mismatch: why the registered vehicle disagrees with the camera's (a review flag).
+    owner_name: Mapped[str] = mapped_column(String(256), default="", server_default="")
+    owner_address: Mapped[str] = mapped_column(Text, default="", server_default="")
+    vehicle_make: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    vehicle_colour: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    registry_status: Mapped[str] = mapped_column(String(16), default="", server_default="")
+    registry_checked_at: Mapped[datetime | None] = mapped_column()
+    registry_mismatch: Mapped[str] = mapped_column(String(256), default="", server_default="")
 
     files: Mapped[list[EvidenceFile]] = relationship(
         back_populates="ticket", order_by="EvidenceFile.name", lazy="selectin"
@@ -197,7 +208,8 @@ class ReviewAction(Base):
     """One entry of the append-only audit log of a ticket.
 
     ``action`` is ``create``, a transition (``approve``, ``reject``, ``send_notice``, ``confirm``,
-    ``pay``, ``block``), ``correct_plate``, ``prune_evidence`` or ``reassign_reference``.
+    ``pay``, ``block``), ``correct_plate``, ``prune_evidence``, ``reassign_reference`` or
+    ``registry_lookup``.
     ``actor`` is a username or a ``system:<component>`` name; ``user_id`` links the user row.
     """
 

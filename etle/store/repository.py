@@ -191,7 +191,13 @@ class TicketIn:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TicketView(TicketIn):
-    """A stored ticket: what was added plus its id, reference code, status and times."""
+    """A stored ticket: what was added plus its id, reference code, status and times.
+
+    The owner fields come from the vehicle-registry lookup after approval
+    (:meth:`TicketStore.record_owner_lookup`): ``registry_status`` is ``''`` before any lookup,
+    then ``found``, ``not_found`` or ``unavailable``; ``registry_mismatch`` is a review flag
+    (why the registered vehicle disagrees with the camera's), empty when there is none.
+    """
 
     id: int
     reference: str
@@ -199,6 +205,19 @@ class TicketView(TicketIn):
     created_at: datetime
     status_changed_at: datetime | None = None
     synced_at: datetime | None = None
+    owner_name: str = ""
+    owner_address: str = ""
+    vehicle_make: str = ""
+    vehicle_colour: str = ""
+    registry_status: str = ""
+    registry_checked_at: datetime | None = None
+    registry_mismatch: str = ""
+
+    @property
+    def needs_owner_review(self) -> bool:
+        """Whether a person must look before a notice goes out (no automatic issuing): the
+        registered vehicle disagrees with the camera's, or the registry does not know the plate."""
+        return bool(self.registry_mismatch) or self.registry_status == REGISTRY_NOT_FOUND
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +281,12 @@ class TicketRecord:
 
 _IN_FIELDS = tuple(f.name for f in fields(TicketIn))
 _COLUMN_FIELDS = tuple(n for n in _IN_FIELDS if n != "evidence_files")
+_OWNER_FIELDS = ("owner_name", "owner_address", "vehicle_make", "vehicle_colour", "registry_status",
+                 "registry_checked_at", "registry_mismatch")
+"""Ticket columns written by the registry lookup (revision 0004), not by the pipeline."""
+
+REGISTRY_FOUND, REGISTRY_NOT_FOUND, REGISTRY_UNAVAILABLE = "found", "not_found", "unavailable"
+REGISTRY_STATUSES = (REGISTRY_FOUND, REGISTRY_NOT_FOUND, REGISTRY_UNAVAILABLE)
 
 
 def _to_view(row: Ticket) -> TicketView:
@@ -272,10 +297,36 @@ def _to_view(row: Ticket) -> TicketView:
         EvidenceFileIn(name=f.name, sha256=f.sha256, bytes=f.bytes, role=f.role, pruned_at=f.pruned_at)
         for f in row.files
     )
+    owner: dict[str, Any] = {name: getattr(row, name) for name in _OWNER_FIELDS}
+    for name in _OWNER_FIELDS:
+        if owner[name] is None and name != "registry_checked_at":
+            owner[name] = ""
     return TicketView(
         **values, id=row.id, reference=row.reference, status=row.status, created_at=row.created_at,
-        status_changed_at=row.status_changed_at, synced_at=row.synced_at,
+        status_changed_at=row.status_changed_at, synced_at=row.synced_at, **owner,
     )
+
+
+def _apply_lookup(row: Ticket, data: Mapping[str, Any], at: datetime) -> None:
+    """Set a ticket's owner columns from a ``registry_lookup`` audit entry's data.
+
+    One function for the lookup itself and for replaying it from another store (sync), so both
+    end in the same state.  ``found`` replaces the owner; ``not_found`` clears it; ``unavailable``
+    changes nothing when an earlier answer is stored (a registry outage must not erase an owner)
+    and otherwise marks the ticket as waiting for the registry.
+    """
+    status = str(data.get("status") or "")
+    if status == REGISTRY_UNAVAILABLE and row.registry_status in (REGISTRY_FOUND, REGISTRY_NOT_FOUND):
+        return
+    owner = data.get("owner") if status == REGISTRY_FOUND else None
+    owner = owner if isinstance(owner, Mapping) else {}
+    row.owner_name = str(owner.get("owner_name") or "")[:256]
+    row.owner_address = str(owner.get("owner_address") or "")
+    row.vehicle_make = str(owner.get("make") or "")[:64]
+    row.vehicle_colour = str(owner.get("vehicle_colour") or "")[:64]
+    row.registry_status = status
+    row.registry_checked_at = at
+    row.registry_mismatch = str(data.get("mismatch") or "")[:256] if status == REGISTRY_FOUND else ""
 
 
 def _action_view(row: ReviewAction, ticket_uid: str) -> ActionView:
@@ -602,6 +653,13 @@ class TicketStore:
                 row = self._row(session, id_or_reference, lock=True)
                 before = row.status
                 after = lifecycle.next_status(before, action)
+                if (action == "send_notice" and actor.startswith(lifecycle.SYSTEM_PREFIX)
+                        and (row.registry_mismatch or row.registry_status == REGISTRY_NOT_FOUND)):
+                    flag = row.registry_mismatch or "plate not in the vehicle registry"
+                    raise lifecycle.TransitionError(
+                        f"ticket {row.reference} is flagged by the registry lookup ({flag}): "
+                        f"a person must send its notice, never {actor}"
+                    )
                 user_id = self._user_id(session, actor)
                 done = session.execute(
                     update(Ticket).where(Ticket.id == row.id, Ticket.status == before)
@@ -652,6 +710,70 @@ class TicketStore:
         view = self.get(ticket_id)
         assert view is not None
         return view
+
+    def record_owner_lookup(
+        self,
+        id_or_reference: int | str,
+        *,
+        status: str,
+        actor: str,
+        source: str = "",
+        reason: str = "",
+        owner: Mapping[str, Any] | None = None,
+        mismatch: str = "",
+        at: datetime | None = None,
+    ) -> TicketView:
+        """Record a vehicle-registry lookup of an approved ticket (see :mod:`etle.registry`).
+
+        ``status`` is ``found`` (``owner``: the record's fields ``owner_name``, ``owner_address``,
+        ``make``, ``vehicle_colour``, ...), ``not_found`` or ``unavailable`` (``reason`` says why).
+        ``mismatch`` is the review flag when the registered vehicle disagrees with the camera's.
+        The owner columns are set as :func:`_apply_lookup` says and a ``registry_lookup`` audit
+        entry keeps the whole answer (it is what sync replays).  The status never changes: a
+        flagged ticket waits for a person (:meth:`transition` refuses a system ``send_notice``).
+        Lookups are made after approval only (:class:`TransitionError` before).
+        """
+        if status not in REGISTRY_STATUSES:
+            raise ValueError(f"unknown registry status {status!r}; one of {REGISTRY_STATUSES}")
+        if status == REGISTRY_FOUND and not owner:
+            raise ValueError("a 'found' lookup needs the owner record")
+        moment = _utc(at, "at") if at is not None else _now()
+        data: dict[str, Any] = {"status": status, "registry": source}
+        if reason:
+            data["reason"] = reason
+        if status == REGISTRY_FOUND:
+            data["owner"] = {k: v for k, v in dict(owner or {}).items() if v not in (None, "")}
+            if mismatch:
+                data["mismatch"] = mismatch
+        with self._session("record an owner lookup") as session:
+            row = self._row(session, id_or_reference, lock=True)
+            if row.status in (PENDING_REVIEW, lifecycle.REJECTED):
+                raise lifecycle.TransitionError(
+                    f"ticket {row.reference} is {row.status}: owners are looked up after approval only"
+                )
+            user_id = self._user_id(session, actor)
+            _apply_lookup(row, data, moment)
+            session.add(ReviewAction(
+                uid=new_uid(), ticket_id=row.id, action=lifecycle.REGISTRY_LOOKUP, from_status=row.status,
+                to_status=row.status, actor=actor, user_id=user_id, at=moment,
+                reason=mismatch if status == REGISTRY_FOUND else reason, data=data,
+            ))
+            ticket_id = row.id
+        log.info("ticket %d: registry lookup %s%s", ticket_id, status, f" (mismatch: {mismatch})" if mismatch else "")
+        view = self.get(ticket_id)
+        assert view is not None
+        return view
+
+    def awaiting_owner(self, *, status: str = lifecycle.APPROVED, again: bool = False,
+                       limit: int = 1000) -> builtins.list[TicketView]:
+        """Tickets in ``status`` with a plate and no registry answer yet (never looked up, or the
+        registry was unavailable), oldest first; ``again`` includes those already answered."""
+        query = select(Ticket).where(Ticket.status == status, Ticket.plate_text != "")
+        if not again:
+            query = query.where(Ticket.registry_status.in_(("", REGISTRY_UNAVAILABLE)))
+        query = query.order_by(Ticket.occurred_at, Ticket.id).limit(limit)
+        with self._session("find tickets awaiting their owner") as session:
+            return [_to_view(r) for r in session.scalars(query)]
 
     def actions(self, id_or_reference: int | str) -> builtins.list[ActionView]:
         """The audit log of a ticket, oldest first."""
@@ -887,7 +1009,7 @@ class TicketStore:
                     return existing, False
                 taken = session.scalar(select(Ticket.uid).where(Ticket.reference == t.reference))
             reference = t.reference if taken is None else new_reference(t.reference_day)
-            values = {name: getattr(t, name) for name in _COLUMN_FIELDS}
+            values = {name: getattr(t, name) for name in _COLUMN_FIELDS + _OWNER_FIELDS}
             values["plate_candidates"] = [c.as_dict() for c in t.plate_candidates]
             if evidence_path is not None:
                 values["evidence_path"] = evidence_path
@@ -955,6 +1077,10 @@ class TicketStore:
                 if a.action == lifecycle.CORRECT_PLATE and a.data.get("plate_text"):
                     session.add(PlateRead(ticket_id=ticket_id, rank=-1, text=str(a.data["plate_text"]), confidence=1.0,
                                           frame_index=-1, source="reviewer", chosen=True, actor=a.actor, created_at=a.at))
+                if a.action == lifecycle.REGISTRY_LOOKUP:
+                    target = session.get(Ticket, ticket_id)
+                    if target is not None:
+                        _apply_lookup(target, a.data, a.at)
                 if a.action == lifecycle.PRUNE_EVIDENCE:
                     session.execute(
                         update(EvidenceFile).where(EvidenceFile.ticket_id == ticket_id,
