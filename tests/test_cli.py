@@ -170,3 +170,24 @@ def test_models_list_and_check() -> None:
 def test_models_check_fails_when_a_model_is_missing(tmp_path: Path) -> None:
     res = etle("models", "check", "plate-detector", env={"ETLE_MODEL_DIR": str(tmp_path / "empty")})
     assert res.returncode == 1 and "etle models prepare" in res.stdout
+
+
+def test_every_command_is_in_the_readme() -> None:
+    """A command the README does not mention is a command nobody finds."""
+    import typer.main
+
+    from etle.cli import app
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+
+    def walk(cmd: object, prefix: str) -> list[str]:
+        subs = getattr(cmd, "commands", None)
+        if subs:  # a group (typer's own click or the real one)
+            return [n for name, sub in subs.items() if not getattr(sub, "hidden", False) for n in walk(sub, f"{prefix} {name}")]
+        return [prefix]
+
+    names = walk(typer.main.get_command(app), "etle")
+    assert "etle eval violations" in names and len(names) > 20
+    # `etle users add`, or the group's shorthand `users list` after it in the same row
+    missing = [n for n in names if n not in readme and " ".join(n.split()[1:]) not in readme]
+    assert not missing, f"commands not in README.md: {missing}"

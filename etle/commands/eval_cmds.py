@@ -292,6 +292,7 @@ def register(app: typer.Typer) -> None:
         sets: list[Path] = typer.Argument(..., help="Labelled head sets: YOLO folders (images/ + labels/) or folders with labels.csv."),
         mode: str = typer.Option("both", "--mode", help="labelled (crops of the labelled heads), run (heads found from the detector's person boxes, as in etle run) or both."),
         threshold: float = typer.Option(0.6, "--threshold", min=0.0, max=1.0, help="No-helmet probability a head needs (the no_helmet rule's default)."),
+        model: Optional[Path] = typer.Option(None, "--model", help="Another helmet classifier ONNX (default: the verified helmet-classifier)."),
         json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the figures to this JSON file."),
         no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
     ) -> None:
@@ -305,7 +306,7 @@ def register(app: typer.Typer) -> None:
         data = [(s, hv.read_set(s)) for s in sets]
         from etle.helmet.classifier import load_helmet_classifier
 
-        clf = load_helmet_classifier()
+        clf = load_helmet_classifier(model)
         detector = None
         if "run" in modes:
             from etle.detect.detector import load_detector

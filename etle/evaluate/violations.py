@@ -47,6 +47,7 @@ tracker's boxes and the sink's tickets.  Matching and scoring are pure functions
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import tempfile
@@ -424,13 +425,19 @@ def run_clip(clip: TruthClip, options: EvalOptions, progress: Callable[[Frame], 
     with tempfile.TemporaryDirectory(prefix="etle-eval-") as scratch:
         out_dir = (options.out_dir / clip.name) if options.out_dir is not None else Path(scratch) / "out"
         db = Path(scratch) / "tickets.db"
-        pipeline, camera = build_pipeline(
-            clip.camera, out_dir=out_dir, db_url=f"sqlite:///{db}", reader=options.reader,
-            plate_detector=options.plate_detector, read_plates=options.read_plates,
-            detect_fps=options.detect_fps, detector_model=options.detector_model,
-            max_seconds=clip.max_seconds, detect_on_motion=options.detect_on_motion, country=options.country,
-            keys_dir=Path(scratch) / "no-keys",
-        )
+        runner_log = logging.getLogger("etle.runner")
+        level = runner_log.level
+        runner_log.setLevel(logging.ERROR)  # the scratch run is unsigned on purpose: no key warning
+        try:
+            pipeline, camera = build_pipeline(
+                clip.camera, out_dir=out_dir, db_url=f"sqlite:///{db}", reader=options.reader,
+                plate_detector=options.plate_detector, read_plates=options.read_plates,
+                detect_fps=options.detect_fps, detector_model=options.detector_model,
+                max_seconds=clip.max_seconds, detect_on_motion=options.detect_on_motion, country=options.country,
+                keys_dir=Path(scratch) / "no-keys",
+            )
+        finally:
+            runner_log.setLevel(level)
         history: dict[int, list[tuple[float, Box, bool]]] = defaultdict(list)
         pipeline.tracker_factory = lambda *a: _RecordingTracker(_tracker_factory(*a), history)
         sink = _RecordingSink(pipeline.sink)
