@@ -121,6 +121,26 @@ class _Pending:
     key_frame: Frame
     key_objects: tuple[TrackedObject, ...]
     clip: list[tuple[Frame, tuple[TrackedObject, ...]]]
+    #: (pts, signal state) of every clip frame, when the camera has a signal
+    signals: list[tuple[float, str]] = field(default_factory=list)
+
+
+def signal_timeline(samples: Sequence[tuple[float, str]], source: str = "") -> dict[str, Any] | None:
+    """Runs of equal signal state over a clip: ``{"source", "segments": [[start, end, state], ...]}``.
+
+    Recorded with a violation (``details["signal_timeline"]``, so it is in the signed manifest)
+    and drawn under the evidence overview: the officer sees the lamp's state before, at and
+    after the crossing, not only at the key frame.
+    """
+    segments: list[list[Any]] = []
+    for pts, state in samples:
+        if segments and segments[-1][2] == state:
+            segments[-1][1] = round(pts, 3)
+        else:
+            if segments:
+                segments[-1][1] = round(pts, 3)  # a run lasts until the next state is seen
+            segments.append([round(pts, 3), round(pts, 3), state])
+    return {"source": source, "segments": segments} if segments else None
 
 
 class _Timer:
@@ -195,6 +215,8 @@ class Pipeline:
         predict = getattr(tracker, "predict", None)
         timer = _Timer()
         ring: list[tuple[Frame, tuple[TrackedObject, ...]]] = []
+        signal_ring: list[tuple[float, str]] = []  # (pts, state) over the same pre_s window
+        signal_source = ""
         pending: list[_Pending] = []
         tickets: list[int] = []
         evidence: list[str] = []
@@ -211,15 +233,19 @@ class Pipeline:
         def finish(p: _Pending) -> None:
             plate = plates.result(p.violation.track_id) if plates is not None else PlateResult("", 0.0)
             plate = accept_plate(plate, cfg.min_plate_confidence, cfg.min_plate_agreement)
+            violation = p.violation
+            timeline = signal_timeline(p.signals, signal_source)
+            if timeline is not None and "signal_timeline" not in violation.details:
+                violation = replace(violation, details={**violation.details, "signal_timeline": timeline})
             if self.sink is not None:
-                res = timer("evidence", self.sink.record, p.violation, p.key_frame, p.key_objects, tuple(p.clip), plate, info)
+                res = timer("evidence", self.sink.record, violation, p.key_frame, p.key_objects, tuple(p.clip), plate, info)
                 if res is not None:
                     tid, path = res
                     tickets.append(tid)
                     evidence.append(str(path))
                     if on_record is not None:
                         try:
-                            on_record(p.violation, tid, path)
+                            on_record(violation, tid, path)
                         except Exception:  # a listener must never break the pipeline
                             log.exception("ticket listener failed for ticket %d", tid)
 
@@ -273,15 +299,22 @@ class Pipeline:
             ring.append((frame, objects))
             while ring and frame.pts - ring[0][0].pts > cfg.pre_s:
                 ring.pop(0)
+            if state is not None:
+                signal_source = state.source
+                signal_ring.append((frame.pts, state.state))
+                while signal_ring and frame.pts - signal_ring[0][0] > cfg.pre_s:
+                    signal_ring.pop(0)
             for v in violations:
                 n_viol += 1
                 by_rule[v.rule] += 1
                 log.info("%s: %s by track %d at %.2f s", info.name, v.rule, v.track_id, v.pts)
-                pending.append(_Pending(v, frame, objects, list(ring)))
+                pending.append(_Pending(v, frame, objects, list(ring), list(signal_ring)))
             still: list[_Pending] = []
             for p in pending:
                 if p.key_frame is not frame:
                     p.clip.append((frame, objects))
+                    if state is not None:
+                        p.signals.append((frame.pts, state.state))
                 if frame.pts - p.violation.pts >= cfg.post_s:
                     finish(p)
                 else:

@@ -50,3 +50,13 @@ def test_write_report_reads_a_folder(tmp_path: Path) -> None:
         write_report(tmp_path / "r", out)
     with pytest.raises(ConfigError, match="not a folder"):
         write_report(tmp_path / "nowhere", out)
+
+
+def test_the_committed_accuracy_page_is_the_report_of_the_committed_results(monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/accuracy.md is generated: regenerating it from eval/results gives the same page."""
+    repo = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(repo)  # the reports name their truth files relative to the repository
+    results = {f.name: json.loads(f.read_text(encoding="utf-8")) for f in sorted((repo / "eval" / "results").glob("*.json"))}
+    assert {"violations-fast.json", "violations-default.json", "helmet.json", "plates-ilpr.json"} <= set(results)
+    assert render(results) == (repo / "docs" / "accuracy.md").read_text(encoding="utf-8"), \
+        "docs/accuracy.md is stale: run scripts/accuracy.sh (or etle eval report eval/results)"

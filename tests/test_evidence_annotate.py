@@ -98,3 +98,26 @@ def test_draw_tracks_copy() -> None:
 
 def test_ascii_text() -> None:
     assert annotate.ascii_text("Jalan Gatot Subroto — café") == "Jalan Gatot Subroto ? cafe"
+
+
+def test_signal_strip_shows_each_state_where_it_was_and_marks_the_violation() -> None:
+    timeline = {"source": "roi", "segments": [[0.0, 1.0, "green"], [1.0, 2.0, "yellow"], [2.0, 4.0, "red"]]}
+    strip = annotate.signal_strip(400, timeline, at_pts=3.0)
+    assert strip is not None and strip.shape == (14, 400, 3)
+    assert tuple(strip[5, 50]) == annotate.SIGNAL_COLORS["green"]  # 0.5 s of 0..4 s
+    assert tuple(strip[5, 150]) == annotate.SIGNAL_COLORS["yellow"]  # 1.5 s
+    assert tuple(strip[5, 250]) == annotate.SIGNAL_COLORS["red"]  # 2.5 s
+    assert tuple(strip[5, 299]) == (255, 255, 255)  # the violation at 3.0 s
+    assert annotate.signal_strip(400, {"segments": []}, 1.0) is None
+
+
+def test_overview_draws_the_signal_timeline_of_the_violation() -> None:
+    from dataclasses import replace
+
+    timeline = {"source": "roi", "segments": [[0.0, 0.5, "yellow"], [0.5, 1.2, "red"]]}
+    v = replace(VIOLATION, details={"signal_timeline": timeline})
+    plain = annotate.overview(make_frame(), OBJECTS, VIOLATION, "cam")
+    with_strip = annotate.overview(make_frame(), OBJECTS, v, "cam")
+    assert with_strip.shape[0] > plain.shape[0]  # the strip (and its caption line) added
+    row = with_strip[H + 7]  # inside the strip right under the scene
+    assert tuple(row[10]) == annotate.SIGNAL_COLORS["yellow"] and tuple(row[300]) == annotate.SIGNAL_COLORS["red"]

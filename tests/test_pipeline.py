@@ -201,3 +201,24 @@ def test_a_ticket_plate_needs_reads_from_two_frames_that_agree() -> None:
     twice = PlateResult("R5154WP", 0.8, candidates=(a, other, later), best=a)
     assert agreeing_frames(twice) == 2 and accept_plate(twice, 0.3, 2) is twice
     assert accept_plate(twice, 0.9, 2).text == ""  # the consensus confidence still counts
+
+
+def test_signal_timeline_runs_of_states() -> None:
+    from etle.pipeline import signal_timeline
+
+    assert signal_timeline([]) is None
+    t = signal_timeline([(0.0, "green"), (0.1, "green"), (0.2, "yellow"), (0.3, "red"), (0.4, "red")], "plan")
+    assert t == {"source": "plan", "segments": [[0.0, 0.2, "green"], [0.2, 0.3, "yellow"], [0.3, 0.4, "red"]]}
+
+
+def test_a_ticket_carries_the_signal_timeline_of_its_clip(tmp_path: Path) -> None:
+    pipe, store = build(tmp_path, "red", CarDownTheRoad())
+    pipe.run_source(make_source())
+    (t,) = store.list()
+    manifest = json.loads((Path(t.evidence_path) / "manifest.json").read_text())
+    timeline = manifest["violation"]["details"]["signal_timeline"]
+    segments = timeline["segments"]
+    assert timeline["source"] == "plan" and [s[2] for s in segments] == ["red"]
+    # the timeline spans the clip: pre_s before the crossing to post_s after it (1 s each here)
+    (start, end, _), pts = segments[0], manifest["time"]["pts"]
+    assert start < pts < end and end - start > 1.0

@@ -80,6 +80,29 @@ def _violations(name: str, r: Mapping[str, Any]) -> str:
     return "\n".join(parts) + "\n"
 
 
+def _clip_notes(truth_paths: Sequence[str]) -> str:
+    """What each labelled clip is and what counts there, from the truth files themselves."""
+    from etle.evaluate.violations import load_truth
+
+    rows = []
+    for path in dict.fromkeys(truth_paths):
+        try:
+            truth = load_truth(path)
+        except Exception:  # the page is still written when a truth file moved away
+            continue
+        if truth.note:
+            rows.append([f"`{Path(path).name}`", "", "", "", "", " ".join(truth.note.split())])
+        for c in truth.clips:
+            windows = ", ".join(f"{a:g}-{b:g} s" for a, b in c.windows) if c.windows else "whole clip"
+            certain = sum(not e.uncertain for e in c.events)
+            rows.append([f"`{c.name}`", c.video.name, windows, str(certain), str(len(c.events) - certain),
+                         " ".join(c.note.split())])
+    if not rows:
+        return ""
+    return "\n".join(["The labelled clips (from the truth files):", "",
+                      _table(["clip", "video", "counted", "events", "uncertain", "what it shows and how it is judged"], rows), ""])
+
+
 def _helmet(name: str, r: Mapping[str, Any]) -> str:
     rows = [[s["set"], s["mode"], str(s["n_heads"]), str(s["n_no_helmet"]), str(s["found"]), str(s["tp"]), str(s["fp"]),
              str(s["fn"]), _f(s["precision"], 3), _f(s["recall"], 3)] for s in r["sets"]]
@@ -138,9 +161,15 @@ def render(results: Mapping[str, Mapping[str, Any]], *, command: str = "scripts/
         "",
         MATCHING_RULES,
     ]
+    truths = [r["truth"] for r in results.values() if r.get("kind") == "violations"]
+    notes = _clip_notes(truths) if truths else ""
+    if notes:
+        out += [notes]
     out += sections["violations"] or ["(no violations report)\n"]
     out += ["## Helmets (`etle eval helmet`)", ""] + (sections["helmet"] or ["(no helmet report)\n"])
-    out += ["## Plates (`etle eval plates`)", ""] + (sections["plates"] or ["(no plate report)\n"])
+    out += ["## Plates (`etle eval plates`)", "",
+            "Speeds here are what the eval printed on the machine that ran it, under whatever else it was "
+            "doing at the time; `etle bench` measures speed.", ""] + (sections["plates"] or ["(no plate report)\n"])
     if sections["skipped"]:
         out += ["Files not understood: " + ", ".join(f"`{n}`" for n in sections["skipped"]), ""]
     return "\n".join(out).rstrip() + "\n"

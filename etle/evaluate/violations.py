@@ -180,6 +180,7 @@ class TruthFile(_Model):
     tolerance_s: float = Field(1.0, ge=0, description="slack on each side of an event window")
     max_gap_s: float = Field(0.5, gt=0, description="largest time between `at` and the track's nearest box")
     box_margin: float = Field(0.1, ge=0, le=1, description="boxes grown by this share of their size before the point test")
+    note: str = Field("", description="how the file was labelled and what it judges (shown in docs/accuracy.md)")
     clips: tuple[TruthClip, ...]
 
     @model_validator(mode="after")

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -153,6 +154,34 @@ def draw_tracks(
     return out
 
 
+#: lamp colours of the signal strip (BGR); anything else (unknown) is grey
+SIGNAL_COLORS: dict[str, Color] = {"red": (0, 0, 230), "yellow": (0, 200, 255), "green": (0, 180, 0)}
+
+
+def signal_strip(width: int, timeline: Mapping[str, Any], at_pts: float, *, height: int = 14) -> np.ndarray | None:
+    """A ``height`` x ``width`` band of the signal's state over the clip, with a white mark at
+    ``at_pts`` (the violation); None when the timeline has no segment.
+
+    ``timeline`` is ``{"source": ..., "segments": [[start, end, state], ...]}``
+    (:func:`etle.pipeline.signal_timeline`); time runs left to right over the segments' span.
+    """
+    segments = [(float(a), float(b), str(st)) for a, b, st in timeline.get("segments", ())]
+    if not segments or width < 4:
+        return None
+    t0, t1 = segments[0][0], max(segments[-1][1], segments[0][0] + 1e-3)
+    band = np.full((height, width, 3), (128, 128, 128), np.uint8)
+
+    def x(t: float) -> int:
+        return int(round((t - t0) / (t1 - t0) * (width - 1)))
+
+    for i, (a, b, st) in enumerate(segments):
+        end = segments[i + 1][0] if i + 1 < len(segments) else b
+        band[:, x(a): max(x(end), x(a) + 1) + 1] = SIGNAL_COLORS.get(st, (128, 128, 128))
+    m = min(max(x(at_pts), 0), width - 1)
+    band[:, max(m - 1, 0): m + 2] = (255, 255, 255)
+    return band
+
+
 def overview(
     frame: Frame,
     objects: Sequence[TrackedObject],
@@ -184,6 +213,14 @@ def overview(
         f"frame {violation.frame_index} | pts {violation.pts:.3f} s",
         *extra_lines,
     ]
+    timeline = violation.details.get("signal_timeline") if violation.details else None
+    if isinstance(timeline, Mapping):
+        strip = signal_strip(scene.shape[1], timeline, violation.pts)
+        if strip is not None:
+            segs = timeline.get("segments", ())
+            lines.append(f"signal ({timeline.get('source') or 'signal'}) {float(segs[0][0]):.1f}-{float(segs[-1][1]):.1f} s: "
+                         + " > ".join(str(st) for _, _, st in segs) + " | white mark = violation")
+            scene = np.vstack([scene, strip])
     return _caption_panel(scene, lines)
 
 
