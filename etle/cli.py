@@ -380,6 +380,9 @@ def _register_stage_commands() -> None:
     from etle.commands.registry_cmds import register as register_registry
 
     register_registry(app, tickets_app)
+    from etle.commands.letters_cmds import register as register_letters
+
+    register_letters(app)
 
 
 _register_stage_commands()

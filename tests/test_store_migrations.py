@@ -253,7 +253,7 @@ def test_revision_0004_adds_owner_columns_and_keeps_rows(db_url: str) -> None:
     engine.dispose()
     with TicketStore(db_url) as store:  # opening upgrades 0003 -> head
         with store.engine.connect() as conn:
-            assert migrate.current_revision(conn) == migrate.head_revision() == "0004"
+            assert migrate.current_revision(conn) == migrate.head_revision()
             assert "ix_tickets_status_registry" in {i["name"] for i in inspect(conn).get_indexes("tickets")}
         assert schema_diff(store.engine, Base.metadata) == []
         views = sorted(store.list(), key=lambda v: v.track_id)
@@ -275,4 +275,48 @@ def test_revision_0004_adds_owner_columns_and_keeps_rows(db_url: str) -> None:
         assert not owner_columns & {c["name"] for c in inspect(conn).get_columns("tickets")}
         assert conn.execute(text("SELECT count(*) FROM tickets")).scalar() == 3
         assert conn.execute(text("SELECT count(*) FROM review_actions WHERE action = 'registry_lookup'")).scalar() == 1
+    engine.dispose()
+
+
+# -- revision 0005: the notice register (letters produced for posting) -----------------------
+
+
+def test_revision_0005_adds_the_append_only_notice_register(db_url: str) -> None:
+    from datetime import date
+
+    from alembic import command
+
+    from etle.store import NoticeIn
+
+    make_legacy(db_url, 2)
+    engine = create_engine(db_url)
+    migrate.upgrade(engine, "0004")
+    with engine.connect() as conn:
+        assert "notices" not in inspect(conn).get_table_names()
+    engine.dispose()
+    with TicketStore(db_url) as store:  # opening upgrades 0004 -> head
+        with store.engine.connect() as conn:
+            assert migrate.current_revision(conn) == migrate.head_revision() == "0005"
+            assert {"ix_notices_ticket", "ix_notices_notice_date"} <= {i["name"] for i in inspect(conn).get_indexes("notices")}
+        assert schema_diff(store.engine, Base.metadata) == []
+        views = sorted(store.list(), key=lambda v: v.track_id)
+        store.add_user("rev")
+        store.transition(views[0].id, "approve", actor="rev")
+        sent = store.send_notices([NoticeIn(views[0].id, date(2026, 11, 30), date(2026, 12, 8), "letters.pdf", "ab" * 32,
+                                            "Fiktif (CONTOH)", "Jl. Contoh 1\nJambi")], actor="rev")
+        assert [(n.reference, n.addressee_address) for n in sent] == [(views[0].reference, "Jl. Contoh 1\nJambi")]
+        assert store.notices() == sent and store.get(views[0].id).status == "notice_sent"
+        for statement in ("UPDATE notices SET addressee_name = 'x'", "DELETE FROM notices"):
+            with pytest.raises(DBAPIError), store.engine.begin() as conn:
+                conn.execute(text(statement))
+        assert store.notices() == sent
+    # and back down to 0004: the register goes, the tickets and their audit entries stay
+    engine = create_engine(db_url)
+    cfg = migrate.alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0004")
+    with engine.connect() as conn:
+        assert "notices" not in inspect(conn).get_table_names()
+        assert conn.execute(text("SELECT count(*) FROM review_actions WHERE action = 'send_notice'")).scalar() == 1
     engine.dispose()

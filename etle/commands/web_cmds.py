@@ -42,6 +42,8 @@ def register(app: typer.Typer) -> None:
         insecure_cookies: bool = typer.Option(False, "--insecure-cookies",
                                               help="Session cookies without the Secure flag (plain-HTTP development only)."),
         public_url: str = typer.Option("", envvar="ETLE_WEB_PUBLIC_URL", help="Base URL printed on letters (QR code)."),
+        confirm_days: int = typer.Option(8, "--confirm-days", min=1, envvar="ETLE_CONFIRM_DAYS",
+                                         help="Days from the notice date to the confirmation deadline printed on letters."),
     ) -> None:
         """Start the officer's review web app over the ticket store and evidence store."""
         import uvicorn
@@ -51,7 +53,8 @@ def register(app: typer.Typer) -> None:
         secret = os.environ.get("ETLE_WEB_SECRET")
         config = WebConfig(db_url=db, evidence_root=evidence,
                            secret=secret.encode() if secret else secrets.token_bytes(32),
-                           secure_cookies=not insecure_cookies, public_url=public_url)
+                           secure_cookies=not insecure_cookies, public_url=public_url,
+                           confirm_days=confirm_days)
         uvicorn.run(create_app(config), host=host, port=port, log_level="info")
 
     @users_app.command("add")

@@ -17,11 +17,13 @@ must match the newest revision (a test compares them).  Tables:
 - ``users``: the people (and ``system:`` actors are not users) who act on tickets.
 - ``site_keys``: public Ed25519 keys that sign evidence manifests (so a central store can verify).
 - ``sync_state``: how far store-and-forward has pushed the audit log to each central store.
+- ``notices``: the notice register, one row per confirmation letter produced for posting
+  (revision 0005; append-only like the audit log).
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any, ClassVar
 
 from sqlalchemy import (
@@ -248,3 +250,27 @@ class SyncState(Base):
     target: Mapped[str] = mapped_column(String(512), primary_key=True)
     last_action_id: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Notice(Base):
+    """One confirmation letter produced for posting (the notice register, revision 0005).
+
+    Kept apart from the audit log so the register can be listed per day and show the addressee
+    exactly as printed (the owner columns of the ticket may change with a later lookup).
+    Append-only: database triggers refuse UPDATE and DELETE.
+    """
+
+    __tablename__ = "notices"
+    __table_args__ = (Index("ix_notices_ticket", "ticket_id"), Index("ix_notices_notice_date", "notice_date"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(Integer, ForeignKey("tickets.id", name="fk_notices_ticket"))
+    reference: Mapped[str] = mapped_column(String(32))
+    notice_date: Mapped[date] = mapped_column()
+    deadline: Mapped[date] = mapped_column()
+    batch_file: Mapped[str] = mapped_column(String(256))
+    batch_sha256: Mapped[str] = mapped_column(String(64))
+    addressee_name: Mapped[str] = mapped_column(String(256))
+    addressee_address: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(64))

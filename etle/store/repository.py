@@ -39,6 +39,7 @@ from etle.store.models import (
     PENDING_REVIEW,
     Camera,
     EvidenceFile,
+    Notice,
     PlateRead,
     ReviewAction,
     SiteKey,
@@ -277,6 +278,58 @@ class TicketRecord:
     plate_reads: tuple[PlateReadView, ...]
     actions: tuple[ActionView, ...]
     camera: CameraIn | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeIn:
+    """A confirmation letter put into a batch for the post (see :meth:`TicketStore.send_notices`).
+
+    ``addressee_name`` and ``addressee_address`` are what the letter prints, kept verbatim so the
+    register shows where the letter went even if a later lookup changes the ticket's owner.
+    """
+
+    ticket_id: int
+    notice_date: date
+    deadline: date
+    batch_file: str
+    batch_sha256: str
+    addressee_name: str
+    addressee_address: str
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeView:
+    """One row of the notice register."""
+
+    id: int
+    ticket_id: int
+    reference: str
+    notice_date: date
+    deadline: date
+    batch_file: str
+    batch_sha256: str
+    addressee_name: str
+    addressee_address: str
+    created_at: datetime
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """A ticket with its latest approval: when and by whom (what a day's letters are made from)."""
+
+    ticket: TicketView
+    approved_at: datetime
+    approver: str
+
+
+def _notice_view(row: Notice) -> NoticeView:
+    return NoticeView(
+        id=row.id, ticket_id=row.ticket_id, reference=row.reference, notice_date=row.notice_date,
+        deadline=row.deadline, batch_file=row.batch_file, batch_sha256=row.batch_sha256,
+        addressee_name=row.addressee_name, addressee_address=row.addressee_address,
+        created_at=row.created_at, actor=row.actor,
+    )
 
 
 _IN_FIELDS = tuple(f.name for f in fields(TicketIn))
@@ -651,29 +704,8 @@ class TicketStore:
         try:
             with self._session(f"{action} a ticket") as session:
                 row = self._row(session, id_or_reference, lock=True)
-                before = row.status
-                after = lifecycle.next_status(before, action)
-                if (action == "send_notice" and actor.startswith(lifecycle.SYSTEM_PREFIX)
-                        and (row.registry_mismatch or row.registry_status == REGISTRY_NOT_FOUND)):
-                    flag = row.registry_mismatch or "plate not in the vehicle registry"
-                    raise lifecycle.TransitionError(
-                        f"ticket {row.reference} is flagged by the registry lookup ({flag}): "
-                        f"a person must send its notice, never {actor}"
-                    )
-                user_id = self._user_id(session, actor)
-                done = session.execute(
-                    update(Ticket).where(Ticket.id == row.id, Ticket.status == before)
-                    .values(status=after, status_changed_at=moment)
-                    .execution_options(synchronize_session=False)
-                )
-                if done.rowcount != 1:
-                    raise lifecycle.TransitionError(
-                        f"ticket {row.reference} changed while {action!r} was applied; reload and retry"
-                    )
-                session.add(ReviewAction(
-                    uid=new_uid(), ticket_id=row.id, action=action, from_status=before, to_status=after,
-                    actor=actor, user_id=user_id, at=moment, reason=reason, data=dict(data or {}),
-                ))
+                before, after = self._transition_row(session, row, action, actor=actor, reason=reason,
+                                                     moment=moment, data=data)
                 ticket_id = row.id
         except IntegrityError as exc:  # pragma: no cover - uid collision
             raise StoreError(f"cannot record {action!r}: {_one_line(exc)}") from exc
@@ -681,6 +713,38 @@ class TicketStore:
         view = self.get(ticket_id)
         assert view is not None
         return view
+
+    def _transition_row(self, session: Session, row: Ticket, action: str, *, actor: str, reason: str,
+                        moment: datetime, data: Mapping[str, Any] | None) -> tuple[str, str]:
+        """Move ``row`` by ``action`` inside ``session`` and write its audit entry; (before, after).
+
+        One place for the lifecycle checks, so :meth:`send_notices` applies exactly the rules of
+        :meth:`transition` while writing the notice register in the same transaction.
+        """
+        before = row.status
+        after = lifecycle.next_status(before, action)
+        if (action == "send_notice" and actor.startswith(lifecycle.SYSTEM_PREFIX)
+                and (row.registry_mismatch or row.registry_status == REGISTRY_NOT_FOUND)):
+            flag = row.registry_mismatch or "plate not in the vehicle registry"
+            raise lifecycle.TransitionError(
+                f"ticket {row.reference} is flagged by the registry lookup ({flag}): "
+                f"a person must send its notice, never {actor}"
+            )
+        user_id = self._user_id(session, actor)
+        done = session.execute(
+            update(Ticket).where(Ticket.id == row.id, Ticket.status == before)
+            .values(status=after, status_changed_at=moment)
+            .execution_options(synchronize_session=False)
+        )
+        if done.rowcount != 1:
+            raise lifecycle.TransitionError(
+                f"ticket {row.reference} changed while {action!r} was applied; reload and retry"
+            )
+        session.add(ReviewAction(
+            uid=new_uid(), ticket_id=row.id, action=action, from_status=before, to_status=after,
+            actor=actor, user_id=user_id, at=moment, reason=reason, data=dict(data or {}),
+        ))
+        return before, after
 
     def correct_plate(self, id_or_reference: int | str, text: str, *, actor: str, reason: str = "") -> TicketView:
         """Set the plate of a ticket under review to ``text`` (normalised) and record who did it."""
@@ -774,6 +838,75 @@ class TicketStore:
         query = query.order_by(Ticket.occurred_at, Ticket.id).limit(limit)
         with self._session("find tickets awaiting their owner") as session:
             return [_to_view(r) for r in session.scalars(query)]
+
+    # -- notices (the letters' register) ---------------------------------------------------
+
+    def send_notices(self, notices: Sequence[NoticeIn], *, actor: str,
+                     at: datetime | None = None) -> builtins.list[NoticeView]:
+        """Record letters produced for posting: each ticket takes ``send_notice`` (approved ->
+        notice_sent, audited, with the lifecycle's rules: a ``system:`` actor is refused for a
+        flagged ticket) and gets a row in the notice register.
+
+        All or nothing, in one transaction: a batch file is either wholly registered or not at
+        all, so a failure (a ticket another writer moved first) leaves nothing half-sent and the
+        batch can simply be made again.  :class:`TransitionError` names the ticket that failed.
+        """
+        moment = _utc(at, "at") if at is not None else _now()
+        rows: builtins.list[Notice] = []
+        try:
+            with self._session("record notices") as session:
+                for n in notices:
+                    row = self._row(session, n.ticket_id, lock=True)
+                    self._transition_row(session, row, "send_notice", actor=actor, reason="", moment=moment, data={
+                        "batch_file": n.batch_file, "batch_sha256": n.batch_sha256,
+                        "notice_date": n.notice_date.isoformat(), "deadline": n.deadline.isoformat(),
+                    })
+                    notice = Notice(
+                        ticket_id=row.id, reference=row.reference, notice_date=n.notice_date, deadline=n.deadline,
+                        batch_file=n.batch_file[:256], batch_sha256=n.batch_sha256,
+                        addressee_name=n.addressee_name[:256], addressee_address=n.addressee_address,
+                        created_at=moment, actor=actor,
+                    )
+                    session.add(notice)
+                    rows.append(notice)
+                session.flush()
+                views = [_notice_view(r) for r in rows]
+        except IntegrityError as exc:  # pragma: no cover - uid collision
+            raise StoreError(f"cannot record notices: {_one_line(exc)}") from exc
+        log.info("%d notice(s) recorded by %s", len(views), actor)
+        return views
+
+    def notices(self, *, notice_date: date | None = None, ticket: int | str | None = None,
+                limit: int = 10000) -> builtins.list[NoticeView]:
+        """The notice register, oldest first; only one notice date or one ticket when given."""
+        query = select(Notice)
+        if notice_date is not None:
+            query = query.where(Notice.notice_date == notice_date)
+        with self._session("read the notice register") as session:
+            if ticket is not None:
+                query = query.where(Notice.ticket_id == self._row(session, ticket).id)
+            return [_notice_view(r) for r in session.scalars(query.order_by(Notice.id).limit(limit))]
+
+    def approvals_between(self, since: datetime, until: datetime) -> builtins.list[Approval]:
+        """Tickets whose latest approval lies in [``since``, ``until``), whatever their status now
+        (a day's letters must also see the tickets already sent, to list them as sent)."""
+        lo, hi = _utc(since, "since"), _utc(until, "until")
+        query = (select(ReviewAction).where(ReviewAction.action == "approve", ReviewAction.at >= lo)
+                 .order_by(ReviewAction.at, ReviewAction.id))
+        with self._session("find approvals") as session:
+            latest: dict[int, ReviewAction] = {a.ticket_id: a for a in session.scalars(query)}
+            chosen = {tid: a for tid, a in latest.items() if a.at < hi}
+            if not chosen:
+                return []
+            tickets = {t.id: t for t in session.scalars(select(Ticket).where(Ticket.id.in_(chosen)))}
+            return [Approval(_to_view(tickets[tid]), a.at, a.actor)
+                    for tid, a in sorted(chosen.items(), key=lambda kv: (kv[1].at, kv[0])) if tid in tickets]
+
+    def camera_timezone(self, camera_id: str) -> str:
+        """The camera's IANA time zone (``UTC`` when the camera row is unknown)."""
+        with self._session("read a camera") as session:
+            cam = session.get(Camera, camera_id)
+            return (cam.timezone if cam is not None else "") or "UTC"
 
     def actions(self, id_or_reference: int | str) -> builtins.list[ActionView]:
         """The audit log of a ticket, oldest first."""

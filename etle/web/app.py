@@ -32,7 +32,7 @@ from etle.store import lifecycle
 from etle.store.models import PENDING_REVIEW
 from etle.store.repository import TicketStore, TicketView
 from etle.web import auth
-from etle.web.letters import render_letters
+from etle.web.letters import CONFIRM_DAYS, notice_dates, render_letters, ticket_zone
 
 HERE = Path(__file__).resolve().parent
 LANGS = ("id", "en")
@@ -63,6 +63,7 @@ class WebConfig:
     secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     secure_cookies: bool = True
     public_url: str = ""
+    confirm_days: int = CONFIRM_DAYS
     login_limit: int = 5
     login_window_s: float = 300.0
 
@@ -308,9 +309,15 @@ def create_app(config: WebConfig, store: TicketStore | None = None) -> FastAPI:
             except HTTPException:
                 pass
             issued = t.status_changed_at or datetime.now(timezone.utc)
+            sent = store.notices(ticket=t.id)
+            if sent:  # the letter as registered for the post: its dates, not today's
+                notice, deadline = sent[-1].notice_date, sent[-1].deadline
+            else:
+                zone = ticket_zone(store.camera_timezone(t.camera_id), t.local_time)
+                notice, deadline = notice_dates(datetime.now(timezone.utc), zone, config.confirm_days)
             items.append({"ticket": t, "rule_title": rule_title(t.rule, lang), "photo": photo,
                           "confirm_url": f"{base}/konfirmasi/{t.reference}", "issued": issued,
-                          "reviewer": reviewer_of(t)})
+                          "reviewer": reviewer_of(t), "notice_date": notice, "deadline": deadline})
         return items
 
     def pdf_response(data: bytes, filename: str) -> Response:
