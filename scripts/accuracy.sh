@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every accuracy figure of docs/accuracy.md, measured: runs each eval into eval/results/*.json,
 # then writes docs/accuracy.md from those files (etle eval report).  Needs ../shared/data
-# (or ETLE_SHARED_DIR) and the models of scripts/setup.sh.  About 15 minutes on 2 cores.
+# (or ETLE_SHARED_DIR) and the models of scripts/setup.sh.  About 8 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh >/dev/null
