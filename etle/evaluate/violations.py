@@ -410,6 +410,11 @@ class _RecordingSink:
         return res
 
 
+class _DropUnsignedWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("no site key")
+
+
 def _track_points(history: Sequence[tuple[float, Box, bool]]) -> tuple[tuple[float, Box], ...]:
     observed = [(t, b) for t, b, predicted in history if not predicted]
     return tuple(observed or [(t, b) for t, b, _ in history])
@@ -427,8 +432,8 @@ def run_clip(clip: TruthClip, options: EvalOptions, progress: Callable[[Frame], 
         out_dir = (options.out_dir / clip.name) if options.out_dir is not None else Path(scratch) / "out"
         db = Path(scratch) / "tickets.db"
         runner_log = logging.getLogger("etle.runner")
-        level = runner_log.level
-        runner_log.setLevel(logging.ERROR)  # the scratch run is unsigned on purpose: no key warning
+        unsigned = _DropUnsignedWarning()  # the scratch run is unsigned on purpose; other warnings stay
+        runner_log.addFilter(unsigned)
         try:
             pipeline, camera = build_pipeline(
                 clip.camera, out_dir=out_dir, db_url=f"sqlite:///{db}", reader=options.reader,
@@ -438,7 +443,7 @@ def run_clip(clip: TruthClip, options: EvalOptions, progress: Callable[[Frame], 
                 keys_dir=Path(scratch) / "no-keys",
             )
         finally:
-            runner_log.setLevel(level)
+            runner_log.removeFilter(unsigned)
         history: dict[int, list[tuple[float, Box, bool]]] = defaultdict(list)
         pipeline.tracker_factory = lambda *a: _RecordingTracker(_tracker_factory(*a), history)
         sink = _RecordingSink(pipeline.sink)
