@@ -383,6 +383,9 @@ def _register_stage_commands() -> None:
     from etle.commands.letters_cmds import register as register_letters
 
     register_letters(app)
+    from etle.commands.settlement_cmds import register as register_settlement
+
+    register_settlement(app, tickets_app)
 
 
 _register_stage_commands()

@@ -296,7 +296,7 @@ def test_revision_0005_adds_the_append_only_notice_register(db_url: str) -> None
     engine.dispose()
     with TicketStore(db_url) as store:  # opening upgrades 0004 -> head
         with store.engine.connect() as conn:
-            assert migrate.current_revision(conn) == migrate.head_revision() == "0005"
+            assert migrate.current_revision(conn) == migrate.head_revision() == "0006"
             assert {"ix_notices_ticket", "ix_notices_notice_date"} <= {i["name"] for i in inspect(conn).get_indexes("notices")}
         assert schema_diff(store.engine, Base.metadata) == []
         views = sorted(store.list(), key=lambda v: v.track_id)
@@ -319,4 +319,42 @@ def test_revision_0005_adds_the_append_only_notice_register(db_url: str) -> None
     with engine.connect() as conn:
         assert "notices" not in inspect(conn).get_table_names()
         assert conn.execute(text("SELECT count(*) FROM review_actions WHERE action = 'send_notice'")).scalar() == 1
+    engine.dispose()
+
+
+# -- revision 0006: the payment code (issued at confirmation or blocking) ------------------------
+
+
+def test_revision_0006_adds_a_unique_payment_code(db_url: str) -> None:
+    from alembic import command
+
+    make_legacy(db_url, 3)
+    engine = create_engine(db_url)
+    migrate.upgrade(engine, "0005")
+    with engine.connect() as conn:
+        assert "payment_code" not in {c["name"] for c in inspect(conn).get_columns("tickets")}
+    engine.dispose()
+    with TicketStore(db_url) as store:  # opening upgrades 0005 -> head
+        with store.engine.connect() as conn:
+            assert migrate.current_revision(conn) == migrate.head_revision() == "0006"
+            index = {i["name"]: i for i in inspect(conn).get_indexes("tickets")}["ix_tickets_payment_code"]
+            assert index["unique"]
+        assert schema_diff(store.engine, Base.metadata) == []
+        views = sorted(store.list(), key=lambda v: v.track_id)
+        assert {v.payment_code for v in views} == {""}  # rows kept, no code yet
+        store.add_user("rev")
+        store.transition(views[0].id, "approve", actor="rev")
+        store.transition(views[0].id, "send_notice", actor="rev")
+        code = store.transition(views[0].id, "confirm", actor="rev").payment_code
+        assert len(code) == 12 and store.by_payment_codes([code.lower()])[code].id == views[0].id
+        with pytest.raises(DBAPIError), store.engine.begin() as conn:  # codes are unique
+            conn.execute(text("UPDATE tickets SET payment_code = :c WHERE id = :i"), {"c": code, "i": views[1].id})
+    engine = create_engine(db_url)
+    cfg = migrate.alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0005")
+    with engine.connect() as conn:
+        assert "payment_code" not in {c["name"] for c in inspect(conn).get_columns("tickets")}
+        assert conn.execute(text("SELECT count(*) FROM review_actions WHERE action = 'confirm'")).scalar() == 1
     engine.dispose()

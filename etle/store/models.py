@@ -19,6 +19,7 @@ must match the newest revision (a test compares them).  Tables:
 - ``sync_state``: how far store-and-forward has pushed the audit log to each central store.
 - ``notices``: the notice register, one row per confirmation letter produced for posting
   (revision 0005; append-only like the audit log).
+- revision 0006 adds ``tickets.payment_code`` (unique; issued at confirmation or blocking).
 """
 
 from __future__ import annotations
@@ -118,6 +119,7 @@ class Ticket(Base):
         Index("ix_tickets_synced_at", "synced_at"),
         Index("ix_tickets_camera_chain", "camera_id", "chain_seq"),
         Index("ix_tickets_status_registry", "status", "registry_status"),
+        Index("ix_tickets_payment_code", "payment_code", unique=True),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -162,6 +164,8 @@ class Ticket(Base):
     registry_status: Mapped[str] = mapped_column(String(16), default="", server_default="")
     registry_checked_at: Mapped[datetime | None] = mapped_column()
     registry_mismatch: Mapped[str] = mapped_column(String(256), default="", server_default="")
+    # revision 0006: the code the owner pays with, issued at confirmation (or blocking); NULL before
+    payment_code: Mapped[str | None] = mapped_column(String(16))
 
     files: Mapped[list[EvidenceFile]] = relationship(
         back_populates="ticket", order_by="EvidenceFile.name", lazy="selectin"

@@ -54,6 +54,9 @@ DEFAULT_URL = "sqlite:///etle.db"
 REFERENCE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 """Reference-code characters: digits and capitals without the look-alikes 0, O, 1 and I."""
 REFERENCE_LENGTH = 6
+PAYMENT_CODE_LENGTH = 12
+"""Payment codes: 12 random characters of :data:`REFERENCE_ALPHABET` (60 bits; not derived
+from the reference, so a reference printed on a letter does not give away the code)."""
 PIPELINE_ACTOR = "system:pipeline"
 _INSERT_ATTEMPTS = 5
 _T = TypeVar("_T")
@@ -63,6 +66,16 @@ def new_reference(day: date, *, prefix: str = "ETLE", length: int = REFERENCE_LE
     """A random human-friendly reference such as ``ETLE-20261128-7KQ4MZ``."""
     code = "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(length))
     return f"{prefix}-{day:%Y%m%d}-{code}"
+
+
+def new_payment_code(length: int = PAYMENT_CODE_LENGTH) -> str:
+    """A random payment code such as ``7KQ4MZ2HX9TB`` (issued when a ticket is confirmed or blocked)."""
+    return "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(length))
+
+
+def normalise_payment_code(text: str) -> str:
+    """A payment code as stored: capitals, without spaces or dashes (what a bank file may add)."""
+    return "".join(text.split()).replace("-", "").upper()
 
 
 def new_uid() -> str:
@@ -213,6 +226,7 @@ class TicketView(TicketIn):
     registry_status: str = ""
     registry_checked_at: datetime | None = None
     registry_mismatch: str = ""
+    payment_code: str = ""
 
     @property
     def needs_owner_review(self) -> bool:
@@ -357,6 +371,7 @@ def _to_view(row: Ticket) -> TicketView:
     return TicketView(
         **values, id=row.id, reference=row.reference, status=row.status, created_at=row.created_at,
         status_changed_at=row.status_changed_at, synced_at=row.synced_at, **owner,
+        payment_code=row.payment_code or "",
     )
 
 
@@ -714,6 +729,56 @@ class TicketStore:
         assert view is not None
         return view
 
+    def transition_many(
+        self,
+        moves: Sequence[tuple[int | str, str, str, Mapping[str, Any]]],
+        *,
+        actor: str,
+        at: datetime | None = None,
+    ) -> builtins.list[TicketView]:
+        """Apply ``(ticket, action, reason, data)`` moves by ``actor`` in one transaction: all or
+        nothing (a payment file is applied whole or not at all).  :class:`TransitionError` names
+        the first ticket that cannot move; nothing is recorded then."""
+        moment = _utc(at, "at") if at is not None else _now()
+        ids: builtins.list[int] = []
+        try:
+            with self._session("apply transitions") as session:
+                for ref, action, reason, data in moves:
+                    row = self._row(session, ref, lock=True)
+                    self._transition_row(session, row, action, actor=actor, reason=reason, moment=moment, data=data)
+                    ids.append(row.id)
+        except IntegrityError as exc:  # pragma: no cover - uid or payment code collision
+            raise StoreError(f"cannot record transitions: {_one_line(exc)}") from exc
+        log.info("%d transition(s) by %s", len(ids), actor)
+        with self._session("read tickets") as session:
+            rows = {r.id: r for r in session.scalars(select(Ticket).where(Ticket.id.in_(ids)))} if ids else {}
+            return [_to_view(rows[i]) for i in ids]
+
+    def by_payment_codes(self, codes: Iterable[str]) -> dict[str, TicketView]:
+        """``{payment code: ticket}`` for the codes that name a ticket (codes normalised)."""
+        wanted = sorted({normalise_payment_code(c) for c in codes if c})
+        found: dict[str, TicketView] = {}
+        with self._session("find tickets by payment code") as session:
+            for i in range(0, len(wanted), 500):
+                for row in session.scalars(select(Ticket).where(Ticket.payment_code.in_(wanted[i:i + 500]))):
+                    found[row.payment_code or ""] = _to_view(row)
+        return found
+
+    def awaiting_confirmation(self, *, limit: int = 100000) -> builtins.list[tuple[TicketView, NoticeView | None]]:
+        """Every ``notice_sent`` ticket with its latest notice-register row (``None`` when it has
+        none, e.g. a notice sent through :meth:`transition`), oldest notice first."""
+        with self._session("find tickets awaiting confirmation") as session:
+            rows = builtins.list(session.scalars(
+                select(Ticket).where(Ticket.status == lifecycle.NOTICE_SENT).order_by(Ticket.id).limit(limit)))
+            latest: dict[int, Notice] = {}
+            ids = [r.id for r in rows]
+            for i in range(0, len(ids), 500):
+                for n in session.scalars(select(Notice).where(Notice.ticket_id.in_(ids[i:i + 500])).order_by(Notice.id)):
+                    latest[n.ticket_id] = n
+            out = [(_to_view(r), _notice_view(latest[r.id]) if r.id in latest else None) for r in rows]
+        out.sort(key=lambda tn: (tn[1].deadline if tn[1] else date.max, tn[0].id))
+        return out
+
     def _transition_row(self, session: Session, row: Ticket, action: str, *, actor: str, reason: str,
                         moment: datetime, data: Mapping[str, Any] | None) -> tuple[str, str]:
         """Move ``row`` by ``action`` inside ``session`` and write its audit entry; (before, after).
@@ -731,9 +796,14 @@ class TicketStore:
                 f"a person must send its notice, never {actor}"
             )
         user_id = self._user_id(session, actor)
+        values: dict[str, Any] = {"status": after, "status_changed_at": moment}
+        data = dict(data or {})
+        if after in (lifecycle.CONFIRMED, lifecycle.BLOCKED) and not row.payment_code:
+            # the owner pays with this code (etle.settlement); kept in the audit entry for sync
+            values["payment_code"] = data["payment_code"] = new_payment_code()
         done = session.execute(
             update(Ticket).where(Ticket.id == row.id, Ticket.status == before)
-            .values(status=after, status_changed_at=moment)
+            .values(**values)
             .execution_options(synchronize_session=False)
         )
         if done.rowcount != 1:
@@ -742,7 +812,7 @@ class TicketStore:
             )
         session.add(ReviewAction(
             uid=new_uid(), ticket_id=row.id, action=action, from_status=before, to_status=after,
-            actor=actor, user_id=user_id, at=moment, reason=reason, data=dict(data or {}),
+            actor=actor, user_id=user_id, at=moment, reason=reason, data=data,
         ))
         return before, after
 
@@ -1144,6 +1214,7 @@ class TicketStore:
             reference = t.reference if taken is None else new_reference(t.reference_day)
             values = {name: getattr(t, name) for name in _COLUMN_FIELDS + _OWNER_FIELDS}
             values["plate_candidates"] = [c.as_dict() for c in t.plate_candidates]
+            values["payment_code"] = t.payment_code or None
             if evidence_path is not None:
                 values["evidence_path"] = evidence_path
             row = Ticket(reference=reference, status=t.status, created_at=t.created_at,
@@ -1214,6 +1285,10 @@ class TicketStore:
                     target = session.get(Ticket, ticket_id)
                     if target is not None:
                         _apply_lookup(target, a.data, a.at)
+                if a.data.get("payment_code") and a.action in ("confirm", "block"):
+                    target = session.get(Ticket, ticket_id)
+                    if target is not None and not target.payment_code:
+                        target.payment_code = str(a.data["payment_code"])[:16]
                 if a.action == lifecycle.PRUNE_EVIDENCE:
                     session.execute(
                         update(EvidenceFile).where(EvidenceFile.ticket_id == ticket_id,
