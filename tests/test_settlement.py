@@ -272,3 +272,101 @@ def test_cli_confirm_payments_and_block(tmp_path: Path) -> None:
     r = etle("tickets", "block-overdue", "--db", db, cwd=tmp)  # the present: nothing left to block
     assert r.returncode == 0 and "0 blocked" in r.stdout
     store.close()
+
+
+# -- the JSON API and the review app --------------------------------------------------------------
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def web(tmp_path: Path, monkeypatch):
+    pytest.importorskip("fastapi")
+    from argon2 import PasswordHasher
+    from fastapi.testclient import TestClient
+
+    from etle.web import WebConfig, auth, create_app
+
+    monkeypatch.setattr(auth, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    today = datetime.now(JAKARTA).date()
+    store, refs = make_site(f"sqlite:///{tmp_path / 'etle.db'}", notice_day=today - timedelta(days=12))
+    for name in ("rev", "sup", "adm"):
+        auth.set_password(store.engine, name, PASSWORD)
+    app = create_app(WebConfig(db_url=store.url, secret=b"k" * 32, secure_cookies=False), store=store)
+
+    def login(user: str) -> tuple[TestClient, str]:
+        c = TestClient(app, base_url="http://testserver", follow_redirects=False)
+        page = c.get("/login")
+        token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+        assert c.post("/login", data={"username": user, "password": PASSWORD, "csrf": token}).status_code == 303
+        ticket = c.get(f"/tickets/{refs[0]}")
+        return c, re.search(r'name="csrf" value="([^"]+)"', ticket.text).group(1)
+
+    def bearer(user: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {auth.new_api_token(store.engine, user, 'test')}"}
+
+    yield store, refs, login, bearer, TestClient(app, base_url="http://testserver", follow_redirects=False)
+    store.close()
+
+
+def test_api_confirm_import_and_block_with_roles(web) -> None:
+    store, refs, _, bearer, c = web
+    rev, sup = bearer("rev"), bearer("sup")
+    r = c.post(f"/api/v1/tickets/{refs[0]}/confirm", json={"driver_is_owner": True}, headers=rev)
+    assert r.status_code == 200 and r.json()["status"] == "confirmed"
+    code = r.json()["payment_code"]
+    assert code == store.get(refs[0]).payment_code and store.actions(refs[0])[-1].actor == "rev"
+    assert store.actions(refs[0])[-1].data["via"] == "online"
+    assert c.post(f"/api/v1/tickets/{refs[0]}/confirm", json={"driver_is_owner": True}, headers=rev).status_code == 409
+    assert c.post(f"/api/v1/tickets/{refs[1]}/confirm", json={}, headers=rev).status_code == 400
+    assert c.post(f"/api/v1/tickets/{refs[1]}/confirm", json={"driver_is_owner": True}).status_code == 401
+
+    csv_file = {"file": ("bank.csv", f"payment_code,amount,paid_at\n{code},{FINE},2026-12-03\nNOPE,{FINE},2026-12-03\n",
+                         "text/csv")}
+    assert c.post("/api/v1/payments/import", files=csv_file, headers=rev).status_code == 403  # a reviewer cannot
+    assert c.post("/api/v1/tickets/block-overdue", headers=rev).status_code == 403
+    assert store.get(refs[0]).status == "confirmed"
+    r = c.post("/api/v1/payments/import?dry_run=true", files=csv_file, headers=sup)
+    assert r.status_code == 200 and r.json()["dry_run"] and store.get(refs[0]).status == "confirmed"
+    r = c.post("/api/v1/payments/import", files=csv_file, headers=sup)
+    body = r.json()
+    assert r.status_code == 200 and not body["ok"] and [p["reference"] for p in body["paid"]] == [refs[0]]
+    assert [(p["line"], p["kind"]) for p in body["refused"]] == [(3, "unknown_code")]
+    assert store.get(refs[0]).status == "paid" and store.actions(refs[0])[-1].actor == "sup"
+    bad = {"file": ("x.csv", "nothing,here\n", "text/csv")}
+    assert c.post("/api/v1/payments/import", files=bad, headers=sup).status_code == 400
+
+    r = c.post("/api/v1/tickets/block-overdue", headers=bearer("adm"))
+    assert r.status_code == 200 and sorted(b["reference"] for b in r.json()["blocked"]) == sorted(refs[1:])
+    entry = store.actions(refs[1])[-1]
+    assert (entry.action, entry.actor, entry.data["deadline"]) == ("block", "adm", r.json()["blocked"][0]["deadline"])
+
+
+def test_review_app_confirm_form_and_settlement_page(web) -> None:
+    store, refs, login, _, _ = web
+    c, csrf = login("rev")
+    page = c.get(f"/tickets/{refs[0]}").text
+    assert 'id="confirm-form"' in page and 'href="/settlement"' not in page
+    assert c.post(f"/tickets/{refs[0]}/confirm", data={"driver": "other", "named_driver": "Fiktif Adi"}).status_code == 403
+    r = c.post(f"/tickets/{refs[0]}/confirm", data={"driver": "other", "named_driver": "Fiktif Adi", "via": "post",
+                                                    "csrf": csrf})
+    assert r.status_code == 303
+    t = store.get(refs[0])
+    assert t.status == "confirmed" and store.actions(t.id)[-1].data["named_driver"] == "Fiktif Adi"
+    page = c.get(f"/tickets/{refs[0]}").text
+    assert 'id="confirm-form"' not in page and t.payment_code in page
+    assert c.get("/settlement").status_code == 403
+    files = {"file": ("bank.csv", f"payment_code,amount,paid_at\n{t.payment_code},{FINE},2026-12-03\n", "text/csv")}
+    assert c.post("/settlement/payments", data={"csrf": csrf}, files=files).status_code == 403
+
+    s, scsrf = login("sup")
+    page = s.get("/settlement")
+    assert page.status_code == 200 and 'id="payments-form"' in page.text and 'href="/settlement"' in page.text
+    assert s.post("/settlement/payments", data={"csrf": "forged"}, files=files).status_code == 403
+    r = s.post("/settlement/payments", data={"csrf": scsrf}, files=files)
+    assert r.status_code == 200 and 'id="payments-result"' in r.text and store.get(refs[0]).status == "paid"
+    r = s.post("/settlement/block-overdue", data={"csrf": scsrf, "dry_run": "1"})
+    assert r.status_code == 200 and store.get(refs[1]).status == "notice_sent" and refs[1] in r.text
+    r = s.post("/settlement/block-overdue", data={"csrf": scsrf})
+    assert r.status_code == 200 and store.get(refs[1]).status == "blocked"
+    assert store.actions(refs[1])[-1].actor == "sup"

@@ -73,7 +73,7 @@ def test_every_route_refuses_anonymous(site) -> None:
     gets = ["/", "/queue", f"/tickets/{ref}", f"/tickets/{ref}/files/overview.jpg", f"/tickets/{ref}/files/clip.mp4",
             f"/tickets/{ref}/letter.pdf", "/letters/2026-11-28.pdf", "/audit", "/admin/users", "/lang/en",
             "/api/v1/tickets", f"/api/v1/tickets/{ref}", f"/api/v1/tickets/{ref}/actions", "/api/v1/counts",
-            "/api/docs", "/api/openapi.json", "/docs", "/openapi.json", "/redoc"]
+            "/api/docs", "/api/openapi.json", "/docs", "/openapi.json", "/redoc", "/settlement"]
     for path in gets:
         r = c.get(path)
         assert r.status_code in (303, 401, 404), path
@@ -82,7 +82,9 @@ def test_every_route_refuses_anonymous(site) -> None:
         assert b"BH1234AB" not in r.content and not r.content.startswith(b"\xff\xd8"), path
     posts = [f"/tickets/{ref}/approve", f"/tickets/{ref}/reject", f"/tickets/{ref}/plate", f"/tickets/{ref}/reopen",
              "/logout", "/admin/users", f"/api/v1/tickets/{ref}/approve", f"/api/v1/tickets/{ref}/reject",
-             f"/api/v1/tickets/{ref}/plate", f"/api/v1/tickets/{ref}/reopen"]
+             f"/api/v1/tickets/{ref}/plate", f"/api/v1/tickets/{ref}/reopen",
+             f"/tickets/{ref}/confirm", "/settlement/payments", "/settlement/block-overdue",
+             f"/api/v1/tickets/{ref}/confirm", "/api/v1/payments/import", "/api/v1/tickets/block-overdue"]
     for path in posts:
         assert c.post(path, data={"reason": "occluded", "plate": "B1A"}).status_code in (401, 403, 422), path
     # every registered route was tried

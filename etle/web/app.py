@@ -627,6 +627,10 @@ def create_app(config: WebConfig, store: TicketStore | None = None) -> FastAPI:
     def api_counts(actor: Actor = Depends(api_actor)) -> dict[str, int]:
         return store.count_by_status()
 
+    from etle.web.settlement import register as register_settlement
+
+    register_settlement(app, store=store, page_actor=page_actor, api_actor=api_actor, need=need,
+                        check_csrf=check_csrf, ticket_or_404=ticket_or_404, render=render, ticket_out=_ticket_out)
     return app
 
 
