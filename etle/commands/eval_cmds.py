@@ -93,6 +93,15 @@ def _progress(console: Console, enabled: bool, description: str, total: int, uni
         yield tick
 
 
+def _write_json(path: Path, report: dict[str, Any]) -> None:
+    """Write an eval's figures as JSON (what ``etle eval report`` reads); EtleError when it cannot."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise EtleError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
 def _say(console: Console, text: str) -> None:
     """Print plain text (no rich markup: '[id]' is a format name, not a style)."""
     console.print(text, markup=False, highlight=False)
@@ -197,11 +206,7 @@ def register(app: typer.Typer) -> None:
         if unreadable:
             err.print(f"warning: {len(set(unreadable))} image(s) could not be read: {', '.join(sorted(set(unreadable))[:5])}")
         if json_path is not None:
-            try:
-                json_path.parent.mkdir(parents=True, exist_ok=True)
-                json_path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-            except OSError as exc:
-                raise EtleError(f"cannot write {json_path}: {exc.strerror or exc}") from exc
+            _write_json(json_path, report)
             _say(out, f"figures written to {json_path}")
         if ran == 0:
             raise ModelError("no plate reader could run here (see above)")
@@ -280,11 +285,7 @@ def register(app: typer.Typer) -> None:
                     _say(out_c, f"  {o['kind']:8} {o['rule']:14} {where}{' <-> ' if t and e else ''}{what}"
                                 + (f" [{o['plate_status']}]" if o["plate_status"] else ""))
         if json_path is not None:
-            try:
-                json_path.parent.mkdir(parents=True, exist_ok=True)
-                json_path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-            except OSError as exc:
-                raise EtleError(f"cannot write {json_path}: {exc.strerror or exc}") from exc
+            _write_json(json_path, report)
             _say(out_c, f"report written to {json_path}")
 
     @eval_app.command("helmet")
@@ -327,11 +328,7 @@ def register(app: typer.Typer) -> None:
                               "-" if sc.precision is None else f"{sc.precision:.3f}", "-" if sc.recall is None else f"{sc.recall:.3f}")
         out_c.print(table)
         if json_path is not None:
-            try:
-                json_path.parent.mkdir(parents=True, exist_ok=True)
-                json_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-            except OSError as exc:
-                raise EtleError(f"cannot write {json_path}: {exc.strerror or exc}") from exc
+            _write_json(json_path, report)
             _say(out_c, f"figures written to {json_path}")
 
     @eval_app.command("report")
