@@ -88,10 +88,8 @@ def _background_boxes(rng: random.Random, heads: list[Box], w: int, h: int, n: i
     return out
 
 
-def load_split(root: Path, split: str, *, background_per_image: int = 1, seed: int = 0):
-    """Patches (N, PATCH, PATCH, 3) uint8 and labels (N,) of one Roboflow split."""
-    rng = random.Random(seed)
-    patches, labels = [], []
+def _labelled_images(root: Path, split: str):
+    """(stem, BGR image, label file) of every readable image of a split that has labels."""
     for img_file in sorted(glob.glob(str(root / split / "images" / "*"))):
         stem = Path(img_file).stem
         lab = root / split / "labels" / f"{stem}.txt"
@@ -100,6 +98,14 @@ def load_split(root: Path, split: str, *, background_per_image: int = 1, seed: i
         image = cv2.imread(img_file)
         if image is None:
             continue
+        yield stem, image, lab
+
+
+def load_split(root: Path, split: str, *, background_per_image: int = 1, seed: int = 0):
+    """Patches (N, PATCH, PATCH, 3) uint8 and labels (N,) of one Roboflow split."""
+    rng = random.Random(seed)
+    patches, labels = [], []
+    for stem, image, lab in _labelled_images(root, split):
         h, w = image.shape[:2]
         heads = _yolo_boxes(str(lab), w, h)
         for c, box in heads:
@@ -124,14 +130,7 @@ def load_run_heads(root: Path, split: str, cache: Path | None = None):
         det_cache = dict(np.load(cache, allow_pickle=False))
     detector = None
     patches, labels = [], []
-    for img_file in sorted(glob.glob(str(root / split / "images" / "*"))):
-        stem = Path(img_file).stem
-        lab = root / split / "labels" / f"{stem}.txt"
-        if not lab.is_file():
-            continue
-        image = cv2.imread(img_file)
-        if image is None:
-            continue
+    for stem, image, lab in _labelled_images(root, split):
         h, w = image.shape[:2]
         if stem not in det_cache:
             if detector is None:

@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from etle.evaluate.violations import share
 from etle.types import Box
 
 __all__ = ["HeadItem", "HelmetScore", "evaluate_set", "read_set"]
@@ -86,11 +87,11 @@ class HelmetScore:
 
     @property
     def precision(self) -> float | None:
-        return self.tp / (self.tp + self.fp) if self.tp + self.fp else None
+        return share(self.tp, self.tp + self.fp)
 
     @property
     def recall(self) -> float | None:
-        return self.tp / (self.tp + self.fn) if self.tp + self.fn else None
+        return share(self.tp, self.tp + self.fn)
 
     def as_dict(self) -> dict[str, Any]:
         return {"n_heads": self.n_heads, "n_no_helmet": self.n_no_helmet, "tp": self.tp, "fp": self.fp, "fn": self.fn,

@@ -88,6 +88,11 @@ def _rule_names() -> tuple[str, ...]:
     return tuple(RulesConfig.model_fields)
 
 
+def share(part: int, whole: int) -> float | None:
+    """``part / whole``, None when nothing was counted (precision and recall of a scorer)."""
+    return part / whole if whole else None
+
+
 def normalise_plate(text: str) -> str:
     """Upper case, letters and digits only (``"R 5154 WP"`` -> ``"R5154WP"``)."""
     return re.sub(r"[^0-9A-Z]", "", text.upper())
@@ -324,11 +329,11 @@ class RuleScore:
 
     @property
     def precision(self) -> float | None:
-        return self.tp / (self.tp + self.fp) if self.tp + self.fp else None
+        return share(self.tp, self.tp + self.fp)
 
     @property
     def recall(self) -> float | None:
-        return self.tp / (self.tp + self.fn) if self.tp + self.fn else None
+        return share(self.tp, self.tp + self.fn)
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
