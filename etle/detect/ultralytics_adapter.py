@@ -41,13 +41,39 @@ def offline_env() -> None:
     os.environ.setdefault("YOLO_VERBOSE", "False")
 
 
+def _pillow_open() -> Any:
+    """Pillow's ``Image.open`` as it is now (None without Pillow)."""
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover - Pillow comes with ultralytics
+        return None
+    return Image.open
+
+
+def _restore_pillow_open(original: Any) -> None:
+    """Undo ultralytics' monkey-patch of ``PIL.Image.open`` (``ultralytics.utils.patches``, for
+    HEIC files): its replacement names its first parameter ``filename``, so every later
+    ``Image.open(fp=...)`` in the process (pypdf, reportlab) failed with a TypeError."""
+    if original is None:
+        return
+    from PIL import Image
+
+    if Image.open is not original:
+        log.debug("restoring PIL.Image.open after ultralytics replaced it")
+        Image.open = original
+
+
 def import_ultralytics(purpose: str = "a .pt model") -> Any:
     """Import ultralytics offline with the legacy aliases in place; returns the module."""
     offline_env()
+    pil_open = _pillow_open()
     try:
         ultralytics = importlib.import_module("ultralytics")
+        importlib.import_module("ultralytics.utils")  # where the patches are applied
     except ImportError as exc:
         raise MissingDependencyError("ultralytics", "ultralytics", purpose) from exc
+    finally:
+        _restore_pillow_open(pil_open)
     for old, new in LEGACY_MODULES.items():
         if old not in sys.modules:
             try:
