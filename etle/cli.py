@@ -386,6 +386,9 @@ def _register_stage_commands() -> None:
     from etle.commands.settlement_cmds import register as register_settlement
 
     register_settlement(app, tickets_app)
+    from etle.commands.batch_cmds import register as register_batch
+
+    register_batch(app)
 
 
 _register_stage_commands()

@@ -1,0 +1,174 @@
+"""``etle batch``: many recorded clips on a Ray cluster (or a local Ray instance).
+
+* :mod:`etle.batch.plan` -- segments of long recordings, which segment keeps an event, ticket identity;
+* :mod:`etle.batch.jobs` -- the driver's planning: clips, content hashes, cameras by content;
+* :mod:`etle.batch.worker` -- what a worker does with a segment (models held once per worker);
+* :mod:`etle.batch.ledger` -- done-markers per segment in the central database;
+* :mod:`etle.batch.ray_backend` -- the only module that imports ``ray``.
+
+:func:`run_batch` is the library call behind the command.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from etle.batch.jobs import ClipFailure, ClipJob, plan_batch
+from etle.batch.worker import BatchOptions, SegmentResult, SegmentTask
+
+log = logging.getLogger(__name__)
+
+__all__ = ["BatchOptions", "BatchReport", "ClipReport", "run_batch", "tasks_to_run"]
+
+
+@dataclass(frozen=True)
+class ClipReport:
+    """One clip of a batch: what ran now, what was done before, and its failure if any."""
+
+    clip: str
+    sha256: str
+    segments: int
+    segments_done_before: int
+    segments_run: int
+    frames: int
+    video_s: float
+    tickets_new: int
+    tickets_present: int
+    not_owned: int
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    """The whole batch: per clip, and totals with per-stage costs."""
+
+    clips: tuple[ClipReport, ...]
+    wall_s: float
+    workers: int
+    cluster_cpus: float
+    nodes: int
+    stage_total_ms: dict[str, float] = field(default_factory=dict)
+    busy_s: float = 0.0
+
+    @property
+    def failed(self) -> tuple[ClipReport, ...]:
+        return tuple(c for c in self.clips if c.error)
+
+    @property
+    def frames(self) -> int:
+        return sum(c.frames for c in self.clips)
+
+    @property
+    def video_s(self) -> float:
+        return sum(c.video_s for c in self.clips)
+
+    @property
+    def tickets_new(self) -> int:
+        return sum(c.tickets_new for c in self.clips)
+
+
+def tasks_to_run(jobs: list[ClipJob], done: set[tuple[str, str]]) -> list[SegmentTask]:
+    """Every segment of ``jobs`` without a done-marker, clip by clip."""
+    tasks = []
+    for job in jobs:
+        for seg in job.plan.segments:
+            if (job.sha256, seg.key) in done:
+                continue
+            tasks.append(SegmentTask(clip=job.clip, clip_sha256=job.sha256, wall_start=job.wall_start, plan=job.plan,
+                                     segment=seg, camera=job.camera))
+    return tasks
+
+
+def run_batch(
+    sources: list[str],
+    *,
+    db_url: str,
+    evidence: str,
+    options: BatchOptions = BatchOptions(),
+    cluster: str | None = None,
+    workers: int = 0,
+    camera: Path | None = None,
+    camera_dir: Path | None = None,
+    start: datetime | None = None,
+    max_seconds: float | None = None,
+    segment_s: float = 300.0,
+    overlap_s: float = 30.0,
+    on_plan: Callable[[list[ClipJob], list[SegmentTask], int], None] | None = None,
+    on_progress: Callable[[dict[str, int], dict[str, int]], None] | None = None,
+) -> BatchReport:
+    """Plan, connect and run; a clip that fails is reported in the result, not raised.
+
+    Raises typed errors for what fails the whole batch: a bad ``camera``, an unusable database
+    or evidence location, a cluster that cannot be reached.
+    """
+    from etle.batch import ledger
+    from etle.evidence.storage import open_evidence_storage
+    from etle.store import open_store
+
+    if "://" not in evidence:
+        evidence = str(Path(evidence).resolve())
+    if db_url.startswith("sqlite:///") and not db_url.startswith("sqlite:////") and ":memory:" not in db_url:
+        db_url = "sqlite:///" + str(Path(db_url.removeprefix("sqlite:///")).resolve())
+    jobs, failures = plan_batch(sources, camera=camera, camera_dir=camera_dir, start=start, max_seconds=max_seconds,
+                                segment_s=segment_s, overlap_s=overlap_s, tail_s=options.post_s)
+    store = open_store(db_url)  # creates / migrates the schema once, before any worker opens it
+    try:
+        ledger.ensure_table(store.engine)
+        done = ledger.done_segments(store.engine, [j.sha256 for j in jobs])
+    finally:
+        store.close()
+    storage = open_evidence_storage(evidence)
+    if hasattr(storage, "root"):
+        Path(storage.root).mkdir(parents=True, exist_ok=True)
+    todo = tasks_to_run(jobs, done)
+    t0 = time.perf_counter()
+    results: list[SegmentResult] = []
+    run_failures: list[ClipFailure] = []
+    cpus, nodes, n_workers = 0.0, 0, 0
+    if todo:
+        from etle.batch import ray_backend
+
+        cpus, nodes = ray_backend.connect(cluster)
+        try:
+            n_workers = workers if workers > 0 else max(1, int(cpus))
+            if on_plan is not None:
+                on_plan(jobs, todo, n_workers)
+            results, run_failures = ray_backend.run_on_ray(
+                jobs, todo, db_url=db_url, evidence=evidence, options=options, workers=n_workers, on_progress=on_progress,
+            )
+        finally:
+            ray_backend.shutdown()
+    elif on_plan is not None:
+        on_plan(jobs, todo, 0)
+    wall = time.perf_counter() - t0
+    by_clip: dict[str, list[SegmentResult]] = defaultdict(list)
+    for r in results:
+        by_clip[r.clip_sha256].append(r)
+    errors = {f.clip: f.message for f in failures + run_failures}
+    stage: dict[str, float] = defaultdict(float)
+    for r in results:
+        for k, v in r.stage_total_ms.items():
+            stage[k] += v
+    reports = []
+    for job in jobs:
+        rs = by_clip.get(job.sha256, [])
+        before = sum(1 for s in job.plan.segments if (job.sha256, s.key) in done)
+        reports.append(ClipReport(
+            clip=job.clip, sha256=job.sha256, segments=len(job.plan.segments), segments_done_before=before,
+            segments_run=len(rs), frames=sum(r.frames for r in rs), video_s=sum(r.video_s for r in rs),
+            tickets_new=sum(r.tickets_new for r in rs), tickets_present=sum(r.tickets_present for r in rs),
+            not_owned=sum(r.not_owned for r in rs), error=errors.get(job.clip),
+        ))
+    planned = {j.clip for j in jobs}
+    for f in failures:
+        if f.clip not in planned:
+            reports.append(ClipReport(clip=f.clip, sha256="", segments=0, segments_done_before=0, segments_run=0,
+                                      frames=0, video_s=0.0, tickets_new=0, tickets_present=0, not_owned=0, error=f.message))
+    return BatchReport(clips=tuple(reports), wall_s=wall, workers=n_workers, cluster_cpus=cpus, nodes=nodes,
+                       stage_total_ms=dict(stage), busy_s=sum(r.elapsed_s for r in results))

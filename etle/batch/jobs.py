@@ -1,0 +1,133 @@
+"""The driver's side of ``etle batch`` before anything runs (no Ray): which clips, with which
+camera, cut into which segments, identified by which content hash."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from etle.batch.camera import CameraBundle, pack_camera
+from etle.batch.plan import SegmentPlan, file_sha256, plan_segments
+from etle.errors import ConfigError, EtleError, SourceError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ClipJob:
+    """One clip of a batch: its content hash, its camera (by content) and its segments."""
+
+    clip: str
+    sha256: str
+    duration_s: float
+    fps: float
+    wall_start: datetime | None
+    camera: CameraBundle | None
+    plan: SegmentPlan
+
+    @property
+    def name(self) -> str:
+        return Path(self.clip).name
+
+
+@dataclass(frozen=True)
+class ClipFailure:
+    """A clip that could not be planned or processed, with a one-line reason."""
+
+    clip: str
+    message: str
+
+
+def expand(sources: list[str]) -> list[str]:
+    """Every SOURCE as video files (a folder becomes its videos); duplicates once, in order."""
+    from etle.ingest.sources import VIDEO_SUFFIXES, is_stream
+
+    out: list[str] = []
+    for spec in sources:
+        if is_stream(spec):
+            out.append(spec)  # refused per clip below
+            continue
+        p = Path(spec)
+        if p.is_dir():
+            out.extend(str(f.resolve()) for f in sorted(p.iterdir()) if f.is_file() and f.suffix.lower() in VIDEO_SUFFIXES)
+        else:
+            out.append(str(p.resolve()) if p.exists() else spec)
+    seen: set[str] = set()
+    return [s for s in out if not (s in seen or seen.add(s))]  # type: ignore[func-returns-value]
+
+
+def camera_for(clip: str, camera: Path | None, camera_dir: Path | None) -> Path | None:
+    """``camera`` for every clip, else ``<camera_dir>/<clip stem>.yaml`` where there is one."""
+    if camera is not None:
+        return camera
+    if camera_dir is not None:
+        path = camera_dir / f"{Path(clip).stem}.yaml"
+        if path.is_file():
+            return path
+        log.warning("%s: no camera file %s: no rules run on it", Path(clip).name, path)
+    return None
+
+
+def plan_batch(
+    sources: list[str],
+    *,
+    camera: Path | None = None,
+    camera_dir: Path | None = None,
+    start: datetime | None = None,
+    max_seconds: float | None = None,
+    segment_s: float = 300.0,
+    overlap_s: float = 30.0,
+    tail_s: float = 2.0,
+) -> tuple[list[ClipJob], list[ClipFailure]]:
+    """Plan every clip; a clip that cannot be opened is a failure of that clip, not of the batch.
+
+    A bad ``camera`` (given for every clip) raises :class:`ConfigError` at once.
+    """
+    from etle.ingest.sources import VideoFileSource, file_mtime_start, is_stream
+
+    shared = pack_camera(camera) if camera is not None else None
+    packed: dict[Path, CameraBundle] = {}
+    jobs: list[ClipJob] = []
+    failures: list[ClipFailure] = []
+    clips = expand(sources)
+    if not clips:
+        raise SourceError("no video files in " + ", ".join(sources))
+    for clip in clips:
+        try:
+            if is_stream(clip):
+                raise SourceError(f"{clip}: etle batch takes recorded files; run live streams with etle edge")
+            if shared is not None:
+                bundle, cam_file = shared, camera
+            else:
+                cam_file = camera_for(clip, None, camera_dir)
+                bundle = None
+                if cam_file is not None:
+                    bundle = packed.get(cam_file) or pack_camera(cam_file)
+                    packed[cam_file] = bundle
+            cam_start = None
+            if cam_file is not None:
+                from etle.camera.config import load_camera
+
+                cam_start = load_camera(cam_file).start_time
+            src = VideoFileSource(clip, wall_start=start or cam_start)
+            info = src.info
+            wall = info.wall_start
+            if wall is None:
+                wall = file_mtime_start(clip, info.duration_s)
+                log.warning("%s: no recording time in the file or camera config; using the file time %s (pass --start)",
+                            Path(clip).name, wall)
+            duration = info.duration_s or ((info.frame_count or 0) / info.fps if info.fps else 0.0)
+            if max_seconds is not None:
+                duration = min(duration, max_seconds)
+            plan = plan_segments(duration, segment_s, overlap_s, tail_s)
+            jobs.append(ClipJob(clip=clip, sha256=file_sha256(clip), duration_s=duration, fps=info.fps,
+                                wall_start=wall, camera=bundle, plan=plan))
+        except ConfigError as exc:
+            if shared is not None or "--" in str(exc):
+                raise
+            failures.append(ClipFailure(clip, str(exc)))
+        except (EtleError, OSError) as exc:
+            failures.append(ClipFailure(clip, str(exc)))
+    return jobs, failures

@@ -1,0 +1,311 @@
+"""What one batch worker does with a segment (no Ray here: :mod:`etle.batch.ray_backend` wraps
+:class:`SegmentProcessor` in an actor, and tests call it directly).
+
+A processor loads the models once (the vehicle detector; the plate detector and reader and the
+rule set once per camera) and then runs segment after segment through :class:`etle.pipeline.Pipeline`
+with a sink of its own, :class:`BatchSink`, which
+
+* keeps only the violations its segment owns (:meth:`etle.batch.plan.SegmentPlan.owner`, from
+  the first time each track was seen in the segment);
+* gives each ticket its deterministic identity (:func:`etle.batch.plan.ticket_uid`) and writes
+  nothing for one already stored (a segment run again after a crash);
+* writes the evidence bundle in a scratch folder, uploads its files to the central evidence
+  store (:mod:`etle.evidence.storage`: a folder or ``s3://``), and only then adds the ticket,
+  pointing at the central copy, to the central database.
+
+After the segment's last ticket, the done-marker is written (:mod:`etle.batch.ledger`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from etle import __version__
+from etle.batch.camera import CameraBundle, unpack_camera
+from etle.batch.ledger import SegmentDone, mark_done
+from etle.batch.plan import Segment, SegmentPlan, event_of, run_id, ticket_uid
+from etle.errors import EtleError, StoreError
+from etle.types import Frame, PlateResult, TrackedObject, Violation
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """How every segment of a batch runs (the options of ``etle run`` that apply)."""
+
+    detector: str = "vehicle-detector"
+    detect_every: int = 0
+    detect_fps: float = 0.0
+    detect_on_motion: bool = True
+    reader: str | None = None
+    plate_detector: str | None = None
+    read_plates: bool = True
+    country: str = "id"
+    pre_s: float = 2.0
+    post_s: float = 2.0
+    #: ONNX Runtime threads per worker (each worker holds one CPU of the cluster)
+    threads: int = 1
+
+
+@dataclass(frozen=True)
+class SegmentTask:
+    """One segment of one clip, with everything a worker needs (the camera by content)."""
+
+    clip: str
+    clip_sha256: str
+    wall_start: datetime | None
+    plan: SegmentPlan
+    segment: Segment
+    camera: CameraBundle | None
+
+    @property
+    def label(self) -> str:
+        return f"{Path(self.clip).name}[{self.segment.index + 1}/{len(self.plan.segments)}]"
+
+
+@dataclass(frozen=True)
+class SegmentResult:
+    """What a worker reports for a segment."""
+
+    clip: str
+    clip_sha256: str
+    segment: str
+    frames: int
+    #: seconds of video the segment owns (its overlap with neighbours not counted twice)
+    video_s: float
+    elapsed_s: float
+    tickets_new: int
+    tickets_present: int
+    not_owned: int
+    violations: int
+    #: milliseconds spent per stage over the whole segment
+    stage_total_ms: dict[str, float] = field(default_factory=dict)
+    worker: str = ""
+
+
+class _FirstSeen:
+    """A tracker wrapper that notes when each track id first appears."""
+
+    def __init__(self, inner: Any, seen: dict[int, float]) -> None:
+        self.inner = inner
+        self.seen = seen
+
+    def _note(self, objects: tuple[TrackedObject, ...], frame: Frame) -> tuple[TrackedObject, ...]:
+        for o in objects:
+            self.seen.setdefault(o.track_id, frame.pts)
+        return objects
+
+    def update(self, detections: Any, frame: Frame) -> tuple[TrackedObject, ...]:
+        return self._note(self.inner.update(detections, frame), frame)
+
+
+class _FirstSeenPredicting(_FirstSeen):
+    def predict(self, frame: Frame) -> tuple[TrackedObject, ...]:
+        return self._note(self.inner.predict(frame), frame)
+
+
+def first_seen_factory(base: Callable[..., Any], seen: dict[int, float]) -> Callable[..., Any]:
+    def make(*args: Any) -> Any:
+        inner = base(*args)
+        cls = _FirstSeenPredicting if callable(getattr(inner, "predict", None)) else _FirstSeen
+        return cls(inner, seen)
+
+    return make
+
+
+class BatchSink:
+    """The sink of one segment (see the module docstring)."""
+
+    def __init__(
+        self, *, base: Any, writer: Any, storage: Any, task: SegmentTask, first_seen: dict[int, float],
+    ) -> None:
+        self.base = base  # the EvidenceSink build_pipeline made: store, camera, models, zones
+        self.writer = writer
+        self.storage = storage
+        self.task = task
+        self.first_seen = first_seen
+        self.present = 0
+        self.not_owned = 0
+
+    def record(
+        self,
+        violation: Violation,
+        key_frame: Frame,
+        key_objects: tuple[TrackedObject, ...],
+        clip: tuple[tuple[Frame, tuple[TrackedObject, ...]], ...],
+        plate: PlateResult,
+        source_info: Any,
+    ) -> tuple[int, Path] | None:
+        from etle.articles import article_for
+        from etle.evidence.builder import EvidenceRequest, discard_bundle
+        from etle.evidence.commit import ticket_from_request, with_bundle
+
+        task, seg = self.task, self.task.segment
+        start = self.first_seen.get(violation.track_id, violation.pts)
+        event = event_of(seg, violation.rule, start, violation.pts)
+        owner = task.plan.owner(event)
+        if owner != seg.index:
+            self.not_owned += 1
+            log.info("%s: %s by track %d at %.2f s (seen from %.2f s) belongs to segment %d",
+                     task.label, violation.rule, violation.track_id, violation.pts, start, owner + 1)
+            return None
+        base = self.base
+        art = article_for(violation.rule)
+        request = EvidenceRequest(
+            violation=violation, camera=base.camera, key_frame=key_frame, key_objects=key_objects, clip=clip,
+            plate=plate, article=art.article if art else None, fine=art.max_fine_idr if art else None,
+            models=base.models, software_version=__version__,
+            config_hash=base.camera_cfg.config_hash() if base.camera_cfg is not None else None,
+            extra={"source": source_info.name, "wall_start_origin": source_info.wall_start_origin,
+                   "clip_sha256": task.clip_sha256, "batch_segment": seg.key},
+            zones=base.zones or None,
+        )
+        fields = {"source": source_info.name, "run_id": run_id(task.clip_sha256, seg),
+                  "uid": ticket_uid(task.clip_sha256, seg, violation.rule, violation.track_id)}
+        draft = ticket_from_request(request, None, fields)
+        store = base.store
+        existing = store.find_duplicate(draft)
+        if existing is not None:
+            self.present += 1
+            log.info("%s: ticket of track %d / %s already stored (%d)", task.label, violation.track_id, violation.rule, existing)
+            return None
+        bundle = self.writer.write(request)
+        uploaded: list[str] = []
+        try:
+            for name, digest in sorted(bundle.all_files().items()):
+                key = f"{bundle.relpath}/{name}"
+                self.storage.put_file(key, bundle.path / name, digest.sha256)
+                uploaded.append(key)
+            ticket = replace(with_bundle(draft, bundle), evidence_path=self.storage.uri(bundle.relpath))
+            ticket_id, created = store.add_or_get(ticket)
+        except BaseException:
+            self._forget(uploaded)
+            raise
+        finally:
+            try:
+                discard_bundle(bundle.path)
+            except StoreError as exc:  # scratch only: the central copy is what counts
+                log.warning("scratch bundle %s not removed: %s", bundle.path, exc)
+        if not created:  # a racing writer stored the same identity between the check and the insert
+            self._forget(uploaded)
+            self.present += 1
+            return None
+        return ticket_id, Path(ticket.evidence_path)
+
+    def _forget(self, keys: list[str]) -> None:
+        for key in keys:
+            try:
+                self.storage.delete(key)
+            except EtleError as exc:
+                log.error("orphaned evidence %s could not be removed: %s", key, exc)
+
+
+class SegmentProcessor:
+    """Holds the models of one worker and runs segments (see the module docstring)."""
+
+    def __init__(self, db_url: str, evidence: str, options: BatchOptions, *, scratch: Path | None = None) -> None:
+        self.db_url = db_url
+        self.evidence = evidence
+        self.options = options
+        self.scratch = Path(scratch or tempfile.mkdtemp(prefix="etle-batch-"))
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+        if options.threads > 0:
+            os.environ.setdefault("ETLE_THREADS", str(options.threads))
+        self._detector: Any = None
+        self._pipelines: dict[str, tuple[Any, Any]] = {}
+        self._store: Any = None
+        self._storage: Any = None
+        self.loads = 0  # how many times models were loaded (once per camera)
+
+    def close(self) -> None:
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def _central(self) -> tuple[Any, Any]:
+        if self._store is None:
+            from etle.store import open_store
+
+            self._store = open_store(self.db_url)
+        if self._storage is None:
+            from etle.evidence.storage import open_evidence_storage
+
+            self._storage = open_evidence_storage(self.evidence)
+        return self._store, self._storage
+
+    def _pipeline(self, camera: CameraBundle | None) -> tuple[Any, Any]:
+        key = camera.sha256 if camera is not None else ""
+        if key in self._pipelines:
+            return self._pipelines[key]
+        from etle.runner import build_pipeline
+
+        o = self.options
+        camera_path = unpack_camera(camera, self.scratch / "cameras" / key[:16]) if camera is not None else None
+        pipeline, cfg = build_pipeline(
+            camera_path, out_dir=self.scratch / "base", db_url=self.db_url, reader=o.reader, plate_detector=o.plate_detector,
+            read_plates=o.read_plates, detect_every=o.detect_every, detect_fps=o.detect_fps, detector_model=o.detector,
+            pre_s=o.pre_s, post_s=o.post_s, detector=self._detector, detect_on_motion=o.detect_on_motion, country=o.country,
+        )
+        self._detector = pipeline.detector
+        self.loads += 1
+        self._pipelines[key] = (pipeline, cfg)
+        return pipeline, cfg
+
+    def process(self, task: SegmentTask, progress: Callable[[int], None] | None = None) -> SegmentResult:
+        """Run one segment to its end and record its done-marker; typed errors for bad input."""
+        from etle.batch.source import SegmentSource
+        from etle.evidence.builder import EvidenceWriter
+        from etle.ingest.sources import VideoFileSource
+        from etle.pipeline import Pipeline
+
+        seg = task.segment
+        base, _ = self._pipeline(task.camera)
+        store, storage = self._central()
+        src = SegmentSource(VideoFileSource(task.clip, wall_start=task.wall_start), seg.read_start_s, seg.read_end_s,
+                            inclusive_end=seg.last)
+        first_seen: dict[int, float] = {}
+        sink = None
+        if base.sink is not None:
+            base_sink = base.sink
+            writer = EvidenceWriter(self.scratch / "evidence", signer=base_sink.writer.signer, chained=False)
+            sink = BatchSink(base=base_sink, writer=writer, storage=storage, task=task, first_seen=first_seen)
+        pipeline = Pipeline(
+            detector=base.detector, tracker_factory=first_seen_factory(base.tracker_factory, first_seen),
+            rules_factory=base.rules_factory, guard_factory=base.guard_factory, signal_factory=base.signal_factory,
+            plate_stage_factory=base.plate_stage_factory, sink=sink, config=base.config, motion_factory=base.motion_factory,
+        )
+        pending = [0]
+        last = [time.monotonic()]
+
+        def tick(_frame: Frame) -> None:
+            pending[0] += 1
+            now = time.monotonic()
+            if progress is not None and now - last[0] >= 0.5:
+                progress(pending[0])
+                pending[0] = 0
+                last[0] = now
+
+        summary = pipeline.run_source(src, progress=tick)
+        if progress is not None and pending[0]:
+            progress(pending[0])
+        mark_done(store.engine, SegmentDone(
+            clip_sha256=task.clip_sha256, segment=seg.key, source=task.clip, frames=summary.frames,
+            tickets=summary.tickets, elapsed_s=summary.elapsed_s, worker=self.worker,
+        ))
+        return SegmentResult(
+            clip=task.clip, clip_sha256=task.clip_sha256, segment=seg.key, frames=summary.frames,
+            video_s=seg.end_s - seg.start_s, elapsed_s=summary.elapsed_s,
+            tickets_new=summary.tickets, tickets_present=sink.present if sink else 0,
+            not_owned=sink.not_owned if sink else 0, violations=summary.violations,
+            stage_total_ms={k: v * summary.frames for k, v in summary.stage_ms.items()}, worker=self.worker,
+        )
