@@ -130,6 +130,7 @@ def plan_segments(duration_s: float, segment_s: float = 300.0, overlap_s: float 
             f"--overlap-seconds ({overlap_s}) must be longer than --clip-after ({tail_s}): the segment that keeps a "
             "violation near a cut must also hold its evidence clip"
         )
+    duration_s = round(duration_s, 3)
     n = 1 if duration_s <= segment_s * 1.1 else math.ceil(duration_s / segment_s - 1e-9)
     if n > 1 and overlap_s == 0:
         raise ConfigError("--overlap-seconds must be > 0 when a clip is cut into segments")

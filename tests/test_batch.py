@@ -1,0 +1,380 @@
+"""etle batch: segment planning and event ownership (pure), cameras by content, segment sources,
+done-markers, the command's failures; and a real two-node Ray cluster on the shared clips
+(slow) with a killed worker and a restarted driver, against a sequential ``etle run``."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from etle.batch.plan import (
+    Event,
+    SeenEvent,
+    Segment,
+    dedupe,
+    event_of,
+    plan_segments,
+    run_id,
+    ticket_uid,
+)
+from etle.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "sample_videos" / "intel_car_detection_parking.mp4"
+
+
+# ---------------------------------------------------------------- planning
+
+
+def test_a_short_clip_is_one_segment() -> None:
+    plan = plan_segments(30.0, segment_s=300, overlap_s=30, tail_s=2)
+    assert len(plan.segments) == 1
+    seg = plan.segments[0]
+    assert (seg.start_s, seg.end_s, seg.read_start_s, seg.read_end_s, seg.last) == (0.0, 30.0, 0.0, 30.0, True)
+    # a few seconds over the segment length are not cut off into a tiny segment
+    assert len(plan_segments(320.0, segment_s=300, overlap_s=30).segments) == 1
+
+
+def test_segments_tile_the_clip_and_overlap() -> None:
+    plan = plan_segments(1000.0, segment_s=300, overlap_s=30, tail_s=2)
+    segs = plan.segments
+    assert [s.index for s in segs] == [0, 1, 2, 3]
+    assert segs[0].start_s == 0 and segs[-1].end_s == 1000 and segs[-1].last
+    for a, b in zip(segs, segs[1:]):
+        assert a.end_s == b.start_s  # owned parts tile the clip
+        assert b.read_start_s == b.start_s - 30 and a.read_end_s == a.end_s + 30
+    assert segs[0].read_start_s == 0 and segs[-1].read_end_s == 1000
+    assert len({s.key for s in segs}) == 4
+
+
+@pytest.mark.parametrize("args", [(0, 300, 30), (100, 0, 30), (1000, 300, 1.0), (1000, 300, 0), (1000, 300, -1)])
+def test_bad_plans_are_config_errors(args: tuple[float, float, float]) -> None:
+    with pytest.raises(ConfigError):
+        plan_segments(args[0], segment_s=args[1], overlap_s=args[2], tail_s=2.0)
+
+
+def _seen_by(plan, start: float, pts: float, jitter: float = 0.0) -> list[SeenEvent]:  # type: ignore[no-untyped-def]
+    """What every segment whose window holds the violation reports: the track from its true start
+    or from the window's opening, whichever is later (plus a little tracker jitter)."""
+    out = []
+    for seg in plan.segments:
+        if not seg.read_start_s <= pts <= seg.read_end_s:
+            continue
+        first = max(start, seg.read_start_s) + jitter
+        out.append(SeenEvent(seg.index, event_of(seg, "red_light", min(first, pts), pts), track_id=seg.index * 100 + 1))
+    return out
+
+
+def test_a_track_crossing_a_cut_is_kept_once_by_the_segment_owning_its_start() -> None:
+    plan = plan_segments(900.0, segment_s=300, overlap_s=30, tail_s=2)
+    # starts at 290 s (segment 0 owns it), violates at 305 s (inside segment 1's owned part)
+    kept = dedupe(plan, _seen_by(plan, 290.0, 305.0))
+    assert [k.segment for k in kept] == [0]
+    # starts in segment 1's own part, violates there too
+    kept = dedupe(plan, _seen_by(plan, 400.0, 420.0))
+    assert [k.segment for k in kept] == [1]
+
+
+def test_a_long_track_whose_start_no_window_sees_with_its_violation_is_kept_once() -> None:
+    plan = plan_segments(900.0, segment_s=300, overlap_s=30, tail_s=2)
+    # parked from 100 s, violates at 500 s: segment 0 never sees the violation; segment 1 sees
+    # the track from its window's opening (truncated) and keeps it
+    kept = dedupe(plan, _seen_by(plan, 100.0, 500.0))
+    assert [k.segment for k in kept] == [1]
+
+
+def test_a_violation_at_the_end_of_a_window_goes_to_the_segment_holding_its_clip() -> None:
+    plan = plan_segments(900.0, segment_s=300, overlap_s=30, tail_s=2)
+    # 329 s: segment 0's window ends at 330 s, too early for the 2 s clip after it
+    kept = dedupe(plan, _seen_by(plan, 320.0, 329.0))
+    assert [k.segment for k in kept] == [1]
+
+
+def test_every_event_is_kept_exactly_once() -> None:
+    rng = random.Random(16)
+    for _ in range(300):
+        duration = rng.uniform(50, 2000)
+        seg_s = rng.uniform(20, 400)
+        overlap = rng.uniform(3, 40)
+        plan = plan_segments(duration, segment_s=seg_s, overlap_s=overlap, tail_s=2.0)
+        for _ in range(20):
+            start = rng.uniform(0, plan.duration_s)
+            pts = min(plan.duration_s, start + rng.expovariate(1 / 15))
+            jitter = rng.uniform(0, 0.3)
+            seen = _seen_by(plan, start, pts, jitter)
+            kept = dedupe(plan, seen)
+            assert len(kept) == 1, (plan, start, pts, seen, kept)
+            # the keeper held the violation and the clip after it, unless the clip ends first
+            seg = plan.segments[kept[0].segment]
+            assert seg.read_start_s <= pts and (seg.last or pts + 2.0 < seg.read_end_s)
+
+
+def test_the_first_segment_never_sees_a_truncated_start() -> None:
+    seg = Segment(0, 0.0, 300.0, 0.0, 330.0, False)
+    assert not event_of(seg, "r", 0.0, 5.0).truncated
+    later = Segment(1, 300.0, 600.0, 270.0, 630.0, False)
+    assert event_of(later, "r", 270.4, 280.0).truncated
+    assert not event_of(later, "r", 275.0, 280.0).truncated
+    assert Event("r", 1.0, 2.0, False).start_s == 1.0
+
+
+def test_ticket_identity_is_deterministic_per_clip_segment_rule_and_track() -> None:
+    plan = plan_segments(900.0, segment_s=300, overlap_s=30)
+    a, b = plan.segments[0], plan.segments[1]
+    uid = ticket_uid("ab" * 32, a, "red_light", 7)
+    assert uid == ticket_uid("ab" * 32, a, "red_light", 7) and len(uid) == 32
+    others = {ticket_uid("cd" * 32, a, "red_light", 7), ticket_uid("ab" * 32, b, "red_light", 7),
+              ticket_uid("ab" * 32, a, "stop_line", 7), ticket_uid("ab" * 32, a, "red_light", 8)}
+    assert uid not in others and len(others) == 4
+    assert run_id("ab" * 32, a) != run_id("ab" * 32, b)
+
+
+# ---------------------------------------------------------------- cameras by content
+
+
+def test_a_camera_travels_by_content_and_hashes_the_same(tmp_path: Path) -> None:
+    import cv2
+    import numpy as np
+
+    from etle.batch.camera import pack_camera, unpack_camera
+    from etle.camera.config import load_camera
+
+    site = tmp_path / "site" / "cams"
+    site.mkdir(parents=True)
+    refs = tmp_path / "site" / "refs"
+    refs.mkdir()
+    img = np.zeros((120, 160, 3), np.uint8)
+    cv2.rectangle(img, (10, 10), (80, 60), (255, 255, 255), -1)
+    cv2.imwrite(str(refs / "ref.png"), img)
+    absolute = tmp_path / "abs-ref.png"
+    cv2.imwrite(str(absolute), img)
+    text = (
+        "id: cam-1\nname: Test\ntimezone: Asia/Jakarta\n"
+        "view_guard:\n  reference: ../refs/ref.png\n"
+        "zones:\n  stop_line:\n    points: [[10, 100], [150, 100]]\n    approach_side: [80, 110]\n"
+        "rules:\n  red_light: {line: stop_line}\n"
+        "signal: {type: fixed_plan, anchor: source_start, phases: [{state: red, duration_s: 10}]}\n"
+    )
+    cam = site / "cam.yaml"
+    cam.write_text(text, encoding="utf-8")
+    bundle = pack_camera(cam)
+    assert bundle.camera_id == "cam-1" and len(bundle.files) == 1 and bundle.files[0].data == (refs / "ref.png").read_bytes()
+    unpacked = unpack_camera(bundle, tmp_path / "worker")
+    assert unpacked.read_text(encoding="utf-8") == text  # the file itself travels unchanged
+    assert load_camera(unpacked).config_hash() == load_camera(cam).config_hash()
+    # an absolute path is rewritten to the copy
+    cam2 = site / "cam2.yaml"
+    cam2.write_text(text.replace("../refs/ref.png", str(absolute)), encoding="utf-8")
+    unpacked2 = unpack_camera(pack_camera(cam2), tmp_path / "worker2")
+    assert str(absolute) not in unpacked2.read_text(encoding="utf-8")
+    assert load_camera(unpacked2).config_hash() == load_camera(cam2).config_hash()
+    assert pack_camera(cam).sha256 != pack_camera(cam2).sha256
+
+
+# ---------------------------------------------------------------- segment source
+
+
+def test_a_segment_reads_its_window_with_the_whole_clip_times_and_indices() -> None:
+    from etle.batch.source import SegmentSource
+    from etle.ingest.sources import VideoFileSource
+
+    base = VideoFileSource(SAMPLE, max_seconds=6.0)
+    whole = [(f.index, round(f.pts, 3)) for f in base.frames()]
+    fps = base.info.fps
+    part = [(f.index, round(f.pts, 3)) for f in SegmentSource(VideoFileSource(SAMPLE), 2.0, 4.0, inclusive_end=False).frames()]
+    expected = [(i, p) for i, p in whole if 2.0 - 0.5 / fps <= p < 4.0]
+    assert part == expected and part
+    first = [(f.index, round(f.pts, 3)) for f in SegmentSource(VideoFileSource(SAMPLE), 0.0, 1.0).frames()]
+    assert first == [(i, p) for i, p in whole if p <= 1.0]
+
+
+# ---------------------------------------------------------------- done-markers
+
+
+def test_done_markers_are_idempotent(tmp_path: Path) -> None:
+    from etle.batch import ledger, tasks_to_run
+    from etle.batch.jobs import ClipJob
+    from etle.store import open_store
+
+    store = open_store(f"sqlite:///{tmp_path / 't.db'}")
+    ledger.ensure_table(store.engine)
+    ledger.ensure_table(store.engine)
+    plan = plan_segments(900.0, segment_s=300, overlap_s=30)
+    job = ClipJob(clip="x.mp4", sha256="ab" * 32, duration_s=900.0, fps=25.0, wall_start=None, camera=None, plan=plan)
+    assert len(tasks_to_run([job], ledger.done_segments(store.engine, [job.sha256]))) == 3
+    done = ledger.SegmentDone(clip_sha256=job.sha256, segment=plan.segments[1].key, frames=10)
+    assert ledger.mark_done(store.engine, done) is True
+    assert ledger.mark_done(store.engine, done) is False
+    left = tasks_to_run([job], ledger.done_segments(store.engine, [job.sha256]))
+    assert [t.segment.index for t in left] == [0, 2]
+    store.close()
+
+
+# ---------------------------------------------------------------- the command
+
+
+def _etle(*args: str, cwd: Path, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "etle.cli", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def test_a_clip_that_cannot_be_read_is_reported_in_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video")
+    res = _etle("batch", str(bad), str(tmp_path / "missing.mp4"), "--db", f"sqlite:///{tmp_path / 't.db'}",
+                "-o", str(tmp_path / "ev"), "--no-progress", cwd=tmp_path)
+    assert res.returncode == 1, res.stdout + res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
+    assert lines[0].startswith("error: 2 of 2 clip(s) failed: bad.mp4"), lines[0]
+    assert "bad.mp4" in res.stdout and "failed" in res.stdout
+
+
+def test_a_bad_overlap_is_a_config_error(tmp_path: Path) -> None:
+    res = _etle("batch", str(SAMPLE), "--segment-seconds", "5", "--overlap-seconds", "1", "--clip-after", "2",
+                "--db", f"sqlite:///{tmp_path / 't.db'}", "-o", str(tmp_path / "ev"), cwd=tmp_path)
+    assert res.returncode == 2, res.stderr
+    assert "--overlap-seconds" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------- a real Ray cluster (slow)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _ray_bin() -> str:
+    return str(Path(sys.executable).with_name("ray"))
+
+
+def _tickets(url: str) -> list[tuple[str, str, str, str]]:
+    """(camera, rule, plate, SHA-256 of the key frame's original picture) of every ticket."""
+    from etle.store import open_store
+
+    store = open_store(url)
+    try:
+        out = []
+        for t in store.list(limit=10000):
+            original = [f.sha256 for f in t.evidence_files if f.role == "original"]
+            out.append((t.camera_id, t.rule, t.plate_text, original[0] if original else ""))
+        return sorted(out)
+    finally:
+        store.close()
+
+
+def _segment_worker_pids() -> list[int]:
+    res = subprocess.run(["pgrep", "-f", "ray::SegmentWorker"], capture_output=True, text=True)
+    return [int(p) for p in res.stdout.split()]
+
+
+def _done_markers(url: str) -> int:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(text("select count(*) from batch_segments")).scalar() or 0)
+    except Exception:  # noqa: BLE001 - not created yet
+        return 0
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+@pytest.mark.timeout(420)
+def test_batch_on_a_two_node_ray_cluster_survives_a_killed_worker_and_driver(
+    shared_data: Path, fresh_postgres_url: str, tmp_path: Path
+) -> None:
+    pytest.importorskip("ray")
+    from conftest import require_model
+
+    require_model("vehicle-detector-int8")
+    videos = shared_data / "videos"
+    clips = [videos / "id_etle_cilacap_alun_motorcycles.mp4", videos / "id_dishub_banjarmasin_stopline.mp4"]
+    cameras = REPO / "examples" / "cameras"
+    fast = ["--detector", "vehicle-detector-int8", "--detect-fps", "6", "--max-seconds", "14"]
+    env = {"RAY_AUTH_MODE": "disabled", "RAY_DISABLE_DOCKER_CPU_WARNING": "1", "RAY_USAGE_STATS_ENABLED": "0"}
+    os.environ.update(env)
+
+    # the reference: a sequential etle run of each clip
+    seq_db = f"sqlite:///{tmp_path / 'seq.db'}"
+    for clip in clips:
+        res = _etle("run", str(clip), "-c", str(cameras / f"{clip.stem}.yaml"), *fast, "--db", seq_db,
+                    "-o", str(tmp_path / "seq-ev"), "--no-progress", cwd=tmp_path, timeout=180)
+        assert res.returncode == 0, res.stderr
+    expected = _tickets(seq_db)
+    assert expected, "the reference run wrote no ticket: nothing to compare"
+
+    port = _free_port()
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Ray's socket paths must stay short
+    ray = _ray_bin()
+    common = ["--num-cpus=1", "--node-ip-address=127.0.0.1", "--disable-usage-stats"]
+    batch = ["batch", *map(str, clips), "--cluster", f"127.0.0.1:{port}", "--camera-dir", str(cameras), "--fast",
+             "--max-seconds", "14", "--segment-seconds", "6", "--overlap-seconds", "3", "--db", fresh_postgres_url,
+             "-o", str(tmp_path / "central-ev"), "--no-progress"]
+    try:
+        for args in (["start", "--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={temp}", *common],
+                     ["start", f"--address=127.0.0.1:{port}", *common]):
+            res = subprocess.run([ray, *args], capture_output=True, text=True, timeout=120, env={**os.environ, **env})
+            assert res.returncode == 0, res.stdout + res.stderr
+
+        # first driver: kill one worker process mid-job, then the driver itself
+        driver = subprocess.Popen([sys.executable, "-m", "etle.cli", *batch], cwd=tmp_path, env={**os.environ, **env},
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        killed_worker = False
+        deadline = time.monotonic() + 150
+        while time.monotonic() < deadline and driver.poll() is None:
+            pids = _segment_worker_pids()
+            if not killed_worker and pids and _done_markers(fresh_postgres_url) >= 1:
+                os.kill(pids[0], signal.SIGKILL)
+                killed_worker = True
+                kill_at = time.monotonic()
+            if killed_worker and time.monotonic() - kill_at > 4:
+                break
+            time.sleep(0.5)
+        assert killed_worker, "no segment finished while the first driver ran"
+        if driver.poll() is None:
+            driver.kill()  # the driver dies with work left: its actors go with it
+        driver.communicate(timeout=60)
+        partial = _done_markers(fresh_postgres_url)
+
+        # a new driver finishes the job
+        res = _etle(*batch, cwd=tmp_path, timeout=240, env=env)
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert _done_markers(fresh_postgres_url) == 6  # 2 clips x 3 segments of 14 s, once each
+        assert partial < 6, "the first driver finished everything: nothing was resumed"
+        got = _tickets(fresh_postgres_url)
+        assert got == expected  # nothing lost, nothing doubled, the same key frames and plates
+
+        # and once more: everything is done, nothing runs, nothing is added
+        again = _etle(*batch, cwd=tmp_path, timeout=120, env=env)
+        assert again.returncode == 0, again.stderr
+        assert _tickets(fresh_postgres_url) == expected
+        # the central evidence holds every file of every ticket, as recorded
+        from etle.evidence.storage import open_evidence_storage
+        from etle.store import open_store
+
+        storage = open_evidence_storage(tmp_path / "central-ev")
+        store = open_store(fresh_postgres_url)
+        try:
+            for t in store.list(limit=1000):
+                assert t.evidence_key and t.uid
+                for f in t.evidence_files:
+                    assert storage.sha256(f"{t.evidence_key}/{f.name}") == f.sha256
+        finally:
+            store.close()
+    finally:
+        subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=120, env={**os.environ, **env})
