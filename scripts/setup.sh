@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null 2>&1 || PY=python3
-EXTRAS=${ETLE_EXTRAS:-ultralytics,easyocr,postgres,web,dev}
+EXTRAS=${ETLE_EXTRAS:-ultralytics,easyocr,postgres,web,cluster,dev}
 VENV=${ETLE_VENV:-.venv}
 
 # Debian's Chromium for the review app's browser test (Playwright drives it; no browser download).
