@@ -12,6 +12,8 @@ Layout (the date and time are the camera's local time)::
                        the camera chain link (sequence number, previous manifest's sha256)
         manifest.sig   Ed25519 signature of manifest.json (when the writer has a site key)
         pruned.json    only after retention removed the media of a rejected ticket
+        public/        blurred copies of the pictures for letters and the citizen page, with
+                       their own public/manifest.json (etle.privacy; not signed, derived)
 
 A bundle is written into a hidden sibling folder (``.partial-<name>``) and renamed into place
 with :func:`os.replace` only when every file is written and synced, so a crash never leaves a
@@ -61,6 +63,11 @@ SIGNATURE_NAME = "manifest.sig"
 PRUNED_NAME = "pruned.json"
 SIDE_FILES = frozenset({SIGNATURE_NAME, PRUNED_NAME})
 """Files of a bundle that the manifest cannot list (they are made after it)."""
+PUBLIC_DIR = "public"
+"""The bundle's folder of public (blurred) copies of its pictures (:mod:`etle.privacy`): derived
+files with their own record, never listed in the signed manifest."""
+PUBLIC_MANIFEST = "manifest.json"
+"""The record of the public copies, inside :data:`PUBLIC_DIR`."""
 FILE_ROLES = MappingProxyType({
     "overview.jpg": "overview", "original.png": "original", "original.jpg": "original",
     "closeup.jpg": "closeup", "plate.jpg": "plate", "clip.mp4": "clip",
@@ -655,6 +662,8 @@ def verify_bundle(path: Path | str, *, manifest_sha256: str | None = None) -> li
         elif sha256_file(target) != digest:
             problems.append(f"{name}: sha256 mismatch")
     for extra in sorted(p.name for p in folder.iterdir()):
+        if extra == PUBLIC_DIR and (folder / extra).is_dir():
+            continue  # derived public copies, checked by etle verify against their own record
         if extra != MANIFEST_NAME and extra not in listed and extra not in SIDE_FILES:
             problems.append(f"{extra}: not listed in the manifest")
     return problems

@@ -315,3 +315,81 @@ def quantize_plate_recogniser(force: bool = False, samples: int | None = None) -
     )
     log.info("quantised %s to %s in %.1fs", source_name, target, time.perf_counter() - t0)
     return registry.resolve(PLATE_RECOGNISER_INT8)
+
+
+# ----------------------------------------------------------------------------------------------
+# the MTCNN face detector (privacy blurring) exported to ONNX
+
+FACE_NETS: tuple[str, ...] = ("face-mtcnn-pnet", "face-mtcnn-rnet", "face-mtcnn-onet")
+"""The three stages of MTCNN (proposal, refine, output) as the manifest names their ONNX files;
+each one's ``source.from`` is the ``facenet-pytorch`` state dict it is exported from."""
+
+
+def _mtcnn_module(name: str) -> Any:
+    """The facenet-pytorch network class for ``name`` (PNet, RNet or ONet), without weights."""
+    from facenet_pytorch.models import mtcnn
+
+    cls = {"face-mtcnn-pnet": mtcnn.PNet, "face-mtcnn-rnet": mtcnn.RNet, "face-mtcnn-onet": mtcnn.ONet}[name]
+    return cls(pretrained=False)
+
+
+def export_face_detector(force: bool = False) -> tuple[Path, ...]:
+    """Export facenet-pytorch's MTCNN (P-, R- and O-net state dicts from its wheel) to three ONNX
+    files once, so that :mod:`etle.privacy.faces` runs the cascade with ONNX Runtime and never
+    needs torch.  The P-net takes any image size (the pyramid), R- and O-net any batch of 24x24
+    and 48x48 crops.  Raises :class:`MissingDependencyError` without torch / facenet-pytorch and
+    :class:`ModelError` when the weights are missing or the export fails.
+    """
+    if not force:
+        try:
+            return tuple(registry.resolve(n) for n in FACE_NETS)
+        except ModelError:
+            pass
+    for module, package in (("torch", "torch"), ("facenet_pytorch", "facenet-pytorch"), ("onnx", "onnx")):
+        if importlib.util.find_spec(module) is None:
+            raise MissingDependencyError(package, "ultralytics", "exporting the face detector to ONNX (scripts/setup.sh "
+                                         "installs facenet-pytorch --no-deps from models/requirements-weights.txt)")
+    import torch
+
+    out: list[Path] = []
+    for name in FACE_NETS:
+        src_name = str(registry.spec(name).source["from"])
+        source = registry.resolve(src_name)
+        target = registry.locate(name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        net = _mtcnn_module(name)
+        try:
+            net.load_state_dict(torch.load(str(source), map_location="cpu", weights_only=True))
+        except Exception as exc:  # torch raises untyped errors
+            raise ModelError(f"cannot load {src_name} ({source}): {exc}") from exc
+        net.eval()
+        if name == "face-mtcnn-pnet":
+            dummy = torch.zeros(1, 3, 48, 64)
+            axes = {"input": {0: "n", 2: "h", 3: "w"}, "reg": {0: "n", 2: "oh", 3: "ow"}, "prob": {0: "n", 2: "oh", 3: "ow"}}
+            outputs = ["reg", "prob"]
+        elif name == "face-mtcnn-rnet":
+            dummy = torch.zeros(2, 3, 24, 24)
+            axes = {"input": {0: "n"}, "reg": {0: "n"}, "prob": {0: "n"}}
+            outputs = ["reg", "prob"]
+        else:
+            dummy = torch.zeros(2, 3, 48, 48)
+            axes = {"input": {0: "n"}, "reg": {0: "n"}, "points": {0: "n"}, "prob": {0: "n"}}
+            outputs = ["reg", "points", "prob"]
+        with tempfile.TemporaryDirectory(prefix="etle-export-") as tmp:
+            raw = Path(tmp) / target.name
+            try:
+                with warnings.catch_warnings(), torch.no_grad():
+                    warnings.simplefilter("ignore")
+                    torch.onnx.export(net, (dummy,), str(raw), input_names=["input"], output_names=outputs,
+                                      dynamic_axes=axes, opset_version=17, dynamo=False)
+            except Exception as exc:  # torch raises untyped errors
+                raise ModelError(f"ONNX export of {src_name} failed: {exc}") from exc
+            partial = target.with_suffix(target.suffix + ".part")
+            shutil.copyfile(raw, partial)
+            partial.replace(target)
+        registry.record_export(target, src_name, method="torch.onnx.export", opset=17,
+                               seconds=round(time.perf_counter() - t0, 2))
+        log.info("exported %s to %s", src_name, target)
+        out.append(registry.resolve(name))
+    return tuple(out)
