@@ -42,6 +42,9 @@ VIA: Final = ("online", "in_person", "post")
 CSV_COLUMNS: Final = ("payment_code", "amount", "paid_at")
 DEFAULT_ACTOR: Final = "system:settlement"
 MAX_NAME: Final = 200
+MAX_ADDRESS: Final = 300
+MAX_ID_NUMBER: Final = 20
+"""A driver's ID number: the 16-digit NIK, or a passport or driving-licence number."""
 
 
 class SettlementInputError(EtleError):
@@ -63,12 +66,15 @@ def record_confirmation(
     via: str = "online",
     actor: str,
     at: datetime | None = None,
+    driver_address: str = "",
+    driver_id_number: str = "",
 ) -> TicketView:
     """Record the owner's confirmation of ``ticket`` (notice_sent -> confirmed) and issue its
     payment code.  Either the owner drove (``driver_is_owner``) or ``named_driver`` names who
-    did; the audit entry keeps both and ``via``.  :class:`SettlementInputError` for a
-    confirmation that says neither (or both), :class:`etle.store.TransitionError` when the
-    ticket is not waiting for a confirmation."""
+    did, optionally with the driver's ``driver_address`` and ID number (NIK); the audit entry
+    keeps them and ``via``.  :class:`SettlementInputError` for a confirmation that says
+    neither (or both), or details of a driver who is not named; :class:`etle.store.TransitionError`
+    when the ticket is not waiting for a confirmation."""
     if via not in VIA:
         raise SettlementInputError(f"confirmation via {via!r}: one of {', '.join(VIA)}")
     name = " ".join((named_driver or "").split())
@@ -78,8 +84,20 @@ def record_confirmation(
         raise SettlementInputError("either the owner drove or another driver is named, not both")
     if not driver_is_owner and not name:
         raise SettlementInputError("a confirmation says the owner drove or names the driver")
+    address = " ".join((driver_address or "").split())
+    id_number = "".join((driver_id_number or "").split())
+    if (address or id_number) and not name:
+        raise SettlementInputError("a driver's address or ID number goes with the driver's name")
+    if len(address) > MAX_ADDRESS:
+        raise SettlementInputError(f"the driver's address is longer than {MAX_ADDRESS} characters")
+    if id_number and not (id_number.isascii() and id_number.isalnum() and len(id_number) <= MAX_ID_NUMBER):
+        raise SettlementInputError(f"the driver's ID number is letters and digits, at most {MAX_ID_NUMBER}")
     reason = "the owner was driving" if driver_is_owner else f"driver named: {name}"
     data: dict[str, Any] = {"driver_is_owner": driver_is_owner, "named_driver": name or None, "via": via}
+    if address:
+        data["driver_address"] = address
+    if id_number:
+        data["driver_id_number"] = id_number
     return store.transition(ticket, "confirm", actor=actor, reason=reason, data=data, at=at)
 
 
