@@ -99,9 +99,15 @@ def run(
     keys: Optional[Path] = typer.Option(None, "--keys", help="Folder of the site signing key (default $ETLE_KEYS_DIR or ./etle-keys; see 'etle keys init')."),
     central_db: Optional[str] = typer.Option(None, "--central-db", help="Central ticket database to sync to in the background (default $ETLE_CENTRAL_DB)."),
     central_evidence: Optional[str] = typer.Option(None, "--central-evidence", help="Central evidence folder or s3:// location (default $ETLE_CENTRAL_EVIDENCE)."),
+    device: Optional[str] = typer.Option(None, "--device", help="Where the detectors run: cpu (default), cuda (ONNX Runtime's TensorRT/CUDA providers; an error without them) or auto (the GPU when there is one, else the CPU with a warning)."),
 ) -> None:
     """Process footage into tickets with evidence (one ticket per vehicle and rule)."""
     from etle.runner import run_sources
+
+    if device is not None:
+        from etle.onnxrt import set_device
+
+        set_device(device)
 
     cfg_start = _parse_start(start)
     target = None

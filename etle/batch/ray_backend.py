@@ -137,11 +137,15 @@ def run_on_ray(
     for name in ("ETLE_MODEL_DIR", "ETLE_MODEL_MANIFEST", "ETLE_KEYS_DIR", "ETLE_ARTICLES", "ETLE_ORT_SPIN"):
         if os.environ.get(name):
             env[name] = os.environ[name]
-    remote_worker = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=2)(SegmentWorker).options(
+    n = max(1, min(workers, len(todo)))
+    gpus = float(ray.cluster_resources().get("GPU", 0.0)) if options.device != "cpu" else 0.0
+    env["ETLE_DEVICE"] = options.device
+    # workers share the cluster's GPUs (a fraction each); without GPUs they run on the CPU
+    per_gpu = round(min(1.0, gpus / n), 4) if gpus else 0.0
+    remote_worker = ray.remote(num_cpus=1, num_gpus=per_gpu, max_restarts=-1, max_task_retries=2)(SegmentWorker).options(
         runtime_env={"env_vars": env}
     )
     board = ProgressBoard.remote()
-    n = max(1, min(workers, len(todo)))
     actors = [remote_worker.remote(db_url, evidence, options) for _ in range(n)]
     queue = list(todo)
     idle = list(actors)

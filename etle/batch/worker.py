@@ -56,6 +56,8 @@ class BatchOptions:
     post_s: float = 2.0
     #: ONNX Runtime threads per worker (each worker holds one CPU of the cluster)
     threads: int = 1
+    #: where each worker runs the detectors: cpu, cuda or auto (:mod:`etle.onnxrt`)
+    device: str = "cpu"
 
 
 @dataclass(frozen=True)
@@ -223,6 +225,14 @@ class SegmentProcessor:
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         if options.threads > 0:
             os.environ.setdefault("ETLE_THREADS", str(options.threads))
+        self._device_error: EtleError | None = None
+        if options.device != "cpu":
+            from etle.onnxrt import set_device
+
+            try:
+                set_device(options.device)
+            except EtleError as exc:  # reported with the first segment (the actor itself must start)
+                self._device_error = exc
         self._detector: Any = None
         self._pipelines: dict[str, tuple[Any, Any]] = {}
         self._store: Any = None
@@ -268,6 +278,8 @@ class SegmentProcessor:
         from etle.ingest.sources import VideoFileSource
         from etle.pipeline import Pipeline
 
+        if self._device_error is not None:
+            raise self._device_error
         seg = task.segment
         base, _ = self._pipeline(task.camera)
         store, storage = self._central()

@@ -71,6 +71,7 @@ def register(app: typer.Typer) -> None:
         pre_s: float = typer.Option(2.0, "--clip-before", min=0.0, help="Seconds of clip before the violation."),
         post_s: float = typer.Option(2.0, "--clip-after", min=0.0, help="Seconds of clip after the violation."),
         threads: int = typer.Option(1, "--threads", min=1, help="Inference threads per worker."),
+        device: str = typer.Option("cpu", "--device", help="Where each worker runs the detectors: cpu, cuda (an error where the worker has no GPU provider) or auto (GPU when there is one, else CPU)."),
         no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
         json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     ) -> None:
@@ -92,8 +93,12 @@ def register(app: typer.Typer) -> None:
             detect_every=detect_every,
             detect_fps=detect_fps if detect_fps is not None else (6.0 if fast else 0.0),
             detect_on_motion=not no_motion, reader=reader, plate_detector=plate_detector, read_plates=not no_plates,
-            country=country, pre_s=pre_s, post_s=post_s, threads=threads,
+            country=country, pre_s=pre_s, post_s=post_s, threads=threads, device=device.strip().lower(),
         )
+        from etle.onnxrt import DEVICES
+
+        if options.device not in DEVICES:
+            raise typer.BadParameter(f"--device must be one of {', '.join(DEVICES)}")
         show = not no_progress and not json_out
         progress: Any = None
         tasks: dict[str, Any] = {}

@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -94,6 +94,9 @@ class PipelineOptions(_Model):
     post_s: float = Field(2.0, ge=0)
     #: inference threads per camera (ETLE_THREADS); default: the CPU count shared out over the cameras
     threads: Optional[int] = Field(None, ge=1)
+    #: where the detectors run: cpu, cuda (ONNX Runtime's TensorRT/CUDA providers; the camera's
+    #: worker fails without them) or auto (the GPU when there is one, else the CPU with a warning)
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
 
 
 class RestartPolicy(_Model):

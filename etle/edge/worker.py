@@ -72,6 +72,10 @@ def build_real_pipeline(spec: WorkerSpec) -> Any:
 
     p = spec.pipeline
     extra: dict[str, Any] = {"keys_dir": Path(spec.keys_dir)} if spec.keys_dir else {}
+    if p.get("device", "cpu") != "cpu":
+        from etle.onnxrt import set_device
+
+        set_device(str(p["device"]))  # this camera's process only
     pipeline, _ = build_pipeline(
         Path(spec.camera_path),
         out_dir=Path(spec.out_dir),
