@@ -36,8 +36,10 @@ class Measure:
     video_s: float
     wall_s: float
     busy_s: float
+    cpu_s: float
     tickets: int
     stage_ms_per_frame: dict[str, float]
+    load_after: str = ""
 
     @property
     def fps(self) -> float:
@@ -49,7 +51,12 @@ class Measure:
 
     @property
     def core_s_per_video_s(self) -> float:
-        """Worker CPU-seconds per second of video (steady state: models loaded)."""
+        """Worker CPU-seconds per second of video (steady state: models loaded); CPU time, so
+        other jobs on the machine do not inflate it as they inflate wall time."""
+        return self.cpu_s / self.video_s if self.video_s else 0.0
+
+    @property
+    def busy_s_per_video_s(self) -> float:
         return self.busy_s / self.video_s if self.video_s else 0.0
 
 
@@ -80,7 +87,8 @@ def measure(clips: list[str], workers: int, args: argparse.Namespace) -> Measure
     frames = report.frames
     stage = {k: v / frames for k, v in sorted(report.stage_total_ms.items(), key=lambda kv: -kv[1])} if frames else {}
     return Measure(workers=workers, clips=len(report.clips), frames=frames, video_s=report.video_s, wall_s=wall,
-                   busy_s=report.busy_s, tickets=report.tickets_new, stage_ms_per_frame=stage)
+                   busy_s=report.busy_s, cpu_s=report.cpu_s, tickets=report.tickets_new, stage_ms_per_frame=stage,
+                   load_after=" ".join(f"{x:.2f}" for x in os.getloadavg()))
 
 
 def render(results: list[Measure], args: argparse.Namespace, meta: dict[str, object]) -> str:
@@ -101,14 +109,14 @@ def render(results: list[Measure], args: argparse.Namespace, meta: dict[str, obj
         "",
         "## Throughput",
         "",
-        "| workers | frames | video s | wall s (incl. Ray start, model loads) | fps | x real time | worker busy s | speed-up vs 1 | efficiency | tickets |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| workers | frames | video s | wall s (incl. Ray start, model loads) | fps | x real time | worker busy s | worker CPU s | speed-up vs first | efficiency | tickets | load average after |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for m in results:
         speed = base.wall_s / m.wall_s if m.wall_s else 0.0
         eff = speed / (m.workers / base.workers) if m.workers else 0.0
         lines.append(f"| {m.workers} | {m.frames} | {m.video_s:.1f} | {m.wall_s:.1f} | {m.fps:.1f} | {m.realtime:.2f} | "
-                     f"{m.busy_s:.1f} | {speed:.2f}x | {eff:.0%} | {m.tickets} |")
+                     f"{m.busy_s:.1f} | {m.cpu_s:.1f} | {speed:.2f}x | {eff:.0%} | {m.tickets} | {m.load_after} |")
     lines += [
         "",
         "The frames include each segment's overlap with its neighbours (read twice); video seconds count each",
@@ -137,10 +145,12 @@ def render(results: list[Measure], args: argparse.Namespace, meta: dict[str, obj
         "",
         "## Sizing model: cores per camera-hour",
         "",
-        f"Measured cost: **{core_h_per_cam_h:.2f} core-hours per camera-hour** of footage (worker busy time per second of",
-        f"video, the higher of the runs above: {', '.join(f'{m.workers} worker(s) {m.core_s_per_video_s:.2f}' for m in results)}).",
-        "Busy time excludes Ray start and model loading (once per worker per batch). It grows with traffic:",
-        "plates are read and evidence written per vehicle, so a busy junction costs more than these clips.",
+        f"Measured cost: **{core_h_per_cam_h:.2f} core-hours per camera-hour** of footage: the CPU time the workers used",
+        f"per second of video, the higher of the runs above ({', '.join(f'{m.workers} worker(s) {m.core_s_per_video_s:.2f}' for m in results)};",
+        f"their wall time inside segments gave {', '.join(f'{m.busy_s_per_video_s:.2f}' for m in results)} core-s per video-s, inflated",
+        "wherever other jobs shared the cores). It excludes Ray start and model loading (once per worker per batch),",
+        "and it grows with traffic: plates are read and evidence written per vehicle, so a busy junction costs more",
+        "than these clips.",
         "",
         f"For a province of **{cams} cameras**:",
         "",
@@ -197,7 +207,8 @@ def main() -> None:
         m = measure(clips, n, args)
         print(f"[scale] {n} worker(s): {m.frames} frames, {m.video_s:.1f} s of video in {m.wall_s:.1f} s wall: "
               f"{m.fps:.1f} fps, {m.realtime:.2f}x real time; busy {m.busy_s:.1f} s "
-              f"({m.core_s_per_video_s:.2f} core-s per video-s); {m.tickets} ticket(s)", flush=True)
+              f"CPU {m.cpu_s:.1f} s ({m.core_s_per_video_s:.2f} core-s per video-s); {m.tickets} ticket(s); "
+              f"load average {m.load_after}", flush=True)
         results.append(m)
     if len(results) > 1:
         print(f"[scale] speed-up {results[0].workers} -> {results[-1].workers} workers: {results[0].wall_s / results[-1].wall_s:.2f}x")

@@ -54,7 +54,9 @@ class BatchReport:
     cluster_cpus: float
     nodes: int
     stage_total_ms: dict[str, float] = field(default_factory=dict)
+    #: seconds the workers spent in segments (models loaded), and the CPU seconds they used
     busy_s: float = 0.0
+    cpu_s: float = 0.0
 
     @property
     def failed(self) -> tuple[ClipReport, ...]:
@@ -171,4 +173,5 @@ def run_batch(
             reports.append(ClipReport(clip=f.clip, sha256="", segments=0, segments_done_before=0, segments_run=0,
                                       frames=0, video_s=0.0, tickets_new=0, tickets_present=0, not_owned=0, error=f.message))
     return BatchReport(clips=tuple(reports), wall_s=wall, workers=n_workers, cluster_cpus=cpus, nodes=nodes,
-                       stage_total_ms=dict(stage), busy_s=sum(r.elapsed_s for r in results))
+                       stage_total_ms=dict(stage), busy_s=sum(r.elapsed_s for r in results),
+                       cpu_s=sum(r.cpu_s for r in results))

@@ -94,6 +94,8 @@ class SegmentResult:
     #: milliseconds spent per stage over the whole segment
     stage_total_ms: dict[str, float] = field(default_factory=dict)
     worker: str = ""
+    #: CPU seconds the worker's process used for the segment (all its threads: decode, inference)
+    cpu_s: float = 0.0
 
 
 class _FirstSeen:
@@ -307,7 +309,9 @@ class SegmentProcessor:
                 pending[0] = 0
                 last[0] = now
 
+        cpu0 = time.process_time()
         summary = pipeline.run_source(src, progress=tick)
+        cpu_s = time.process_time() - cpu0
         if progress is not None and pending[0]:
             progress(pending[0])
         mark_done(store.engine, SegmentDone(
@@ -320,4 +324,5 @@ class SegmentProcessor:
             tickets_new=summary.tickets, tickets_present=sink.present if sink else 0,
             not_owned=sink.not_owned if sink else 0, violations=summary.violations,
             stage_total_ms={k: v * summary.frames for k, v in summary.stage_ms.items()}, worker=self.worker,
+            cpu_s=cpu_s,
         )
