@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from etle.errors import ConfigError, MissingDependencyError
+from etle.privacy import PrivacyError, public_image
 from etle.store import lifecycle
 from etle.store.repository import Approval, NoticeIn, NoticeView, TicketStore, TicketView
 
@@ -43,7 +44,8 @@ blocked when not confirmed by day 8).  ``etle serve --confirm-days`` and ``etle 
 
 DEFAULT_ACTOR = "system:letters"
 PHOTO = "overview.jpg"
-"""The evidence picture a letter shows (the annotated overview, as in the review app)."""
+"""The evidence picture a letter shows (the annotated overview, as in the review app), as its
+public copy: bystanders' faces and other vehicles' plates blurred (:mod:`etle.privacy`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +145,10 @@ def skip_reason(t: TicketView) -> str:
 
 
 def _photo(t: TicketView, evidence_root: Path | None) -> Path | None:
-    """The ticket's overview picture, only from its own bundle and never outside ``evidence_root``."""
+    """The public (blurred) copy of the ticket's overview picture (:func:`etle.privacy.public_image`),
+    only from its own bundle and never outside ``evidence_root``; None when the bundle has no
+    picture.  Raises :class:`~etle.privacy.PrivacyError` when the blurred copy cannot be made: a
+    letter never carries the unblurred picture."""
     if not t.evidence_path:
         return None
     listed = {f.name for f in t.evidence_files if f.pruned_at is None}
@@ -156,7 +161,9 @@ def _photo(t: TicketView, evidence_root: Path | None) -> Path | None:
     path = (folder / PHOTO).resolve()
     if root is not None and not path.is_relative_to(root):
         return None
-    return path if path.is_file() else None
+    if not path.is_file():
+        return None
+    return public_image(path.parent, PHOTO)
 
 
 def _free_path(path: Path, explicit: bool) -> Path:
@@ -245,11 +252,20 @@ def make_batch(
         return result
     tr = translator(lang)
     items: list[dict[str, Any]] = []
+    photos: dict[int, Path | None] = {}
+    for a, _, _ in due:  # a letter whose photo cannot be blurred is refused, not sent unblurred
+        try:
+            photos[a.ticket.id] = _photo(a.ticket, evidence_root)
+        except PrivacyError as exc:
+            result.skipped.append(Skipped(a.ticket.reference, a.ticket.plate_text, f"letter refused: {exc}"))
+    due = [d for d in due if d[0].ticket.id in photos]
+    if not due:
+        return result
     for a, notice, deadline in due:
         t = a.ticket
         art = articles.article_for(t.rule)
         title = ((art.title_en if lang == "en" else art.title_id) or t.rule) if art is not None else t.rule
-        items.append({"ticket": t, "rule_title": title, "photo": _photo(t, evidence_root),
+        items.append({"ticket": t, "rule_title": title, "photo": photos[t.id],
                       "confirm_url": f"{base}/konfirmasi/{t.reference}", "issued": a.approved_at,
                       "reviewer": a.approver, "notice_date": notice, "deadline": deadline})
     data = render_letters(items, tr=tr, lang=lang,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from etle.errors import StoreError
-from etle.evidence.builder import MANIFEST_NAME, PRUNED_NAME, SIGNATURE_NAME
+from etle.evidence.builder import MANIFEST_NAME, PRUNED_NAME, PUBLIC_DIR, SIGNATURE_NAME
 from etle.evidence.storage import EvidenceStorage
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,8 @@ def prune_rejected(
         storage.put_bytes(f"{ticket.evidence_key}/{PRUNED_NAME}", data)
         for f in media:
             storage.delete(f"{ticket.evidence_key}/{f.name}")
+        for obj in list(storage.list(f"{ticket.evidence_key}/{PUBLIC_DIR}/")):  # blurred copies go too
+            storage.delete(obj.key)
         try:
             store.mark_pruned(ticket.id, [f.name for f in media], actor=actor,  # type: ignore[attr-defined]
                               reason=tombstone["reason"], at=moment, tombstone_sha256=hashlib.sha256(data).hexdigest())

@@ -12,6 +12,10 @@ S3, :mod:`etle.evidence.storage`) and, when given, the ticket database, and chec
   ticket recorded, agrees with the ticket on camera, rule, track, time, article and fine (and on
   the plate unless a reviewer corrected it), and its status is the one its audit log reached;
 - no bundle without a ticket, no audit entries of a ticket that is gone;
+- the public (blurred) copies in a bundle's ``public/`` folder (:mod:`etle.privacy`): derived
+  files outside the signed manifest, checked against their own ``public/manifest.json`` (each
+  file's SHA-256 and size, the original it came from still the one the signed manifest lists,
+  nothing unlisted, no public copy of pruned media);
 - media removed by retention only where a ``pruned.json`` lists it and the database confirms
   the ticket was rejected and pruned.
 
@@ -31,7 +35,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from etle.errors import StoreError
-from etle.evidence.builder import MANIFEST_NAME, PRUNED_NAME, SIDE_FILES, SIGNATURE_NAME
+from etle.evidence.builder import MANIFEST_NAME, PRUNED_NAME, PUBLIC_DIR, PUBLIC_MANIFEST, SIDE_FILES, SIGNATURE_NAME
 from etle.evidence.chain import GENESIS, HEAD_NAME, PENDING_NAME, ChainHead, camera_folder
 from etle.evidence.signing import signature_problem
 from etle.evidence.storage import EvidenceStorage
@@ -45,7 +49,7 @@ WARNING = "warning"
 @dataclass(frozen=True, slots=True)
 class Finding:
     """One problem: ``kind`` is altered, missing, extra, unreadable, signature, unsigned, chain,
-    head, ticket, audit or pruned."""
+    head, ticket, audit, pruned or public."""
 
     severity: str
     kind: str
@@ -92,6 +96,7 @@ class _Bundle:
     utc: datetime | None = None
     pruned: set[str] = field(default_factory=set)
     missing: set[str] = field(default_factory=set)
+    public: dict[str, int] = field(default_factory=dict)
     claimed: bool = False
     in_window: bool = True
 
@@ -149,6 +154,10 @@ class _Verifier:
                 prefix = "/".join(parts[:3])
                 bundle = bundles.setdefault(prefix, _Bundle(prefix, parts[0], {}))
                 bundle.objects[parts[3]] = obj.bytes
+            elif len(parts) == 5 and parts[3] == PUBLIC_DIR:
+                prefix = "/".join(parts[:3])
+                bundle = bundles.setdefault(prefix, _Bundle(prefix, parts[0], {}))
+                bundle.public[parts[4]] = obj.bytes
             elif len(parts) == 2:
                 folders[parts[0]][parts[1]] = obj.bytes
             else:
@@ -213,6 +222,45 @@ class _Verifier:
                 self.add(ERROR, "altered", b.folder, key, "sha256 differs from the manifest")
         for name in sorted(set(b.objects) - set(listed) - {MANIFEST_NAME} - SIDE_FILES):
             self.add(ERROR, "extra", b.folder, f"{b.prefix}/{name}", "file not listed in the manifest")
+        if b.public:
+            self.check_public(b, listed, pruned)
+
+    def check_public(self, b: _Bundle, listed: Mapping[str, Any], pruned: set[str]) -> None:
+        """The bundle's public copies against their own record (see the module doc)."""
+        base = f"{b.prefix}/{PUBLIC_DIR}"
+        if PUBLIC_MANIFEST not in b.public:
+            self.add(ERROR, "public", b.folder, f"{base}/{PUBLIC_MANIFEST}", "public copies without their record")
+            return
+        try:
+            record = json.loads(self.storage.read_bytes(f"{base}/{PUBLIC_MANIFEST}"))
+            files = record["files"]
+            if not isinstance(files, dict):
+                raise TypeError("'files' is not an object")
+        except (ValueError, KeyError, TypeError) as exc:
+            self.add(ERROR, "public", b.folder, f"{base}/{PUBLIC_MANIFEST}", f"record unparsable ({exc})")
+            return
+        for name, entry in sorted(files.items()):
+            key = f"{base}/{name}"
+            try:
+                size, digest = int(entry["bytes"]), str(entry["sha256"])
+                source, source_sha = str(entry["source"]), str(entry["source_sha256"])
+            except (KeyError, TypeError, ValueError):
+                self.add(ERROR, "public", b.folder, key, "record entry unparsable")
+                continue
+            if source in pruned:
+                self.add(ERROR, "public", b.folder, key, f"public copy of {source}, which retention removed")
+            elif (listed.get(source) or {}).get("sha256") != source_sha:
+                self.add(ERROR, "public", b.folder, key, f"derived from another {source} than the signed manifest lists")
+            if name not in b.public:
+                self.add(ERROR, "public", b.folder, key, "public copy listed in its record is missing")
+                continue
+            self.files += 1
+            if b.public[name] != size:
+                self.add(ERROR, "public", b.folder, key, f"size {b.public[name]} != {size} in its record")
+            elif self.storage.sha256(key) != digest:
+                self.add(ERROR, "public", b.folder, key, "sha256 differs from its record")
+        for name in sorted(set(b.public) - set(files) - {PUBLIC_MANIFEST}):
+            self.add(ERROR, "public", b.folder, f"{base}/{name}", "file not listed in the public record")
 
     def check_signature(self, b: _Bundle, raw: bytes) -> None:
         key = f"{b.prefix}/{SIGNATURE_NAME}"

@@ -28,6 +28,7 @@ from pydantic import BaseModel
 from etle import articles
 from etle.errors import StoreError
 from etle.evidence.builder import verify_bundle
+from etle.privacy import PrivacyError, public_image
 from etle.store import lifecycle
 from etle.store.models import PENDING_REVIEW
 from etle.store.repository import TicketStore, TicketView
@@ -308,6 +309,11 @@ def create_app(config: WebConfig, store: TicketStore | None = None) -> FastAPI:
                 photo = evidence_file(t, "overview.jpg")
             except HTTPException:
                 pass
+            if photo is not None:  # a letter leaves the desk: only the blurred public copy
+                try:
+                    photo = public_image(photo.parent, "overview.jpg")
+                except PrivacyError as exc:
+                    raise HTTPException(503, f"letter refused: no blurred copy of the evidence photo ({exc})") from exc
             issued = t.status_changed_at or datetime.now(timezone.utc)
             sent = store.notices(ticket=t.id)
             if sent:  # the letter as registered for the post: its dates, not today's
