@@ -305,11 +305,13 @@ def models_prepare(
     skip_int8: bool = typer.Option(False, "--no-int8", help="Do not make the int8 vehicle detector."),
     skip_plate: bool = typer.Option(False, "--no-plate-export", help="Do not export the plate detectors (they need the ultralytics extra)."),
     skip_ocr_int8: bool = typer.Option(False, "--no-ocr-int8", help="Do not make the int8 plate text recogniser."),
+    skip_face: bool = typer.Option(False, "--no-face-export", help="Do not export the MTCNN face detector of the privacy blur (needs torch and facenet-pytorch)."),
 ) -> None:
     """Derive the models etle makes itself: the ONNX exports of both plate detectors (need the
     ultralytics extra once), the int8 vehicle detector for CPU edge boxes and the int8 plate text
-    recogniser (calibrated on rendered plates) that the rapidocr reader uses when present."""
-    from etle.models.export import export_plate_detector, quantize_plate_recogniser, quantize_vehicle_detector
+    recogniser (calibrated on rendered plates) that the rapidocr reader uses when present, and the
+    ONNX export of the MTCNN face detector that blurs bystanders in public pictures."""
+    from etle.models.export import export_face_detector, export_plate_detector, quantize_plate_recogniser, quantize_vehicle_detector
 
     if not skip_plate:
         for name in ("plate-detector", "plate-detector-tnkb"):
@@ -324,6 +326,10 @@ def models_prepare(
         with err.status("quantising the plate text recogniser to int8 (rendered calibration plates)..."):
             path = quantize_plate_recogniser(force=force)
         out.print(f"ocr-rapidocr-rec-int8 ready: {path}")
+    if not skip_face:
+        with err.status("exporting the MTCNN face detector to ONNX..."):
+            paths = export_face_detector(force=force)
+        out.print(f"face-mtcnn-pnet/-rnet/-onet ready: {paths[0].parent}")
 
 
 # ---------------------------------------------------------------- camera
@@ -392,6 +398,9 @@ def _register_stage_commands() -> None:
     from etle.commands.settlement_cmds import register as register_settlement
 
     register_settlement(app, tickets_app)
+    from etle.commands.privacy_cmds import register as register_privacy
+
+    register_privacy(app)
     from etle.commands.batch_cmds import register as register_batch
 
     register_batch(app)

@@ -342,6 +342,9 @@ def register(app: typer.Typer) -> None:
         n = write_report(results, output)
         _say(_console(), f"{output} written from {n} report(s) in {results}")
 
+    from etle.commands.privacy_cmds import register_eval as register_privacy_eval
+
+    register_privacy_eval(eval_app)
     app.add_typer(eval_app, name="eval")
 
 

@@ -80,7 +80,8 @@ def _default_detectors() -> Detectors:
         faces=MtcnnFaceDetector(MtcnnConfig(upscale=2.0)),
         objects=load_detector("vehicle-detector", conf_threshold=0.2),
         plates=load_plate_detector("tnkb", conf_threshold=0.1),
-        names={"faces": "face-mtcnn (upscale 2) + person heads", "objects": "vehicle-detector", "plates": "plate-detector-tnkb"},
+        names={"faces": "face-mtcnn (upscale 2)", "heads": "vehicle-detector person boxes",
+               "objects": "vehicle-detector", "plates": "plate-detector-tnkb"},
     )
 
 
