@@ -637,6 +637,10 @@ def create_app(config: WebConfig, store: TicketStore | None = None) -> FastAPI:
 
     register_settlement(app, store=store, page_actor=page_actor, api_actor=api_actor, need=need,
                         check_csrf=check_csrf, ticket_or_404=ticket_or_404, render=render, ticket_out=_ticket_out)
+    from etle.web.citizen import register as register_citizen
+
+    register_citizen(app, store=store, secret=config.secret, secure_cookies=config.secure_cookies,
+                     bundle_dir=bundle_dir, translator=translator)
     return app
 
 
