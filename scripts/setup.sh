@@ -43,14 +43,14 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 if "$VENV/bin/python" -c "import ultralytics" >/dev/null 2>&1; then
-  "$VENV/bin/etle" models check plate-detector vehicle-detector-int8 >/dev/null 2>&1 || {
-    echo "[setup] exporting the plate detector to ONNX and quantising the vehicle detector (once)"
+  "$VENV/bin/etle" models check plate-detector vehicle-detector-int8 face-mtcnn-onet >/dev/null 2>&1 || {
+    echo "[setup] exporting the plate and face detectors to ONNX and quantising the vehicle detector (once)"
     "$VENV/bin/etle" models prepare
   }
 else
   "$VENV/bin/etle" models check vehicle-detector-int8 >/dev/null 2>&1 || {
     echo "[setup] quantising the vehicle detector to int8 (once)"
-    "$VENV/bin/etle" models prepare --no-plate-export
+    "$VENV/bin/etle" models prepare --no-plate-export --no-face-export
   }
 fi
 "$VENV/bin/etle" models check vehicle-detector ocr-rapidocr-rec >/dev/null
