@@ -420,14 +420,18 @@ def test_real_ticket_letter_photo_hides_bystanders_and_verify_passes(tmp_path: P
     before = [f for f in dets.faces.detect(frame) if owner_of(f.box, list(scene.riders) + list(scene.persons)) not in range(len(scene.riders))]
     after = [f for f in dets.faces.detect(blurred) if owner_of(f.box, list(scene.riders) + list(scene.persons)) not in range(len(scene.riders))]
     assert before and not after, (before, after)
-    # plates: only the ticketed plate is still found
-    plates_before = pub.find_plates(frame, scene.vehicles, dets.plates)
-    plates_after = pub.find_plates(blurred, scene.vehicles, dets.plates)
+    # plates: of the other vehicles' plates the detector finds on the original, none is found on
+    # the letter photo or on the public copy of the original (the overview's drawn tags, which
+    # the detector sometimes takes for plates, are not plates); the ticketed plate still is
     assert scene.plate is not None
-    others_before = [p for p in plates_before if p.box.iou(scene.plate) < 0.3 and p.confidence >= 0.3]
-    others_after = [p for p in plates_after if p.box.iou(scene.plate) < 0.3 and p.confidence >= 0.3]
-    assert others_before and not others_after, (others_before, others_after)
-    assert any(p.box.iou(scene.plate) >= 0.3 for p in plates_after)  # the ticketed plate stays readable
+    plates_before = pub.find_plates(frame, scene.vehicles, dets.plates)
+    others = [p for p in plates_before if p.box.iou(scene.plate) < 0.3 and p.confidence >= 0.3]
+    assert len(others) >= 2, plates_before
+    for name, image in (("overview", blurred), ("original", cv2.imread(str(public_image(bundle, "original.png"))))):
+        after = pub.find_plates(image, scene.vehicles, dets.plates)
+        still = [(o, a) for o in others for a in after if a.box.iou(o.box) >= 0.3]
+        assert not still, (name, still)
+        assert any(a.box.iou(scene.plate) >= 0.3 for a in after), name  # the ticketed plate stays readable
     # the court's bundle: untouched and verified, with the public copies checked too
     with TicketStore(f"sqlite:///{tmp_path}/t.db", create=False) as store:
         store.register_site_key(info.key_id, info.public_key_b64)
