@@ -439,3 +439,37 @@ def test_real_ticket_letter_photo_hides_bystanders_and_verify_passes(tmp_path: P
         report = verify_evidence(LocalEvidenceStorage(tmp_path / "ev"), store=store, keys=keys)
     assert report.ok, [f.line() for f in report.findings]
     assert verify_bundle(bundle, manifest_sha256=t.manifest_sha256) == []
+
+
+def test_review_app_letter_refused_without_a_blurred_photo(signed_site, monkeypatch) -> None:
+    pytest.importorskip("fastapi")
+    import re
+
+    from argon2 import PasswordHasher
+    from fastapi.testclient import TestClient
+
+    import etle.web.app as web_app
+    from etle.web import WebConfig, auth, create_app
+
+    store, folder, root = signed_site
+    t = store.list()[0]
+    store.add_user("rev", role="reviewer")
+    store.transition(t.id, "approve", actor="rev")
+    monkeypatch.setattr(auth, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    auth.set_password(store.engine, "rev", "correct horse battery")
+    monkeypatch.setattr(pub, "default_detectors", fake_detectors)
+    app = create_app(WebConfig(db_url=store.url, evidence_root=root / "ev", secret=b"k" * 32, secure_cookies=False,
+                               public_url="https://etle.example"), store=store)
+    c = TestClient(app, base_url="http://testserver", follow_redirects=False)
+    token = re.search(r'name="csrf" value="([^"]+)"', c.get("/login").text).group(1)
+    assert c.post("/login", data={"username": "rev", "password": "correct horse battery", "csrf": token}).status_code == 303
+    ok = c.get(f"/tickets/{t.reference}/letter.pdf")
+    assert ok.status_code == 200 and ok.content.startswith(b"%PDF")
+    assert (folder / "public" / "overview.jpg").is_file()
+
+    def refuse(bundle: Path, name: str) -> Path:
+        raise PrivacyError("no face model")
+
+    monkeypatch.setattr(web_app, "public_image", refuse)
+    r = c.get(f"/tickets/{t.reference}/letter.pdf")
+    assert r.status_code == 503 and "letter refused" in r.text

@@ -26,7 +26,7 @@ import yaml
 from etle.errors import ConfigError, SourceError
 from etle.privacy.blur import FACE, HEAD, Region, blur_regions
 from etle.privacy.faces import person_heads
-from etle.types import Box, Detection
+from etle.types import Box
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +203,3 @@ def evaluate_heads(folder: Path, faces: Any, *, min_cover: float = 0.5, label: s
             progress()
     return {"folder": str(folder), "label": label, "heads": total, "found": found,
             "recall": round(found / total, 4) if total else None, "images": len(items)}
-
-
-def detection_boxes(dets: Sequence[Detection]) -> list[Box]:
-    return [d.box for d in dets]

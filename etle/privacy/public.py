@@ -21,7 +21,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
@@ -167,13 +167,8 @@ def find_plates(image: np.ndarray, vehicles: Sequence[Box], detector: Finder, ti
 
 def analyse(frame: np.ndarray, manifest: Mapping[str, Any], detectors: Detectors) -> tuple[Scene, BlurPlan]:
     """The scene of a key frame (BGR, the bundle's original) and what its public copies hide."""
-    from etle.privacy.faces import person_heads  # noqa: F401  (the heads come from plan_blur)
-
     detected = detectors.objects.detect(frame)
-    scene = scene_from_manifest(manifest, detected)
-    if scene.width != frame.shape[1] or scene.height != frame.shape[0]:
-        scene = Scene(frame.shape[1], frame.shape[0], scene.vehicle, scene.vehicle_label, scene.plate,
-                      scene.riders, scene.persons, scene.vehicles)
+    scene = replace(scene_from_manifest(manifest, detected), width=frame.shape[1], height=frame.shape[0])
     faces = detectors.faces.detect(frame)
     plates = find_plates(frame, scene.vehicles, detectors.plates)
     return scene, plan_blur(scene, faces, plates)
