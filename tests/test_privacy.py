@@ -473,3 +473,33 @@ def test_review_app_letter_refused_without_a_blurred_photo(signed_site, monkeypa
     monkeypatch.setattr(web_app, "public_image", refuse)
     r = c.get(f"/tickets/{t.reference}/letter.pdf")
     assert r.status_code == 503 and "letter refused" in r.text
+
+
+@pytest.mark.slow
+def test_face_detector_export_matches_the_torch_nets(tmp_path: Path, monkeypatch) -> None:
+    """`etle models prepare` exports the three MTCNN nets; ONNX Runtime gives the torch outputs."""
+    pytest.importorskip("torch")
+    pytest.importorskip("facenet_pytorch")
+    require_model("face-mtcnn-pnet-pt")
+    import torch
+
+    from etle.models import registry
+    from etle.models.export import FACE_NETS, _mtcnn_module, export_face_detector
+    from etle.onnxrt import inference_session
+
+    monkeypatch.setenv("ETLE_MODEL_DIR", str(tmp_path))
+    paths = export_face_detector(force=True)
+    assert [p.parent for p in paths] == [tmp_path / "face"] * 3
+    rng = np.random.default_rng(0)
+    for name, path, shape in zip(FACE_NETS, paths, [(1, 3, 61, 83), (5, 3, 24, 24), (3, 3, 48, 48)]):
+        net = _mtcnn_module(name)
+        net.load_state_dict(torch.load(str(registry.resolve(str(registry.spec(name).source["from"]))), weights_only=True))
+        net.eval()
+        x = rng.uniform(-1, 1, shape).astype(np.float32)
+        with torch.no_grad():
+            want = [t.numpy() for t in net(torch.from_numpy(x))]
+        sess = inference_session(path)
+        got = sess.run(None, {sess.get_inputs()[0].name: x})
+        for w, g in zip(want, got):
+            np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
+    assert registry.status("face-mtcnn-onet").ok
