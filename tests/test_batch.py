@@ -246,6 +246,18 @@ def test_a_bad_overlap_is_a_config_error(tmp_path: Path) -> None:
     assert "--overlap-seconds" in res.stderr and len(res.stderr.strip().splitlines()) == 1
 
 
+def test_an_unreachable_cluster_is_one_line_at_once(tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    for cluster, needle in ((f"127.0.0.1:{_free_port()}", "cannot reach the Ray cluster"), ("bogus", "expected auto")):
+        t0 = time.monotonic()
+        res = _etle("batch", str(SAMPLE), "--cluster", cluster, "--max-seconds", "2", "--db", f"sqlite:///{tmp_path / 't.db'}",
+                    "-o", str(tmp_path / "ev"), "--no-progress", cwd=tmp_path)
+        assert res.returncode == 2, res.stderr
+        lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+        assert len(lines) == 1 and needle in lines[0], res.stderr
+        assert time.monotonic() - t0 < 60
+
+
 # ---------------------------------------------------------------- a real Ray cluster (slow)
 
 

@@ -45,6 +45,8 @@ def connect(cluster: str | None, *, temp_dir: str | None = None) -> tuple[float,
     Ray instance on this machine's cores for ``None`` / ``local``; returns the cluster's CPUs
     and live nodes."""
     ray = _ray()
+    if cluster not in (None, "", "local", "auto"):
+        _probe(cluster)
     os.environ.setdefault("RAY_DISABLE_DOCKER_CPU_WARNING", "1")
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
     kwargs: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False, "ignore_reinit_error": True}
@@ -67,6 +69,21 @@ def connect(cluster: str | None, *, temp_dir: str | None = None) -> tuple[float,
     except Exception:  # noqa: BLE001 - Ray Client may not answer it
         nodes = 0
     return cpus, nodes
+
+
+def _probe(cluster: str, timeout_s: float = 5.0) -> None:
+    """Fail at once, in one line, when ``host:port`` does not answer (Ray itself retries for minutes)."""
+    import socket
+
+    address = cluster.removeprefix("ray://")
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ConfigError(f"--cluster {cluster!r}: expected auto, local, ray://HOST:PORT or HOST:PORT")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"cannot reach the Ray cluster {cluster!r}: {exc.strerror or exc}") from None
 
 
 def shutdown() -> None:
