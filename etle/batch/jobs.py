@@ -10,7 +10,7 @@ from pathlib import Path
 
 from etle.batch.camera import CameraBundle, pack_camera
 from etle.batch.plan import SegmentPlan, file_sha256, plan_segments
-from etle.errors import ConfigError, EtleError, SourceError
+from etle.errors import EtleError, SourceError
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,7 @@ def plan_batch(
     """
     from etle.ingest.sources import VideoFileSource, file_mtime_start, is_stream
 
+    plan_segments(segment_s * 2.5, segment_s, overlap_s, tail_s)  # the options themselves: ConfigError now
     shared = pack_camera(camera) if camera is not None else None
     packed: dict[Path, CameraBundle] = {}
     jobs: list[ClipJob] = []
@@ -124,10 +125,6 @@ def plan_batch(
             plan = plan_segments(duration, segment_s, overlap_s, tail_s)
             jobs.append(ClipJob(clip=clip, sha256=file_sha256(clip), duration_s=duration, fps=info.fps,
                                 wall_start=wall, camera=bundle, plan=plan))
-        except ConfigError as exc:
-            if shared is not None or "--" in str(exc):
-                raise
-            failures.append(ClipFailure(clip, str(exc)))
-        except (EtleError, OSError) as exc:
+        except (EtleError, OSError) as exc:  # this clip or its camera file: the others go on
             failures.append(ClipFailure(clip, str(exc)))
     return jobs, failures
