@@ -11,6 +11,7 @@ ETLE_REQUIRE_SERVICES=1 a missing Chromium is installed with apt-get (as root) o
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import os
 import shutil
@@ -342,8 +343,8 @@ def test_citizen_confirms_on_a_phone(server, pipeline_site, make_evidence_reques
         assert "Fiktif Rahmat Hidayat" in batch_text
         link = f"{base}/konfirmasi/{paid_ref}"
         qr = _qr_links(batch.path, tmp_path / "pages")
-        if qr:
-            assert qr == [link], qr
+        if shutil.which("pdftoppm") and importlib.util.find_spec("cv2"):
+            assert qr == [link], qr  # the QR code printed on the letter is the link
         else:
             assert link in batch_text.replace("\n", "")
 
