@@ -104,7 +104,10 @@ class FailureLimiter:
     requests, not failures.  Unlike the login limiter, keys here come from anyone on the
     internet, so empty windows are dropped and the table is bounded (:attr:`max_keys`; when full,
     the oldest keys go first).  Counts are per process: run one worker, or put the page behind
-    a proxy that limits as well.
+    a proxy that limits as well.  The client address is the request's: behind a reverse proxy,
+    uvicorn takes it from ``X-Forwarded-For`` only for the proxies in ``FORWARDED_ALLOW_IPS``
+    (default 127.0.0.1); a proxy elsewhere must be listed there, or all citizens would share
+    the proxy's count.
     """
 
     def __init__(self, limit: int = FAIL_LIMIT, window_s: float = FAIL_WINDOW_S, max_keys: int = 100_000,
