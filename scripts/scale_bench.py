@@ -91,6 +91,13 @@ def measure(clips: list[str], workers: int, args: argparse.Namespace) -> Measure
                    load_after=" ".join(f"{x:.2f}" for x in os.getloadavg()))
 
 
+def _rel(path: str) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
 def render(results: list[Measure], args: argparse.Namespace, meta: dict[str, object]) -> str:
     base = results[0]
     lines = [
@@ -103,7 +110,7 @@ def render(results: list[Measure], args: argparse.Namespace, meta: dict[str, obj
         "it does alone). Local Ray instance, one worker actor per CPU, 1 inference thread per worker.",
         "",
         f"Clips: {', '.join(meta['clips'])} (first {args.max_seconds:g} s of each), camera files from "
-        f"`{args.camera_dir}`, profile `{args.profile}`"
+        f"`{_rel(args.camera_dir)}`, profile `{args.profile}`"
         + (" (int8 detector at 6 detections/s, tracks predicted between)" if args.profile == "fast" else " (float detector on every frame)")
         + f"; segments of {args.segment_seconds:g} s with {args.overlap_seconds:g} s overlap.",
         "",
@@ -170,7 +177,7 @@ def render(results: list[Measure], args: argparse.Namespace, meta: dict[str, obj
         "sharing them); on a cluster each node adds its cores, and the central database and evidence store",
         f"take one insert and a few uploads per ticket ({base.tickets} ticket(s) in these clips).",
         "",
-        f"Raw figures: `{args.json}`.",
+        f"Raw figures: `{_rel(args.json)}`.",
         "",
     ]
     _ = day_core_h
@@ -190,7 +197,18 @@ def main() -> None:
     parser.add_argument("--hours-per-day", type=float, default=12.0, help="footage per camera per day in the batch scenario")
     parser.add_argument("--out", default=str(REPO / "docs" / "scale.md"))
     parser.add_argument("--json", default=str(REPO / "eval" / "results" / "scale.json"))
+    parser.add_argument("--render-only", action="store_true", help="write the page again from the JSON of the last run")
     args = parser.parse_args()
+    if args.render_only:
+        saved = json.loads(Path(args.json).read_text(encoding="utf-8"))
+        for key, value in saved["args"].items():
+            if key not in ("out", "json", "render_only"):
+                setattr(args, key, value)
+        names = {f.name for f in Measure.__dataclass_fields__.values()}
+        results = [Measure(**{k: v for k, v in r.items() if k in names}) for r in saved["results"]]
+        Path(args.out).write_text(render(results, args, saved["meta"]), encoding="utf-8")
+        print(f"[scale] wrote {args.out} from {args.json}")
+        return
     os.environ.setdefault("RAY_DISABLE_DOCKER_CPU_WARNING", "1")
     videos = Path(args.videos)
     clips = sorted(str(p) for p in videos.glob("*.mp4")) if videos.is_dir() else [str(videos)]

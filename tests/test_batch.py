@@ -308,7 +308,7 @@ def _done_markers(url: str) -> int:
 @pytest.mark.shared_data
 @pytest.mark.timeout(420)
 def test_batch_on_a_two_node_ray_cluster_survives_a_killed_worker_and_driver(
-    shared_data: Path, fresh_postgres_url: str, tmp_path: Path
+    shared_data: Path, fresh_postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("ray")
     from conftest import require_model
@@ -319,7 +319,8 @@ def test_batch_on_a_two_node_ray_cluster_survives_a_killed_worker_and_driver(
     cameras = REPO / "examples" / "cameras"
     fast = ["--detector", "vehicle-detector-int8", "--detect-fps", "6", "--max-seconds", "14"]
     env = {"RAY_AUTH_MODE": "disabled", "RAY_DISABLE_DOCKER_CPU_WARNING": "1", "RAY_USAGE_STATS_ENABLED": "0"}
-    os.environ.update(env)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
 
     # the reference: a sequential etle run of each clip
     seq_db = f"sqlite:///{tmp_path / 'seq.db'}"
