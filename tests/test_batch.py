@@ -258,6 +258,59 @@ def test_an_unreachable_cluster_is_one_line_at_once(tmp_path: Path) -> None:
         assert time.monotonic() - t0 < 60
 
 
+# ---------------------------------------------------------------- a worker without Ray (slow)
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_a_segment_run_twice_adds_its_tickets_once(shared_data: Path, tmp_path: Path) -> None:
+    from conftest import require_model
+
+    from etle.batch import ledger
+    from etle.batch.jobs import plan_batch
+    from etle.batch.worker import BatchOptions, SegmentProcessor
+    from etle.batch import tasks_to_run
+    from etle.store import open_store
+
+    require_model("vehicle-detector-int8")
+    clip = shared_data / "videos" / "id_etle_cilacap_alun_motorcycles.mp4"
+    jobs, failures = plan_batch([str(clip)], camera_dir=REPO / "examples" / "cameras", max_seconds=9.0,
+                                segment_s=300, overlap_s=30)
+    assert not failures and len(jobs) == 1 and jobs[0].camera is not None
+    db = f"sqlite:///{tmp_path / 'central.db'}"
+    ledger.ensure_table(open_store(db).engine)
+    proc = SegmentProcessor(db, str(tmp_path / "central-ev"), BatchOptions(detector="vehicle-detector-int8", detect_fps=6.0))
+    try:
+        (task,) = tasks_to_run(jobs, set())
+        ticks: list[int] = []
+        first = proc.process(task, ticks.append)
+        assert first.tickets_new == 1 and first.tickets_present == 0 and sum(ticks) == first.frames
+        again = proc.process(task)  # the same segment once more (a retry after a crash)
+        assert again.tickets_new == 0 and again.tickets_present == 1
+        assert proc.loads == 1  # the models were loaded once
+    finally:
+        proc.close()
+    store = open_store(db)
+    (ticket,) = store.list()
+    assert ticket.rule == "no_helmet" and ticket.evidence_path.startswith(str(tmp_path / "central-ev"))
+    assert ledger.done_segments(store.engine, [jobs[0].sha256]) == {(jobs[0].sha256, task.segment.key)}
+
+
+@pytest.mark.slow
+def test_batch_on_a_local_ray_instance_prints_a_json_report(tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    res = _etle("batch", str(SAMPLE), "--max-seconds", "3", "--no-plates", "--json", "--db", f"sqlite:///{tmp_path / 't.db'}",
+                "-o", str(tmp_path / "ev"), cwd=tmp_path, timeout=300,
+                env={"RAY_AUTH_MODE": "disabled", "RAY_DISABLE_DOCKER_CPU_WARNING": "1", "RAY_USAGE_STATS_ENABLED": "0"})
+    assert res.returncode == 0, res.stderr
+    import json
+
+    report = json.loads(res.stdout)
+    assert report["workers"] >= 1 and report["nodes"] == 1 and report["failed"] == []
+    (clip,) = report["clips"]
+    assert clip["segments"] == 1 and clip["segments_run"] == 1 and clip["frames"] > 20 and clip["error"] is None
+
+
 # ---------------------------------------------------------------- a real Ray cluster (slow)
 
 

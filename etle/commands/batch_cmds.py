@@ -130,7 +130,7 @@ def register(app: typer.Typer) -> None:
             total = 0
             elapsed = max(time.perf_counter() - t0, 1e-6)
             for sha, task in tasks.items():
-                n = frames.get(sha, 0)
+                n = min(frames.get(sha, 0), int(progress.tasks[task].total or 0))  # a retried segment counts again
                 total += n
                 progress.update(task, completed=n, fps=n / elapsed)
             progress.update(overall[0], completed=total, fps=total / elapsed)
