@@ -384,7 +384,7 @@ def test_batch_on_a_two_node_ray_cluster_survives_a_killed_worker_and_driver(
     expected = _tickets(seq_db)
     assert expected, "the reference run wrote no ticket: nothing to compare"
 
-    port = _free_port()
+    port, client_port = _free_port(), _free_port()
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Ray's socket paths must stay short
     ray = _ray_bin()
     common = ["--num-cpus=1", "--node-ip-address=127.0.0.1", "--disable-usage-stats"]
@@ -392,7 +392,8 @@ def test_batch_on_a_two_node_ray_cluster_survives_a_killed_worker_and_driver(
              "--max-seconds", "14", "--segment-seconds", "6", "--overlap-seconds", "3", "--db", fresh_postgres_url,
              "-o", str(tmp_path / "central-ev"), "--no-progress"]
     try:
-        for args in (["start", "--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={temp}", *common],
+        for args in (["start", "--head", f"--port={port}", f"--ray-client-server-port={client_port}",
+                      "--include-dashboard=false", f"--temp-dir={temp}", *common],
                      ["start", f"--address=127.0.0.1:{port}", *common]):
             res = subprocess.run([ray, *args], capture_output=True, text=True, timeout=120, env={**os.environ, **env})
             assert res.returncode == 0, res.stdout + res.stderr
@@ -417,8 +418,9 @@ def test_batch_on_a_two_node_ray_cluster_survives_a_killed_worker_and_driver(
         driver.communicate(timeout=60)
         partial = _done_markers(fresh_postgres_url)
 
-        # a new driver finishes the job
-        res = _etle(*batch, cwd=tmp_path, timeout=240, env=env)
+        # a new driver finishes the job, from outside the cluster this time (Ray Client)
+        via_client = [a if a != f"127.0.0.1:{port}" else f"ray://127.0.0.1:{client_port}" for a in batch]
+        res = _etle(*via_client, cwd=tmp_path, timeout=240, env=env)
         assert res.returncode == 0, res.stdout + res.stderr
         assert _done_markers(fresh_postgres_url) == 6  # 2 clips x 3 segments of 14 s, once each
         assert partial < 6, "the first driver finished everything: nothing was resumed"
