@@ -57,6 +57,8 @@ class BatchReport:
     #: seconds the workers spent in segments (models loaded), and the CPU seconds they used
     busy_s: float = 0.0
     cpu_s: float = 0.0
+    #: seconds spent starting or joining Ray (part of ``wall_s``)
+    connect_s: float = 0.0
 
     @property
     def failed(self) -> tuple[ClipReport, ...]:
@@ -133,10 +135,13 @@ def run_batch(
     results: list[SegmentResult] = []
     run_failures: list[ClipFailure] = []
     cpus, nodes, n_workers = 0.0, 0, 0
+    connect_s = 0.0
     if todo:
         from etle.batch import ray_backend
 
+        t_connect = time.perf_counter()
         cpus, nodes = ray_backend.connect(cluster)
+        connect_s = time.perf_counter() - t_connect
         try:
             n_workers = workers if workers > 0 else max(1, int(cpus))
             if on_plan is not None:
@@ -174,4 +179,4 @@ def run_batch(
                                       frames=0, video_s=0.0, tickets_new=0, tickets_present=0, not_owned=0, error=f.message))
     return BatchReport(clips=tuple(reports), wall_s=wall, workers=n_workers, cluster_cpus=cpus, nodes=nodes,
                        stage_total_ms=dict(stage), busy_s=sum(r.elapsed_s for r in results),
-                       cpu_s=sum(r.cpu_s for r in results))
+                       cpu_s=sum(r.cpu_s for r in results), connect_s=connect_s)
