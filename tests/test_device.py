@@ -26,7 +26,6 @@ def _clean_device(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _tiny_model() -> bytes:
-    import onnx
     from onnx import TensorProto, helper
 
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])

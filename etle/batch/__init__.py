@@ -147,7 +147,7 @@ def run_batch(
             if on_plan is not None:
                 on_plan(jobs, todo, n_workers)
             results, run_failures = ray_backend.run_on_ray(
-                jobs, todo, db_url=db_url, evidence=evidence, options=options, workers=n_workers, on_progress=on_progress,
+                todo, db_url=db_url, evidence=evidence, options=options, workers=n_workers, on_progress=on_progress,
             )
         finally:
             ray_backend.shutdown()

@@ -54,8 +54,7 @@ def expand(sources: list[str]) -> list[str]:
             out.extend(str(f.resolve()) for f in sorted(p.iterdir()) if f.is_file() and f.suffix.lower() in VIDEO_SUFFIXES)
         else:
             out.append(str(p.resolve()) if p.exists() else spec)
-    seen: set[str] = set()
-    return [s for s in out if not (s in seen or seen.add(s))]  # type: ignore[func-returns-value]
+    return list(dict.fromkeys(out))  # each clip once, in order
 
 
 def camera_for(clip: str, camera: Path | None, camera_dir: Path | None) -> Path | None:

@@ -22,7 +22,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from etle.batch.jobs import ClipFailure, ClipJob
+from etle.batch.jobs import ClipFailure
 from etle.batch.worker import BatchOptions, SegmentResult, SegmentTask
 from etle.errors import ConfigError, EtleError, MissingDependencyError
 
@@ -130,7 +130,6 @@ def _actor_classes() -> tuple[Any, Any]:
 
 
 def run_on_ray(
-    jobs: Sequence[ClipJob],
     todo: Sequence[SegmentTask],
     *,
     db_url: str,
