@@ -130,6 +130,20 @@ def render(results: list[Measure], args: argparse.Namespace, meta: dict[str, obj
         eff = speed / (m.workers / base.workers) if m.workers else 0.0
         lines.append(f"| {m.workers} | {m.frames} | {m.video_s:.1f} | {m.wall_s:.1f} | {m.ray_start_s:.1f} | {m.fps:.1f} | "
                      f"{m.realtime:.2f} | {m.busy_s:.1f} | {m.cpu_s:.1f} | {speed:.2f}x | {eff:.0%} | {m.tickets} | {m.load_after} |")
+    loaded = [m for m in results[1:] if m.workers > base.workers and (base.run_s / m.run_s if m.run_s else 0) / (m.workers / base.workers) < 0.7]
+    try:
+        load_before = float(str(meta["load_before"]).split()[0])
+    except (ValueError, IndexError):
+        load_before = 0.0
+    if loaded and load_before > float(meta["cores"] or 1):  # type: ignore[arg-type]
+        lines += [
+            "",
+            f"**Read the speed-up with care:** the load average ({meta['load_before']} before, up to "
+            f"{max(float(m.load_after.split()[0]) for m in results):.2f} after) was above this machine's {meta['cores']} cores: other jobs held them,",
+            "so the extra worker found no free core. Worker CPU seconds per second of video were "
+            + ", ".join(f"{m.core_s_per_video_s:.2f} ({m.workers} worker(s))" for m in results)
+            + ": the work itself does not grow with workers, which is why the sizing below uses CPU time, not wall time.",
+        ]
     lines += [
         "",
         "fps and x real time are over the whole wall time. The frames include each segment's overlap with its",
