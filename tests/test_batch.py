@@ -309,6 +309,16 @@ def test_batch_on_a_local_ray_instance_prints_a_json_report(tmp_path: Path) -> N
     assert report["workers"] >= 1 and report["nodes"] == 1 and report["failed"] == []
     (clip,) = report["clips"]
     assert clip["segments"] == 1 and clip["segments_run"] == 1 and clip["frames"] > 20 and clip["error"] is None
+    # a worker's failure fails its clip, reported in one line (here: a GPU asked for on a CPU-only box)
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        res = _etle("batch", str(SAMPLE), "--device", "cuda", "--max-seconds", "2", "--no-plates", "--no-progress",
+                    "--db", f"sqlite:///{tmp_path / 't2.db'}", "-o", str(tmp_path / "ev2"), cwd=tmp_path, timeout=300,
+                    env={"RAY_AUTH_MODE": "disabled", "RAY_DISABLE_DOCKER_CPU_WARNING": "1", "RAY_USAGE_STATS_ENABLED": "0"})
+        assert res.returncode == 1, res.stderr
+        lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+        assert len(lines) == 1 and "1 of 1 clip(s) failed" in lines[0] and "--device cuda" in lines[0], res.stderr
 
 
 # ---------------------------------------------------------------- a real Ray cluster (slow)

@@ -195,7 +195,7 @@ def run_on_ray(
                     else:
                         message = f"{type(cause).__name__ if cause else 'error'}: {cause or exc}"
                     message = " ".join(message.split())
-                    log.error("%s failed: %s", task.label, message)
+                    log.info("%s failed: %s", task.label, message)  # reported in the table and the exit line
                     failed.setdefault(task.clip_sha256, ClipFailure(task.clip, message))
                     idle.append(actor)
                     continue
