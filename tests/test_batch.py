@@ -219,6 +219,49 @@ def test_done_markers_are_idempotent(tmp_path: Path) -> None:
     store.close()
 
 
+# ---------------------------------------------------------------- the worker's sink
+
+
+def test_the_sink_keeps_what_its_segment_owns_once_and_uploads_before_the_ticket(tmp_path: Path, make_evidence_request) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from etle.batch.worker import BatchSink, SegmentTask
+    from etle.evidence.builder import EvidenceWriter
+    from etle.evidence.storage import LocalEvidenceStorage
+    from etle.store import open_store
+
+    store = open_store(f"sqlite:///{tmp_path / 'central.db'}")
+    central = LocalEvidenceStorage(tmp_path / "central")
+    plan = plan_segments(900.0, segment_s=300, overlap_s=30, tail_s=2)
+    seg1 = plan.segments[1]  # reads 270-630 s
+    task = SegmentTask(clip="/videos/x.mp4", clip_sha256="ab" * 32, wall_start=None, plan=plan, segment=seg1, camera=None)
+    req = make_evidence_request(track=5)
+    base = SimpleNamespace(camera=req.camera, models={}, camera_cfg=None, zones=[], store=store)
+    info = SimpleNamespace(name="/videos/x.mp4", wall_start_origin="given")
+
+    def record(first_seen: float, pts: float, track: int = 5):  # type: ignore[no-untyped-def]
+        sink = BatchSink(base=base, writer=EvidenceWriter(tmp_path / "scratch", chained=False), storage=central,
+                         task=task, first_seen={track: first_seen})
+        v = replace(req.violation, pts=pts, track_id=track)
+        return sink, sink.record(v, req.key_frame, req.key_objects, req.clip, req.plate, info)
+
+    sink, res = record(first_seen=290.0, pts=305.0)  # the track started in segment 0's window: not ours
+    assert res is None and sink.not_owned == 1 and store.count() == 0
+    sink, res = record(first_seen=400.0, pts=420.0)  # ours
+    assert res is not None and store.count() == 1
+    (ticket,) = store.list()
+    assert ticket.uid == ticket_uid(task.clip_sha256, seg1, "no_helmet", 5) and ticket.run_id == run_id(task.clip_sha256, seg1)
+    assert ticket.evidence_path == central.uri(ticket.evidence_key)
+    for f in ticket.evidence_files:  # every file is in the central store with its recorded digest
+        assert central.sha256(f"{ticket.evidence_key}/{f.name}") == f.sha256
+    assert not any((tmp_path / "scratch").rglob("*.png"))  # the scratch copy is gone
+    sink, res = record(first_seen=400.0, pts=420.0)  # the segment again (a retry): found, nothing written
+    assert res is None and sink.present == 1 and store.count() == 1
+    assert len({o.key.rsplit("/", 1)[0] for o in central.list()}) == 1
+    store.close()
+
+
 # ---------------------------------------------------------------- the command
 
 
