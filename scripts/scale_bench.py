@@ -142,8 +142,8 @@ def render(results: list[Measure], args: argparse.Namespace, meta: dict[str, obj
             f"{max(float(m.load_after.split()[0]) for m in results):.2f} after) was above this machine's {meta['cores']} cores: other jobs held them,",
             "so the extra worker found little free CPU. Worker CPU seconds per second of video were "
             + ", ".join(f"{m.core_s_per_video_s:.2f} ({m.workers} worker(s))" for m in results)
-            + ": the work per second of video changes far less with the number of workers than the wall time does,"
-            " which is why the sizing below uses CPU time (the higher figure).",
+            + ". Wall time depends on what else runs on the machine, CPU time much less, which is why the sizing"
+            " below uses CPU time (the higher figure).",
         ]
     lines += [
         "",
