@@ -103,6 +103,7 @@ def run_batch(
     max_seconds: float | None = None,
     segment_s: float = 300.0,
     overlap_s: float = 30.0,
+    keys_dir: Path | None = None,
     on_plan: Callable[[list[ClipJob], list[SegmentTask], int], None] | None = None,
     on_progress: Callable[[dict[str, int], dict[str, int]], None] | None = None,
 ) -> BatchReport:
@@ -127,6 +128,11 @@ def run_batch(
         done = ledger.done_segments(store.engine, [j.sha256 for j in jobs])
     finally:
         store.close()
+    # the workers sign with the site key in this folder as they see it (absolute: their working
+    # folder is not the driver's); a worker without a key there writes unsigned evidence, with a warning
+    from etle.evidence.signing import default_keys_dir
+
+    keys = str((keys_dir or default_keys_dir()).resolve())
     storage = open_evidence_storage(evidence)
     if hasattr(storage, "root"):
         Path(storage.root).mkdir(parents=True, exist_ok=True)
@@ -148,6 +154,7 @@ def run_batch(
                 on_plan(jobs, todo, n_workers)
             results, run_failures = ray_backend.run_on_ray(
                 todo, db_url=db_url, evidence=evidence, options=options, workers=n_workers, on_progress=on_progress,
+                keys_dir=keys,
             )
         finally:
             ray_backend.shutdown()

@@ -138,6 +138,7 @@ def run_on_ray(
     workers: int,
     on_progress: Callable[[dict[str, int], dict[str, int]], None] | None = None,
     on_result: Callable[[SegmentResult], None] | None = None,
+    keys_dir: str | None = None,
 ) -> tuple[list[SegmentResult], list[ClipFailure]]:
     """Run ``todo`` on ``workers`` actors of the connected cluster.
 
@@ -153,6 +154,8 @@ def run_on_ray(
     for name in ("ETLE_MODEL_DIR", "ETLE_MODEL_MANIFEST", "ETLE_KEYS_DIR", "ETLE_ARTICLES", "ETLE_ORT_SPIN"):
         if os.environ.get(name):
             env[name] = os.environ[name]
+    if keys_dir:
+        env["ETLE_KEYS_DIR"] = keys_dir  # the site key as the workers see it (see run_batch)
     n = max(1, min(workers, len(todo)))
     gpus = float(ray.cluster_resources().get("GPU", 0.0)) if options.device != "cpu" else 0.0
     env["ETLE_DEVICE"] = options.device

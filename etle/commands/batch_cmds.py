@@ -70,6 +70,7 @@ def register(app: typer.Typer) -> None:
         start: Optional[str] = typer.Option(None, "--start", help="Wall-clock start of every clip (ISO 8601); default: camera file, container metadata."),
         pre_s: float = typer.Option(2.0, "--clip-before", min=0.0, help="Seconds of clip before the violation."),
         post_s: float = typer.Option(2.0, "--clip-after", min=0.0, help="Seconds of clip after the violation."),
+        keys: Optional[Path] = typer.Option(None, "--keys", help="Folder of the site signing key, as the workers see it (default $ETLE_KEYS_DIR or ./etle-keys, made absolute)."),
         threads: int = typer.Option(1, "--threads", min=1, help="Inference threads per worker."),
         device: str = typer.Option("cpu", "--device", help="Where each worker runs the detectors: cpu, cuda (an error where the worker has no GPU provider) or auto (GPU when there is one, else CPU)."),
         no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
@@ -144,7 +145,7 @@ def register(app: typer.Typer) -> None:
             report = run_batch(
                 list(sources), db_url=db, evidence=out_dir, options=options, cluster=cluster, workers=workers, camera=camera,
                 camera_dir=camera_dir, start=_parse_start(start), max_seconds=max_seconds, segment_s=segment_s,
-                overlap_s=overlap_s, on_plan=on_plan, on_progress=on_progress,
+                overlap_s=overlap_s, keys_dir=keys, on_plan=on_plan, on_progress=on_progress,
             )
         finally:
             if progress is not None:
