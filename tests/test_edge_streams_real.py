@@ -32,6 +32,10 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
 CLIP = REPO / "sample_videos" / "intel_car_detection_parking.mp4"
+# What these tests are about is the stream (cuts, restarts, shutdown), not the int8 model's recall:
+# on this project's CI machine the int8 detector no longer sees the sample's red-light car (a
+# top-down car the COCO model finds at 0.2-0.6; docs/accuracy.md), so the workers run the float one.
+EDGE_DETECTOR = "vehicle-detector"
 CAMERA = REPO / "examples" / "cameras" / "intel_car_detection_parking.yaml"
 
 
@@ -153,7 +157,7 @@ def test_real_models_ticket_survives_a_cut(tmp_path: Path) -> None:
     cam = LiveCamera(CLIP)
     cam.start()
     site = live_site(tmp_path, [CameraEntry(camera=slow_camera(tmp_path), source=cam.url, id="parking")], ("parking",),
-                     pipeline=PipelineOptions(read_plates=False))
+                     pipeline=PipelineOptions(read_plates=False, detector=EDGE_DETECTOR))
     run = Running(Supervisor(site, stats_interval_s=0.5))
     try:
         run.wait(lambda h: h["cameras"]["parking"]["connected"], timeout=90, what="connected (models loaded)")
@@ -192,7 +196,7 @@ def test_etle_edge_two_cameras_one_killed_then_sigterm(tmp_path: Path) -> None:
         f"site: two-cams\noutput_dir: {tmp_path / 'out'}\ndb_url: sqlite:///{tmp_path / 'etle.db'}\n"
         f"cameras:\n  - {{camera: {camera}, source: '{cam1.url}', id: cam-1}}\n"
         f"  - {{camera: {camera}, source: '{cam2.url}', id: cam-2}}\n"
-        "pipeline: {read_plates: false}\n"
+        f"pipeline: {{read_plates: false, detector: {EDGE_DETECTOR}}}\n"
         "live: {open_timeout_s: 5, read_timeout_s: 2, backoff_initial_s: 0.5, backoff_max_s: 2}\n"
         "health: {host: 127.0.0.1, port: 0}\nshutdown_timeout_s: 30\n"
     )

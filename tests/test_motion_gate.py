@@ -106,20 +106,33 @@ def test_pipeline_detects_off_the_stride_while_the_gate_fires(tmp_path: Path) ->
 
 
 @pytest.mark.slow
-def test_fast_profile_keeps_the_banjarmasin_red_light_ticket(shared_data: Path, tmp_path: Path) -> None:
-    """int8 detector at 6/s: the car that runs the red light is detected in a few frames only; the
-    motion gate on the stop line detects it as it crosses (without the gate it was lost)."""
+def test_motion_gate_keeps_the_sample_red_light_ticket_on_a_stride() -> None:
+    """The bundled sample at 4 detections/s: the grey car that runs the red light is seen by the
+    COCO detector in a few frames only (0.2-0.6, top-down).  On the stride alone it is lost;
+    the gate on the stop line detects it as it crosses and the ticket is kept.
+
+    Measured on this project's CI machine (float detector; the int8 one misses this car at any
+    rate there -- docs/accuracy.md).  Earlier this test used the Banjarmasin clip at 6/s with the
+    int8 detector; on the current machine that car is no longer found at 6/s by either model.
+    """
+    import tempfile
+
     from conftest import require_model
 
     from etle.runner import run_sources
 
-    require_model("vehicle-detector-int8")
-    clip = shared_data / "videos" / "id_dishub_banjarmasin_stopline.mp4"
-    camera = Path(__file__).resolve().parents[1] / "examples" / "cameras" / "id_dishub_banjarmasin_stopline.yaml"
-    (s,) = run_sources(
-        str(clip), camera_path=camera, out_dir=tmp_path / "out", db_url=f"sqlite:///{tmp_path}/t.db",
-        read_plates=False, detect_fps=6.0, detector_model="vehicle-detector-int8", max_seconds=6.0,
-        progress=False, keys_dir=tmp_path / "keys",
-    )
-    assert s.detect_every == 5 and s.motion_detections > 0
-    assert s.violations_by_rule.get("red_light") == 1
+    require_model("vehicle-detector")
+    repo = Path(__file__).resolve().parents[1]
+    found = {}
+    for gate in (False, True):
+        with tempfile.TemporaryDirectory() as tmp:
+            (s,) = run_sources(
+                str(repo / "sample_videos" / "intel_car_detection_parking.mp4"),
+                camera_path=repo / "examples" / "cameras" / "intel_car_detection_parking.yaml",
+                out_dir=Path(tmp) / "out", db_url=f"sqlite:///{tmp}/t.db", read_plates=False, detect_fps=4.0,
+                detect_on_motion=gate, detector_model="vehicle-detector", progress=False, keys_dir=Path(tmp) / "keys",
+            )
+        assert s.detect_every == 3
+        found[gate] = (s.violations_by_rule.get("red_light", 0), s.motion_detections)
+    assert found[False] == (0, 0), found  # the stride alone loses the crossing
+    assert found[True][0] == 1 and found[True][1] > 0, found  # the gate's detections keep it
