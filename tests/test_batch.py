@@ -364,6 +364,34 @@ def test_batch_on_a_local_ray_instance_prints_a_json_report(tmp_path: Path) -> N
         assert len(lines) == 1 and "1 of 1 clip(s) failed" in lines[0] and "--device cuda" in lines[0], res.stderr
 
 
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_a_violation_seen_by_two_segments_is_ticketed_once_as_in_a_sequential_run(shared_data: Path, tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    import json
+
+    from conftest import require_model
+
+    require_model("vehicle-detector-int8")
+    clip = shared_data / "videos" / "id_etle_cilacap_alun_motorcycles.mp4"
+    cameras = REPO / "examples" / "cameras"
+    seq_db = f"sqlite:///{tmp_path / 'seq.db'}"
+    res = _etle("run", str(clip), "-c", str(cameras / f"{clip.stem}.yaml"), "--detector", "vehicle-detector-int8",
+                "--detect-fps", "6", "--max-seconds", "9", "--db", seq_db, "-o", str(tmp_path / "seq-ev"), "--no-progress",
+                cwd=tmp_path, timeout=180)
+    assert res.returncode == 0, res.stderr
+    # two segments, 0-5 s and 5-9 s, each reading 3 s of the other: the helmetless passenger near the
+    # cut is seen by both and kept by the first
+    db = f"sqlite:///{tmp_path / 'batch.db'}"
+    res = _etle("batch", str(clip), "--camera-dir", str(cameras), "--fast", "--max-seconds", "9", "--segment-seconds", "5",
+                "--overlap-seconds", "3", "--db", db, "-o", str(tmp_path / "ev"), "--json", cwd=tmp_path, timeout=300,
+                env={"RAY_AUTH_MODE": "disabled", "RAY_DISABLE_DOCKER_CPU_WARNING": "1", "RAY_USAGE_STATS_ENABLED": "0"})
+    assert res.returncode == 0, res.stderr
+    (report,) = json.loads(res.stdout)["clips"]
+    assert report["segments"] == 2 and report["tickets_new"] == 1 and report["not_owned"] >= 1
+    assert _tickets(db) == _tickets(seq_db) and len(_tickets(db)) == 1
+
+
 # ---------------------------------------------------------------- a real Ray cluster (slow)
 
 
