@@ -12,6 +12,7 @@ mkdir -p "$OUT"
 $ETLE eval violations eval/truth/shared_clips.yaml --fast --details --no-progress --json "$OUT/violations-fast.json"
 $ETLE eval violations eval/truth/shared_clips.yaml --details --no-progress --json "$OUT/violations-default.json"
 $ETLE eval helmet "$DATA/helmet/roboflow_helmet_ccby/test" "$DATA/helmet/bikeshelmets_subset" --no-progress --json "$OUT/helmet.json"
+$ETLE eval privacy eval/truth/faces.yaml "$DATA/helmet/roboflow_helmet_ccby/test" --no-progress --json "$OUT/privacy.json"
 $ETLE eval plates "$DATA/plates/indonesia_ilpr_test/images" --labels "$DATA/plates/indonesia_ilpr_test/labels.csv" \
   --crosscheck "$DATA/plates/indonesia_ilpr_test/crosscheck.csv" --reader rapidocr+crnn --no-progress --json "$OUT/plates-ilpr.json"
 $ETLE eval plates "$DATA/plates/fastplateocr_benchmark_ar" --labels "$DATA/plates/fastplateocr_benchmark_ar/labels.csv" \

@@ -264,7 +264,7 @@ def main() -> None:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(render(results, args, meta), encoding="utf-8")
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps({"meta": meta, "args": vars(args),
+    Path(args.json).write_text(json.dumps({"kind": "scale", "meta": meta, "args": vars(args),
                                            "results": [asdict(m) | {"fps": m.fps, "realtime": m.realtime} for m in results]},
                                           indent=2), encoding="utf-8")
     print(f"[scale] wrote {args.out} and {args.json}")

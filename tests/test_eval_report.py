@@ -60,3 +60,17 @@ def test_the_committed_accuracy_page_is_the_report_of_the_committed_results(monk
     assert {"violations-fast.json", "violations-default.json", "helmet.json", "plates-ilpr.json"} <= set(results)
     assert render(results) == (repo / "docs" / "accuracy.md").read_text(encoding="utf-8"), \
         "docs/accuracy.md is stale: run scripts/accuracy.sh (or etle eval report eval/results)"
+
+
+def test_privacy_figures_are_rendered_and_the_scale_file_is_left_to_its_page() -> None:
+    privacy = {"kind": "privacy", "truth": "eval/truth/faces.yaml", "faces": 5, "recall_detector": 0.4,
+               "recall_with_heads": 0.8, "found_by_detector": 2, "found_with_heads": 4, "found_after_blur": 1,
+               "frames": [{"clip": "c", "at": 2.0, "faces": 5, "by_detector": 2, "with_heads": 4, "after_blur": 1}],
+               "heads_set": {"folder": "heads/test", "label": "Without Helmet", "heads": 10, "found": 7,
+                             "recall": 0.7, "images": 9}}
+    page = render({"privacy.json": privacy, "scale.json": {"kind": "scale", "results": []}})
+    assert "## Faces hidden by the privacy blur" in page
+    assert "| c | 2.0 | 5 | 2 | 4 | 1 |" in page
+    assert "| **all** |  | 5 | 2 (40.0 %) | 4 (80.0 %) | 1 |" in page
+    assert "finds 7 of 10 (70.0 %)" in page
+    assert "not understood" not in page

@@ -133,6 +133,6 @@ def register_eval(eval_app: typer.Typer) -> None:
         if json_path is not None:
             try:
                 json_path.parent.mkdir(parents=True, exist_ok=True)
-                json_path.write_text(json.dumps({"truth": str(truth), **d}, indent=2) + "\n", encoding="utf-8")
+                json_path.write_text(json.dumps({"kind": "privacy", "truth": str(truth), **d}, indent=2) + "\n", encoding="utf-8")
             except OSError as exc:
                 raise EtleError(f"cannot write {json_path}: {exc.strerror or exc}") from exc

@@ -4,7 +4,8 @@
 page holds only figures read from those files (and says which file and command gave each), so a
 figure in the docs is always the output of a command in the repository.
 
-Each JSON carries ``kind`` (``violations``, ``helmet``) or is an ``etle eval plates`` report
+Each JSON carries ``kind`` (``violations``, ``helmet``, ``privacy``; ``scale`` is left to
+docs/scale.md) or is an ``etle eval plates`` report
 (``readers``); unknown files are listed as skipped.
 """
 
@@ -134,14 +135,34 @@ def _plates(name: str, r: Mapping[str, Any]) -> str:
                       _table(["reader", "rows", "n", "exact", "characters", "", "speed"], rows), ""])
 
 
+def _privacy(name: str, r: Mapping[str, Any]) -> str:
+    rows = [[str(f["clip"]), _f(f["at"], 1), str(f["faces"]), str(f["by_detector"]), str(f["with_heads"]),
+             str(f["after_blur"])] for f in r.get("frames", [])]
+    rows.append(["**all**", "", str(r["faces"]), f"{r['found_by_detector']} ({_f(r['recall_detector'] * 100, 1)} %)",
+                 f"{r['found_with_heads']} ({_f(r['recall_with_heads'] * 100, 1)} %)", str(r["found_after_blur"])])
+    out = [f"From `{name}` (truth `{r['truth']}`). A labelled face counts as found when the regions "
+           "the blur would cover (faces from the detector, heads from the vehicle detector's person boxes) "
+           "cover it; after blurring, the face detector runs again on the blurred frame.", "",
+           _table(["clip", "at s", "faces", "face detector", "with person heads", "found after blurring"], rows), ""]
+    h = r.get("heads_set")
+    if h:
+        out += [f"On labelled heads without a helmet (`{h['folder']}`, {h['images']} photos): the face detector "
+                f"alone finds {h['found']} of {h['heads']} ({_f(h['recall'] * 100, 1)} %).", ""]
+    return "\n".join(out)
+
+
 def render(results: Mapping[str, Mapping[str, Any]], *, command: str = "scripts/accuracy.sh") -> str:
     """The page for ``results`` (file name -> parsed JSON)."""
-    sections: dict[str, list[str]] = {"violations": [], "helmet": [], "plates": [], "skipped": []}
+    sections: dict[str, list[str]] = {"violations": [], "helmet": [], "plates": [], "privacy": [], "skipped": []}
     for name, r in sorted(results.items()):
         if r.get("kind") == "violations":
             sections["violations"].append(_violations(name, r))
         elif r.get("kind") == "helmet":
             sections["helmet"].append(_helmet(name, r))
+        elif r.get("kind") == "privacy":
+            sections["privacy"].append(_privacy(name, r))
+        elif r.get("kind") == "scale":
+            continue  # rendered by scripts/scale_bench.py into docs/scale.md
         elif "readers" in r:
             sections["plates"].append(_plates(name, r))
         else:
@@ -170,6 +191,8 @@ def render(results: Mapping[str, Mapping[str, Any]], *, command: str = "scripts/
     out += ["## Plates (`etle eval plates`)", "",
             "Speeds here are what the eval printed on the machine that ran it, under whatever else it was "
             "doing at the time; `etle bench` measures speed.", ""] + (sections["plates"] or ["(no plate report)\n"])
+    if sections["privacy"]:
+        out += ["## Faces hidden by the privacy blur (`etle eval privacy`)", ""] + sections["privacy"]
     if sections["skipped"]:
         out += ["Files not understood: " + ", ".join(f"`{n}`" for n in sections["skipped"]), ""]
     return "\n".join(out).rstrip() + "\n"
