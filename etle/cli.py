@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from etle import __version__
+from etle.commands.options import parse_start
 from etle.errors import EtleError
 
 app = typer.Typer(
@@ -66,16 +67,6 @@ def _main(
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
 
-def _parse_start(value: Optional[str]) -> Optional[datetime]:
-    if value is None:
-        return None
-    try:
-        dt = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise typer.BadParameter(f"'{value}' is not an ISO date-time such as 2026-11-28T07:30:00+07:00") from exc
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
-
-
 @app.command()
 def run(
     source: str = typer.Argument(..., help="A video file, a folder of videos or images, or a stream URL (rtsp://, http://)."),
@@ -109,7 +100,7 @@ def run(
 
         set_device(device)
 
-    cfg_start = _parse_start(start)
+    cfg_start = parse_start(start)
     target = None
     if central_db or central_evidence:
         if not (central_db and central_evidence):
@@ -192,7 +183,7 @@ def tickets_list(
 
     from etle.store import open_store
 
-    t_since, t_until = _parse_start(since), _parse_start(until)
+    t_since, t_until = parse_start(since), parse_start(until)
     if date:
         try:
             day = datetime.strptime(date, "%Y-%m-%d").replace(tzinfo=timezone.utc)

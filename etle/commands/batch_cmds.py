@@ -7,12 +7,12 @@ across the cluster, the per-clip table and the one-line failure message.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 
+from etle.commands.options import parse_start
 from etle.errors import EtleError
 
 __all__ = ["register"]
@@ -22,16 +22,6 @@ class BatchFailed(EtleError):
     """Some clips of a batch failed (the others were processed)."""
 
     exit_code = 1
-
-
-def _parse_start(value: Optional[str]) -> Optional[datetime]:
-    if value is None:
-        return None
-    try:
-        dt = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise typer.BadParameter(f"'{value}' is not an ISO date-time such as 2026-11-28T07:30:00+07:00") from exc
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
 def _report_dict(report: Any) -> dict[str, Any]:
@@ -144,7 +134,7 @@ def register(app: typer.Typer) -> None:
         try:
             report = run_batch(
                 list(sources), db_url=db, evidence=out_dir, options=options, cluster=cluster, workers=workers, camera=camera,
-                camera_dir=camera_dir, start=_parse_start(start), max_seconds=max_seconds, segment_s=segment_s,
+                camera_dir=camera_dir, start=parse_start(start), max_seconds=max_seconds, segment_s=segment_s,
                 overlap_s=overlap_s, keys_dir=keys, on_plan=on_plan, on_progress=on_progress,
             )
         finally:
