@@ -301,6 +301,49 @@ def test_an_unreachable_cluster_is_one_line_at_once(tmp_path: Path) -> None:
         assert time.monotonic() - t0 < 60
 
 
+class _RefusingRay:
+    """Stands in for the ``ray`` module: ``init`` refuses ``refusals`` times the way Ray Client
+    does when the head's proxy cannot start the driver's server, then connects."""
+
+    def __init__(self, refusals: int) -> None:
+        self.refusals, self.inits, self.shutdowns = refusals, [], 0
+
+    def init(self, **kwargs: object) -> None:
+        self.inits.append(kwargs)
+        if len(self.inits) <= self.refusals:
+            raise ConnectionAbortedError("Initialization failure from server:\nTraceback (most recent call last):\n"
+                                         "  File \"proxier.py\", line 780, in Datapath\n"
+                                         "RuntimeError: Proxy failed to Connect to backend!")
+
+    def shutdown(self) -> None:
+        self.shutdowns += 1
+
+
+def test_a_refused_ray_client_session_is_tried_again_then_reported_with_the_servers_reason() -> None:
+    from etle.batch import ray_backend
+
+    waits: list[float] = []
+    flaky = _RefusingRay(refusals=2)
+    ray_backend._join(flaky, "ray://head:10001", {"log_to_driver": False}, attempts=3, wait_s=5, sleep=waits.append)
+    assert len(flaky.inits) == 3 and flaky.shutdowns == 2 and waits == [5, 10]
+    assert all(k == {"address": "ray://head:10001", "log_to_driver": False} for k in flaky.inits)
+
+    down = _RefusingRay(refusals=99)
+    with pytest.raises(ConnectionAbortedError) as err:
+        ray_backend._join(down, "ray://head:10001", {}, attempts=3, wait_s=1, sleep=waits.append)
+    assert len(down.inits) == 3
+    assert ray_backend._reason(err.value) == ("Initialization failure from server: "
+                                              "RuntimeError: Proxy failed to Connect to backend!")
+
+    # a cluster joined from inside (host:port) is one try: there is no client proxy to retry
+    local = _RefusingRay(refusals=1)
+    with pytest.raises(ConnectionAbortedError):
+        ray_backend._join(local, "10.0.0.5:6379", {}, sleep=waits.append)
+    assert len(local.inits) == 1
+    assert ray_backend._reason(ConnectionError("")) == "ConnectionError"
+    assert ray_backend._reason(ConnectionError("refused\nmore")) == "refused"
+
+
 # ---------------------------------------------------------------- a worker without Ray (slow)
 
 
@@ -452,7 +495,10 @@ def test_batch_on_a_two_node_ray_cluster_survives_a_killed_worker_and_driver(
     clips = [videos / "id_etle_cilacap_alun_motorcycles.mp4", videos / "id_dishub_banjarmasin_stopline.mp4"]
     cameras = REPO / "examples" / "cameras"
     fast = ["--detector", "vehicle-detector-int8", "--detect-fps", "6", "--max-seconds", "14"]
-    env = {"RAY_AUTH_MODE": "disabled", "RAY_DISABLE_DOCKER_CPU_WARNING": "1", "RAY_USAGE_STATS_ENABLED": "0"}
+    env = {"RAY_AUTH_MODE": "disabled", "RAY_DISABLE_DOCKER_CPU_WARNING": "1", "RAY_USAGE_STATS_ENABLED": "0",
+           # the head's client proxy waits this long for a driver's server to start (Ray's default
+           # 30 s is too short on a 2-core machine running a two-node cluster and the test suite)
+           "RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S": "120"}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
 

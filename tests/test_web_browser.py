@@ -277,12 +277,11 @@ def test_citizen_confirms_on_a_phone(server, pipeline_site, make_evidence_reques
             pytest.fail("playwright is not installed (pip install -e '.[dev]') and ETLE_REQUIRE_SERVICES=1")
         pytest.skip("playwright is not installed")
     from datetime import datetime, timedelta, timezone
-    from zoneinfo import ZoneInfo
 
     from pypdf import PdfReader
 
     from etle.evidence import EvidenceWriter, record_violation
-    from etle.letters import make_batch
+    from etle.letters import make_batch, zone_of
     from etle.registry import CsvRegistry, lookup_ticket
     from etle.web import auth
 
@@ -300,7 +299,9 @@ def test_citizen_confirms_on_a_phone(server, pipeline_site, make_evidence_reques
         "BH4242CD,motorcycle,white,active,Fiktif Dewi Lestari,\"Jl. Contoh No. 9, Kota Jambi\"\n", encoding="utf-8")
     registry = CsvRegistry(registry_csv)
     now = datetime.now(timezone.utc)
-    day = now.astimezone(ZoneInfo(store.camera_timezone("jbi-01"))).date()
+    # the day the letters are dated on, in the zone the batch uses for these tickets (their camera
+    # row is not in this store, so the offset of their own local time): not this machine's UTC date
+    day = now.astimezone(zone_of(store, store.get(late_ref))).date()
     fine = "Rp " + f"{store.get(paid_ref).fine:,}".replace(",", ".")
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_api.sync_playwright() as p:

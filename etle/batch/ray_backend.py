@@ -57,9 +57,9 @@ def connect(cluster: str | None, *, temp_dir: str | None = None) -> tuple[float,
                 kwargs["_temp_dir"] = temp_dir
             ray.init(**kwargs)
         else:
-            ray.init(address=cluster, **kwargs)
+            _join(ray, cluster, kwargs)
     except ConnectionError as exc:
-        raise ConfigError(f"cannot reach the Ray cluster {cluster!r}: {str(exc).splitlines()[0] if str(exc) else exc}") from None
+        raise ConfigError(f"cannot reach the Ray cluster {cluster!r}: {_reason(exc)}") from None
     except (ValueError, RuntimeError) as exc:
         text = str(exc).strip().splitlines()
         raise ConfigError(f"cannot start or join Ray ({cluster or 'local'}): {text[0] if text else type(exc).__name__}") from None
@@ -69,6 +69,44 @@ def connect(cluster: str | None, *, temp_dir: str | None = None) -> tuple[float,
     except Exception:  # noqa: BLE001 - Ray Client may not answer it
         nodes = 0
     return cpus, nodes
+
+
+#: how often a Ray Client connection is tried when the head answers but cannot start this
+#: driver's server in time (a busy head node); each try starts a fresh one
+CLIENT_ATTEMPTS = 3
+
+
+def _join(ray: Any, cluster: str, kwargs: dict[str, Any], *, attempts: int = CLIENT_ATTEMPTS,
+          wait_s: float = 5.0, sleep: Callable[[float], None] = time.sleep) -> None:
+    """``ray.init(address=cluster)``; a ``ray://`` address is tried again after a
+    ``ConnectionAbortedError`` (the head's client proxy refused the session: typically its
+    per-driver server did not come up within ``RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S`` on a
+    loaded head).  Other errors, and the last attempt's, go to the caller."""
+    for attempt in range(1, attempts + 1):
+        try:
+            ray.init(address=cluster, **kwargs)
+            return
+        except ConnectionAbortedError as exc:
+            if not cluster.startswith("ray://") or attempt == attempts:
+                raise
+            log.warning("Ray Client session refused by %s (%s); trying again in %.0f s (%d/%d)",
+                        cluster, _reason(exc), wait_s * attempt, attempt, attempts)
+            try:
+                ray.shutdown()
+            except Exception:  # noqa: BLE001 - a half-open client session; the next init replaces it
+                pass
+            sleep(wait_s * attempt)
+
+
+def _reason(exc: BaseException) -> str:
+    """One line for a Ray connection error: its first line, plus the server's own last line when
+    Ray Client puts the server's traceback after a heading (``Initialization failure from server:``)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    if len(lines) > 1 and lines[0].endswith(":"):
+        return f"{lines[0]} {lines[-1]}"
+    return lines[0]
 
 
 def _probe(cluster: str, timeout_s: float = 5.0) -> None:
