@@ -18,11 +18,13 @@ import pytest
 
 from etle.batch.plan import (
     Event,
+    Kept,
     SeenEvent,
     Segment,
     dedupe,
     event_of,
     plan_segments,
+    repeats,
     run_id,
     ticket_uid,
 )
@@ -125,6 +127,60 @@ def test_the_first_segment_never_sees_a_truncated_start() -> None:
     assert event_of(later, "r", 270.4, 280.0).truncated
     assert not event_of(later, "r", 275.0, 280.0).truncated
     assert Event("r", 1.0, 2.0, False).start_s == 1.0
+
+
+def test_a_vehicle_ticketed_again_by_a_later_segment_is_a_repeat_of_the_earliest() -> None:
+    plan = plan_segments(14.0, segment_s=6.0, overlap_s=3.0)  # windows 0-9, 3-14, 9-14: one window 12 s
+    first = Kept(1, segment=0, rule="no_helmet", plate="R2333RK", seconds=3.1)
+    again = Kept(2, segment=2, rule="no_helmet", plate="R2333RK", seconds=12.6)  # the window opened on it
+    other_rule = Kept(3, segment=2, rule="more_than_two", plate="R2333RK", seconds=12.6)
+    other_plate = Kept(4, segment=1, rule="no_helmet", plate="R5154WP", seconds=7.0)
+    unread = [Kept(5, segment=0, rule="no_helmet", plate="", seconds=4.0), Kept(6, segment=1, rule="no_helmet", plate="", seconds=8.0)]
+    same_segment = [Kept(7, segment=1, rule="red_light", plate="BH1234AB", seconds=6.5),
+                    Kept(8, segment=1, rule="red_light", plate="BH1234AB", seconds=9.0)]  # two tracks of one window
+    tickets = [again, other_rule, first, other_plate, *unread, *same_segment]
+    assert repeats(plan, tickets) == [(again, first)]
+    assert repeats(plan, list(reversed(tickets))) == [(again, first)]  # whatever order the segments finished in
+    # a second passage of the same plate more than one window later is a ticket of its own
+    much_later = plan_segments(900.0, segment_s=300.0, overlap_s=30.0)
+    passes = [Kept(1, 0, "red_light", "BH1234AB", 10.0), Kept(2, 1, "red_light", "BH1234AB", 300.0),
+              Kept(3, 2, "red_light", "BH1234AB", 700.0)]
+    assert repeats(much_later, passes) == [(passes[1], passes[0])]
+
+
+def test_repeats_are_rejected_once_and_only_while_pending(tmp_path: Path) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from etle.batch import BATCH_ACTOR, settle_repeats
+    from etle.batch.jobs import ClipJob
+    from etle.store import TicketIn, open_store
+
+    plan = plan_segments(14.0, segment_s=6.0, overlap_s=3.0)
+    sha = "ab" * 32
+    t0 = datetime(2026, 12, 1, 8, 0, tzinfo=timezone.utc)
+    job = ClipJob(clip="c.mp4", sha256=sha, duration_s=14.0, fps=25.0, wall_start=t0, camera=None, plan=plan)
+    store = open_store(f"sqlite:///{tmp_path / 't.db'}")
+
+    def add(seg: int, track: int, s: float, plate: str) -> int:
+        return store.add(TicketIn(camera_id="clp-alun-01", rule="no_helmet", track_id=track, occurred_at=t0 + timedelta(seconds=s),
+                                  run_id=run_id(sha, plan.segments[seg]), source="c.mp4", plate_text=plate))
+
+    kept, repeat = add(0, 4, 3.1, "R2333RK"), add(2, 1, 12.6, "R2333RK")
+    elsewhere = store.add(TicketIn(camera_id="clp-alun-01", rule="no_helmet", track_id=1, occurred_at=t0 + timedelta(seconds=12.6),
+                                   run_id="another-run", source="c.mp4", plate_text="R2333RK"))  # another clip's run
+    assert settle_repeats(store, job) == [(repeat, kept)]
+    t = store.get(repeat)
+    assert t.status == "rejected" and store.get(kept).status == "pending_review" and store.get(elsewhere).status == "pending_review"
+    last = store.actions(repeat)[-1]
+    assert last.actor == BATCH_ACTOR and last.reason.startswith("duplicate:") and store.get(kept).reference in last.reason
+    assert settle_repeats(store, job) == []  # a rerun finds nothing new
+    # a repeat an officer already decided on is left alone
+    approved = add(1, 9, 9.5, "R5154WP")
+    add(0, 5, 2.0, "R5154WP")
+    store.add_user("sari", display_name="Sari", role="supervisor")
+    store.transition(approved, "approve", actor="sari")
+    assert settle_repeats(store, job) == [] and store.get(approved).status == "approved"
+    store.close()
 
 
 def test_ticket_identity_is_deterministic_per_clip_segment_rule_and_track() -> None:
@@ -449,13 +505,20 @@ def _ray_bin() -> str:
 
 
 def _tickets(url: str) -> list[tuple[str, str, str, str]]:
-    """(camera, rule, plate, SHA-256 of the key frame's original picture) of every ticket."""
+    """(camera, rule, plate, SHA-256 of the key frame's original picture) of every ticket an
+    officer is to review: not those the batch rejected as repeats (each names a kept ticket)."""
     from etle.store import open_store
 
     store = open_store(url)
     try:
         out = []
+        kept = {t.reference for t in store.list(limit=10000) if t.status != "rejected"}
         for t in store.list(limit=10000):
+            if t.status == "rejected":
+                last = store.actions(t.id)[-1]
+                assert last.actor == "system:batch" and last.reason.startswith("duplicate:"), last
+                assert any(ref in last.reason for ref in kept), last.reason
+                continue
             original = [f.sha256 for f in t.evidence_files if f.role == "original"]
             out.append((t.camera_id, t.rule, t.plate_text, original[0] if original else ""))
         return sorted(out)

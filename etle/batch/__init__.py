@@ -18,13 +18,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from etle.batch.jobs import ClipFailure, ClipJob, plan_batch
 from etle.batch.worker import BatchOptions, SegmentResult, SegmentTask
 
+if TYPE_CHECKING:
+    from etle.store import TicketStore
+
 log = logging.getLogger(__name__)
 
-__all__ = ["BatchOptions", "BatchReport", "ClipReport", "run_batch", "tasks_to_run"]
+__all__ = ["BatchOptions", "BatchReport", "ClipReport", "run_batch", "settle_repeats", "tasks_to_run"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,8 @@ class ClipReport:
     tickets_new: int
     tickets_present: int
     not_owned: int
+    #: tickets rejected as repeats of an earlier segment's ticket (:func:`settle_repeats`)
+    repeats_rejected: int = 0
     error: str | None = None
 
 
@@ -87,6 +93,42 @@ def tasks_to_run(jobs: list[ClipJob], done: set[tuple[str, str]]) -> list[Segmen
             tasks.append(SegmentTask(clip=job.clip, clip_sha256=job.sha256, wall_start=job.wall_start, plan=job.plan,
                                      segment=seg, camera=job.camera))
     return tasks
+
+
+#: the actor of the batch's own review actions (the audit log names it)
+BATCH_ACTOR = "system:batch"
+
+
+def settle_repeats(store: "TicketStore", job: ClipJob) -> list[tuple[int, int]]:
+    """Reject, as ``duplicate``, the tickets of ``job``'s clip that repeat an earlier ticket of
+    another segment (:func:`etle.batch.plan.repeats`); returns ``(rejected id, kept id)`` pairs.
+
+    Only tickets still pending review are rejected (an officer's decision is never undone here);
+    the reason names the kept ticket, and an officer can reopen it.  Idempotent: a rejected
+    ticket takes no part in a later call.
+    """
+    from etle.batch.plan import Kept, repeats, run_id
+    from etle.store import lifecycle
+
+    segment_of = {run_id(job.sha256, seg): seg.index for seg in job.plan.segments}
+    views = [t for t in store.list(run_ids=list(segment_of), limit=100000) if t.status != lifecycle.REJECTED]
+    by_id = {t.id: t for t in views}
+    found = repeats(job.plan, (Kept(ticket_id=t.id, segment=segment_of[t.run_id], rule=t.rule, plate=t.plate_text,
+                                    seconds=t.occurred_at.timestamp()) for t in views))
+    settled: list[tuple[int, int]] = []
+    for repeat, kept in found:
+        t, first = by_id[repeat.ticket_id], by_id[kept.ticket_id]
+        if t.status != lifecycle.PENDING_REVIEW:
+            log.warning("%s repeats %s (%s, %s) but is already %s: left to the officers",
+                        t.reference, first.reference, t.rule, t.plate_text, t.status)
+            continue
+        reason = (f"duplicate: the same vehicle ({t.plate_text}) and rule as {first.reference}, "
+                  "seen again by the next overlapping segment of the clip")
+        store.transition(t.id, "reject", actor=BATCH_ACTOR, reason=reason,
+                         data={"reason_code": "duplicate", "kept": first.reference})
+        log.info("%s rejected as a repeat of %s (%s, %s)", t.reference, first.reference, t.rule, t.plate_text)
+        settled.append((t.id, first.id))
+    return settled
 
 
 def run_batch(
@@ -160,10 +202,23 @@ def run_batch(
             ray_backend.shutdown()
     elif on_plan is not None:
         on_plan(jobs, todo, 0)
-    wall = time.perf_counter() - t0
     by_clip: dict[str, list[SegmentResult]] = defaultdict(list)
     for r in results:
         by_clip[r.clip_sha256].append(r)
+    # once every segment of a clip is done (now or before), its repeats are settled (a rerun
+    # of a finished batch settles again, finding nothing new)
+    repeated: dict[str, int] = {}
+    finished = [j for j in jobs if len(j.plan.segments) > 1 and all(
+        (j.sha256, s.key) in done or any(r.segment == s.key for r in by_clip.get(j.sha256, []))
+        for s in j.plan.segments)]
+    if finished:
+        store = open_store(db_url)
+        try:
+            for job in finished:
+                repeated[job.sha256] = len(settle_repeats(store, job))
+        finally:
+            store.close()
+    wall = time.perf_counter() - t0
     errors = {f.clip: f.message for f in failures + run_failures}
     stage: dict[str, float] = defaultdict(float)
     for r in results:
@@ -177,7 +232,8 @@ def run_batch(
             clip=job.clip, sha256=job.sha256, segments=len(job.plan.segments), segments_done_before=before,
             segments_run=len(rs), frames=sum(r.frames for r in rs), video_s=sum(r.video_s for r in rs),
             tickets_new=sum(r.tickets_new for r in rs), tickets_present=sum(r.tickets_present for r in rs),
-            not_owned=sum(r.not_owned for r in rs), error=errors.get(job.clip),
+            not_owned=sum(r.not_owned for r in rs), repeats_rejected=repeated.get(job.sha256, 0),
+            error=errors.get(job.clip),
         ))
     planned = {j.clip for j in jobs}
     for f in failures:

@@ -177,6 +177,46 @@ def ticket_uid(clip_sha256: str, seg: Segment, rule: str, track_id: int) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
+@dataclass(frozen=True, slots=True)
+class Kept:
+    """A stored ticket of one clip, as :func:`repeats` sees it."""
+
+    ticket_id: int
+    segment: int
+    rule: str
+    plate: str  # "" = unread
+    seconds: float  # the violation's time in the clip
+
+
+def repeats(plan: SegmentPlan, tickets: Iterable[Kept]) -> list[tuple[Kept, Kept]]:
+    """``(repeat, kept)`` pairs: tickets of one clip that repeat an earlier one of another segment.
+
+    Ownership (:meth:`SegmentPlan.owner`) assumes every segment sees a violation at the same
+    time.  A rule that judges a track over time (a missing helmet voted over frames, a stop held
+    for a minute) fires later in a segment whose window opened while the vehicle was already
+    there; when that later time lies past the previous window, both segments keep the same
+    vehicle.  No segment can tell alone, so the driver settles it once every segment of the clip
+    is done: a ticket with the same rule and the same plate (read, non-empty) as an earlier
+    ticket of *another* segment, less than one window (``segment_s + 2 * overlap_s``) after it,
+    is the same vehicle; the earliest is kept.  Two tracks of one segment are never merged here
+    (the sequential run keeps them too), nor unread plates (``?``: the officer sees both).
+    """
+    window = plan.segment_s + 2 * plan.overlap_s
+    out: list[tuple[Kept, Kept]] = []
+    groups: dict[tuple[str, str], list[Kept]] = {}
+    for t in tickets:
+        if t.plate:
+            groups.setdefault((t.rule, t.plate), []).append(t)
+    for group in groups.values():
+        kept: Kept | None = None
+        for t in sorted(group, key=lambda k: (k.seconds, k.segment, k.ticket_id)):
+            if kept is not None and t.segment != kept.segment and t.seconds - kept.seconds < window:
+                out.append((t, kept))
+            else:
+                kept = t
+    return sorted(out, key=lambda pair: pair[0].ticket_id)
+
+
 def run_id(clip_sha256: str, seg: Segment) -> str:
     """The ticket's ``run_id`` for a segment (part of the store's dedupe key)."""
     return f"batch:{clip_sha256[:16]}:{seg.key}"

@@ -144,11 +144,12 @@ def register(app: typer.Typer) -> None:
             out.print_json(json.dumps(_report_dict(report), default=str))
         else:
             table = Table(title=f"etle batch: {report.workers} worker(s) on {report.nodes} node(s), {report.cluster_cpus:.0f} CPU(s)")
-            for col in ("clip", "segments", "done before", "frames", "video s", "new tickets", "already stored", "status"):
+            for col in ("clip", "segments", "done before", "frames", "video s", "new tickets", "already stored",
+                        "repeats rejected", "status"):
                 table.add_column(col, justify="left" if col in ("clip", "status") else "right")
             for c in report.clips:
                 table.add_row(Path(c.clip).name, str(c.segments), str(c.segments_done_before), str(c.frames),
-                              f"{c.video_s:.1f}", str(c.tickets_new), str(c.tickets_present),
+                              f"{c.video_s:.1f}", str(c.tickets_new), str(c.tickets_present), str(c.repeats_rejected),
                               f"[red]failed[/red]: {c.error[:80]}" if c.error else "ok")
             out.print(table)
             if report.frames:
@@ -158,7 +159,9 @@ def register(app: typer.Typer) -> None:
             if report.stage_total_ms and report.frames:
                 stages = sorted(report.stage_total_ms.items(), key=lambda kv: -kv[1])
                 out.print("stage ms/frame: " + ", ".join(f"{k} {v / report.frames:.1f}" for k, v in stages))
-            out.print(f"{report.tickets_new} new ticket(s) in {db}; evidence in {out_dir}")
+            repeats = sum(c.repeats_rejected for c in report.clips)
+            also = f" ({repeats} rejected as repeats of an earlier segment's ticket)" if repeats else ""
+            out.print(f"{report.tickets_new} new ticket(s){also} in {db}; evidence in {out_dir}")
         if report.failed:
             first = report.failed[0]
             more = f" (and {len(report.failed) - 1} more)" if len(report.failed) > 1 else ""

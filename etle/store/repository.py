@@ -436,8 +436,11 @@ def _ticket_where(
     since: datetime | None = None,
     until: datetime | None = None,
     plate: str | None = None,
+    run_ids: Sequence[str] | None = None,
 ) -> Select[tuple[Ticket]]:
     query = select(Ticket)
+    if run_ids is not None:
+        query = query.where(Ticket.run_id.in_(list(run_ids)))
     if status is not None:
         query = query.where(Ticket.status == status)
     if rule is not None:
@@ -1014,17 +1017,20 @@ class TicketStore:
         since: datetime | None = None,
         until: datetime | None = None,
         plate: str | None = None,
+        run_ids: Sequence[str] | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> builtins.list[TicketView]:
         """Tickets matching every given filter, newest occurrence first.
 
         ``since`` is inclusive and ``until`` exclusive (both timezone-aware); ``plate`` matches a
-        part of the plate text, ignoring case, spaces and dashes.
+        part of the plate text, ignoring case, spaces and dashes; ``run_ids``: tickets of these
+        runs only (e.g. the segments of one clip in ``etle batch``).
         """
         if limit < 0 or offset < 0:
             raise ValueError(f"limit and offset must be >= 0, got {limit}, {offset}")
-        query = _ticket_where(status=status, rule=rule, camera=camera, since=since, until=until, plate=plate)
+        query = _ticket_where(status=status, rule=rule, camera=camera, since=since, until=until, plate=plate,
+                              run_ids=run_ids)
         query = query.order_by(Ticket.occurred_at.desc(), Ticket.id.desc()).limit(limit).offset(offset)
         with self._session("list tickets") as session:
             return [_to_view(row) for row in session.scalars(query)]
