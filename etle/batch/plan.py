@@ -14,9 +14,11 @@ one of them keeps it, decided from what every segment can compute alike:
   window covers the whole track, the earliest segment whose window covers the violation plus
   its clip.
 
-Every segment that sees the event computes the same owner (a truncated start only widens the
-set of candidates by segments that come after the owner), and the owner did see it, so a track
-crossing a cut is ticketed once and none is lost.  The identity of a ticket is deterministic
+Every segment that sees the event at the same time computes the same owner (a truncated start
+only widens the set of candidates by segments that come after the owner), and the owner did see
+it, so a track crossing a cut is ticketed once and none is lost.  A rule that judges a track
+over time can fire later in a window that opened on the vehicle; :func:`repeats` finds the
+second ticket that leaves, for the driver to reject once the clip is done.  The identity of a ticket is deterministic
 (:func:`ticket_uid`): clip content hash, segment window, rule and the segment's track id, so a
 segment run again after a crash finds its tickets already stored instead of adding new ones.
 """
