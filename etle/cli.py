@@ -282,6 +282,16 @@ def models_check(
         else:
             bad += 1
             out.print(f"[red]missing[/red] {n}  {st.message}")
+    from etle.onnxrt import cpu
+
+    info = cpu()
+    if info["vnni"] is False and "vehicle-detector-int8" in names:
+        out.print(f"[yellow]note[/yellow]    this CPU ({info['model']}) has no VNNI: the int8 vehicle detector's 8-bit "
+                  "weights can saturate here and find other boxes than measured (docs/accuracy.md); "
+                  "--detector vehicle-detector is the float one")
+    else:
+        out.print(f"cpu     {info['model']}, {info['cores']} core(s), VNNI "
+                  f"{ {True: 'yes', False: 'no', None: 'not applicable'}[info['vnni']] }")
     if bad:
         raise typer.Exit(1)
 

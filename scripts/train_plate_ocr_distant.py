@@ -229,7 +229,7 @@ def export(model, meta: dict[str, str], args: argparse.Namespace, fonts) -> None
     import torch
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from etle.models.export import _quantize_qdq
+    from etle.models.export import PLATE_REDUCE_RANGE, _quantize_qdq
 
     with tempfile.TemporaryDirectory(prefix="etle-distant-") as tmp:
         raw, pre, q8 = Path(tmp) / "float.onnx", Path(tmp) / "pre.onnx", Path(tmp) / "int8.onnx"
@@ -240,7 +240,8 @@ def export(model, meta: dict[str, str], args: argparse.Namespace, fonts) -> None
         quant_pre_process(str(raw), str(pre), skip_symbolic_shape=True)
         rng = np.random.default_rng(args.seed + 7)
         batch = [x[None] for x in make_batch(rng, fonts, args.calibration, DISTANT_SHARE)[0]]
-        _quantize_qdq(pre, q8, "x", batch, "ocr-rapidocr-rec-distant", op_types_to_quantize=["Conv"])
+        _quantize_qdq(pre, q8, "x", batch, "ocr-rapidocr-rec-distant", reduce_range=PLATE_REDUCE_RANGE,
+                      op_types_to_quantize=["Conv"])
         for path in (raw, q8):
             m = onnx.load(str(path))
             del m.metadata_props[:]

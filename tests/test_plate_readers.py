@@ -578,4 +578,4 @@ def test_distant_recogniser_reads_the_waiting_motorcycles_plates(shared_data: Pa
     stock = char_accuracy(load_reader("rapidocr+crnn", country="id", distant=False))
     tuned = char_accuracy(distant)
     print(f"Cilacap waiting motorcycles, {len(crops)} plate crops: character accuracy stock {stock:.3f}, distant {tuned:.3f}")
-    assert tuned >= 0.7 and tuned >= stock + 0.25  # measured 0.807 vs 0.409 (0.784 from the upper part alone)
+    assert tuned >= 0.7 and tuned >= stock + 0.25  # measured 0.798 vs 0.468 (7-bit weights in both; 0.807 vs 0.409 at 8 bits)

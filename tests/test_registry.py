@@ -93,3 +93,37 @@ def test_every_model_trained_here_ships_in_the_wheel() -> None:
         rel = str(s.source["path"])
         assert include.get(f"models/{rel}") == f"etle/_data/{rel}", name
         assert (root / "models" / rel).is_file(), name
+
+
+def test_an_export_made_by_another_recipe_is_made_again(tmp_manifest, tmp_path: Path) -> None:
+    """A quantised model recorded without the manifest's ``reduce_range`` (made before 7-bit
+    weights) is refused with the command that makes it again; the same recipe passes."""
+    src = tmp_path / "src.onnx"
+    src.write_bytes(b"float")
+    tmp_manifest({
+        "src": {"task": "d", "format": "onnx", "file": "src.onnx", "source": {"kind": "local", "path": str(src)},
+                "sha256": hashlib.sha256(b"float").hexdigest()},
+        "q": {"task": "d", "format": "onnx", "file": "q.onnx",
+              "source": {"kind": "export", "from": "src", "method": "quantize-static", "reduce_range": True}},
+    })
+    path = registry.locate("q")
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"int8")
+    registry.record_export(path, "src", method="quantize-static")  # an older file: 8-bit weights
+    with pytest.raises(ModelError, match=r"another recipe \(reduce_range: None.*etle models prepare"):
+        registry.resolve("q")
+    assert registry.status("q").ok is False
+    registry.record_export(path, "src", method="quantize-static", reduce_range=False)
+    with pytest.raises(ModelError, match="another recipe"):
+        registry.resolve("q")
+    registry.record_export(path, "src", method="quantize-static", reduce_range=True)
+    assert registry.resolve("q") == path
+
+
+def test_the_shipped_recipes_keep_the_plate_recogniser_at_7_bits() -> None:
+    """The recogniser's reads must not depend on VNNI; the manifest and the quantiser agree."""
+    from etle.models import export
+
+    registry._load_manifest.cache_clear()
+    assert registry.spec("ocr-rapidocr-rec-int8").source["reduce_range"] is export.PLATE_REDUCE_RANGE is True
+    assert registry.spec("vehicle-detector-int8").source["reduce_range"] is export.VEHICLE_REDUCE_RANGE

@@ -129,9 +129,26 @@ def calibration_frames(video: Path, count: int, size: tuple[int, int]) -> list[n
     return out
 
 
-def _quantize_qdq(src: Path, out: Path, input_name: str, batch: list[np.ndarray], what: str, **options: Any) -> None:
-    """ONNX Runtime static quantisation to QDQ (int8 weights per channel, uint8 activations),
-    min/max ranges from ``batch``; ``options`` go to ``quantize_static`` (nodes or op types)."""
+#: The plate recogniser's weights are quantised to 7 bits (``reduce_range``).  With 8-bit int8
+#: weights, CPUs without VNNI (AVX2, AVX-512 before Cascade Lake, AMD Zen 2/3: many edge boxes)
+#: sum pairs of uint8 x int8 products in 16 bits (``vpmaddubsw``), which saturate, so the same
+#: model reads other characters there than on a VNNI CPU (ONNX Runtime's quantisation guide and
+#: OpenVINO's "saturation issue" page describe it).  Checked by running the recogniser under
+#: ``qemu-x86_64 -cpu Haswell`` and natively on a VNNI Xeon: 8-bit weights changed 2.5 % of the
+#: per-step characters (probabilities by up to 0.9), 7-bit ones gave identical outputs.
+PLATE_REDUCE_RANGE = True
+#: The vehicle detector keeps 8-bit weights: 7 bits cost it the weak top-down cars of the
+#: red-light clips and added false tickets on the Cilacap clip (fast profile, VNNI Xeon), and
+#: uint8 weights (no saturation either) lost the same cars at about 0.6 of the speed.  Its results on a
+#: CPU without VNNI can therefore differ (``etle models check`` says which CPU this is).
+VEHICLE_REDUCE_RANGE = False
+
+
+def _quantize_qdq(src: Path, out: Path, input_name: str, batch: list[np.ndarray], what: str, *,
+                  reduce_range: bool, **options: Any) -> None:
+    """ONNX Runtime static quantisation to QDQ (int8 weights per channel, 7 bits of them with
+    ``reduce_range``; uint8 activations), min/max ranges from ``batch``; ``options`` go to
+    ``quantize_static`` (nodes or op types)."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     class _Reader(CalibrationDataReader):
@@ -147,7 +164,8 @@ def _quantize_qdq(src: Path, out: Path, input_name: str, batch: list[np.ndarray]
         try:
             quantize_static(
                 str(src), str(out), _Reader(), quant_format=QuantFormat.QDQ,
-                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True, **options,
+                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
+                reduce_range=reduce_range, **options,
             )
         except Exception as exc:  # onnxruntime raises untyped errors
             raise ModelError(f"int8 quantisation of {what} failed: {exc}") from exc
@@ -203,7 +221,7 @@ def quantize_vehicle_detector(force: bool = False, calibration: Path | None = No
         model = onnx.load(str(pre))
         exclude = [n.name for n in model.graph.node if head and n.name.startswith(head) and n.op_type != "Conv"]
         out = Path(tmp) / "int8.onnx"
-        _quantize_qdq(pre, out, inp.name, batch, source_name, nodes_to_exclude=exclude)
+        _quantize_qdq(pre, out, inp.name, batch, source_name, reduce_range=VEHICLE_REDUCE_RANGE, nodes_to_exclude=exclude)
         q = onnx.load(str(out))
         del q.metadata_props[:]
         for prop in base.metadata_props:  # class names, stride, image size from the export
@@ -212,7 +230,7 @@ def quantize_vehicle_detector(force: bool = False, calibration: Path | None = No
         onnx.save(q, str(partial))
         partial.replace(target)
     registry.record_export(
-        target, source_name, method="quantize-static", calibration=str(video), frames=len(batch),
+        target, source_name, method="quantize-static", reduce_range=VEHICLE_REDUCE_RANGE, calibration=str(video), frames=len(batch),
         excluded_nodes=len(exclude), seconds=round(time.perf_counter() - t0, 2),
     )
     log.info("quantised %s to %s in %.1fs", source_name, target, time.perf_counter() - t0)
@@ -301,7 +319,7 @@ def quantize_plate_recogniser(force: bool = False, samples: int | None = None) -
             quant_pre_process(str(raw), str(pre), skip_symbolic_shape=True)
         except Exception as exc:  # onnxruntime raises untyped errors
             raise ModelError(f"int8 quantisation of {source_name} failed: {exc}") from exc
-        _quantize_qdq(pre, out, name, batch, source_name, op_types_to_quantize=["Conv"])
+        _quantize_qdq(pre, out, name, batch, source_name, reduce_range=PLATE_REDUCE_RANGE, op_types_to_quantize=["Conv"])
         q = onnx.load(str(out))
         del q.metadata_props[:]
         for prop in base.metadata_props:  # the (cut) character list
@@ -310,7 +328,7 @@ def quantize_plate_recogniser(force: bool = False, samples: int | None = None) -
         onnx.save(q, str(partial))
         partial.replace(target)
     registry.record_export(
-        target, source_name, method="quantize-static", calibration="etle.plate.synth", samples=len(batch), seed=seed,
+        target, source_name, method="quantize-static", reduce_range=PLATE_REDUCE_RANGE, calibration="etle.plate.synth", samples=len(batch), seed=seed,
         seconds=round(time.perf_counter() - t0, 2),
     )
     log.info("quantised %s to %s in %.1fs", source_name, target, time.perf_counter() - t0)

@@ -192,6 +192,11 @@ def locate(name: str) -> Path:
     raise ModelError(f"model '{s.name}': unknown source kind '{k}'")
 
 
+#: keys of an export's ``source`` in the manifest that its record must match: a file made by an
+#: older recipe (e.g. 8-bit weights before ``reduce_range``) is made again by ``etle models prepare``
+RECIPE_KEYS = ("method", "reduce_range")
+
+
 def resolve(name: str) -> Path:
     """Return the verified file of a model, or raise :class:`ModelError` saying what to install."""
     s = spec(name)
@@ -216,6 +221,11 @@ def resolve(name: str) -> Path:
         src = spec(str(s.source["from"]))
         if src.sha256 and meta.get("source_sha256") != src.sha256:
             raise ModelError(f"model '{name}' was exported from other weights than '{src.name}'; rerun: etle models prepare")
+        stale = [k for k in RECIPE_KEYS if k in s.source and meta.get(k) != s.source[k]]
+        if stale:
+            raise ModelError(f"model '{name}' at {path} was made by another recipe ({', '.join(stale)}: "
+                             f"{', '.join(repr(meta.get(k)) for k in stale)}, the manifest says "
+                             f"{', '.join(repr(s.source[k]) for k in stale)}); rerun: etle models prepare")
     return path
 
 
