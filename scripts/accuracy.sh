@@ -19,4 +19,9 @@ $ETLE eval plates "$DATA/plates/fastplateocr_benchmark_ar" --labels "$DATA/plate
   --country generic --reader rapidocr --no-progress --json "$OUT/plates-ar.json"
 $ETLE eval plates "$DATA/plates/openalpr_eu/images" --labels "$DATA/plates/openalpr_eu/labels.csv" --full-image \
   --country generic --reader rapidocr --no-progress --json "$OUT/plates-eu.json"
+# the int8 models natively and on an emulated CPU without VNNI: needs qemu-user (apt-get install
+# qemu-user), about 3 minutes; without it the committed figures stay
+if command -v qemu-x86_64 >/dev/null; then
+  .venv/bin/python scripts/int8_cpu_check.py --json "$OUT/int8_cpu.json"
+fi
 $ETLE eval report "$OUT" -o docs/accuracy.md

@@ -57,6 +57,19 @@ def _run(paths: dict[str, str], inputs: Path, out: Path) -> None:
     np.savez(out, **results)
 
 
+def _weight_bits(path: Path) -> str:
+    """``7-bit`` when every int8 weight of the QDQ graph lies in [-64, 64] (``reduce_range``), else ``8-bit``."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    deq = {n.input[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
+    weights = [numpy_helper.to_array(i) for i in model.graph.initializer if i.name in deq and i.data_type == onnx.TensorProto.INT8]
+    if not weights:
+        return "no int8 weights"
+    return "7-bit" if all(w.min() >= -64 and w.max() <= 64 for w in weights) else "8-bit"
+
+
 def _compare(name: str, a: np.ndarray, b: np.ndarray) -> dict[str, float]:
     if name == "vehicle-detector-int8":  # (n, 4 + classes, anchors): boxes, then class scores
         sa, sb = a[:, 4:].max(1), b[:, 4:].max(1)
@@ -95,10 +108,7 @@ def main() -> int:
         native, emulated = np.load(Path(tmp) / "native.npz"), np.load(Path(tmp) / "emulated.npz")
         report = {}
         for name in MODELS:
-            meta = registry.export_sidecar(Path(paths[name]))
-            bits = json.loads(meta.read_text())["reduce_range"] if meta.is_file() else None
-            report[name] = {"weights": {True: "7-bit", False: "8-bit"}.get(bits, "as shipped"),
-                            **_compare(name, native[name], emulated[name])}
+            report[name] = {"weights": _weight_bits(Path(paths[name])), **_compare(name, native[name], emulated[name])}
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), "unknown") if Path("/proc/cpuinfo").is_file() else "unknown"
     print(f"native: {cpu}; emulated: qemu -cpu {args.cpu} (no VNNI)")

@@ -74,3 +74,27 @@ def test_privacy_figures_are_rendered_and_the_scale_file_is_left_to_its_page() -
     assert "| **all** |  | 5 | 2 (40.0 %) | 4 (80.0 %) | 1 |" in page
     assert "finds 7 of 10 (70.0 %)" in page
     assert "not understood" not in page
+
+
+def test_the_page_names_the_cpu_of_each_file_and_the_int8_check() -> None:
+    vnni = {"model": "Xeon Test", "cores": 2, "vnni": True}
+    older = {"model": "EPYC Test", "cores": 2, "vnni": False}
+    check = {"kind": "int8_cpu_check", "native": "Xeon Test", "emulated": "Haswell", "models": {
+        "vehicle-detector-int8": {"weights": "8-bit", "score_max_diff": 0.21, "boxes_over_0.25": [6, 5],
+                                  "box_max_diff_px_where_scored": 1.65},
+        "ocr-rapidocr-rec-int8": {"weights": "7-bit", "prob_max_diff": 0.0, "steps_with_another_character": 0.0}}}
+    page = render({"v.json": {**VIOLATIONS, "machine": vnni}, "p.json": {**PLATES, "machine": older},
+                   "h.json": HELMET, "int8_cpu.json": check})
+    assert "Xeon Test, 2 core(s), VNNI (`v.json`)" in page and "EPYC Test, 2 core(s), no VNNI (`p.json`)" in page
+    assert "a machine the file does not name (`h.json`)" in page
+    assert "| vehicle-detector-int8 | 8-bit | 0.210 | boxes over 0.25: 6 native, 5 emulated; box corners up to 1.6 px |" in page
+    assert "| ocr-rapidocr-rec-int8 | 7-bit | 0.000 | 0.0 % of the characters per step |" in page
+    assert "Files not understood" not in page
+
+
+def test_eval_json_records_the_machine(tmp_path: Path) -> None:
+    from etle.commands.eval_cmds import _write_json
+    from etle.onnxrt import cpu
+
+    _write_json(tmp_path / "r.json", {"kind": "helmet", "sets": []})
+    assert json.loads((tmp_path / "r.json").read_text())["machine"] == cpu()

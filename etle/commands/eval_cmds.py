@@ -94,7 +94,11 @@ def _progress(console: Console, enabled: bool, description: str, total: int, uni
 
 
 def _write_json(path: Path, report: dict[str, Any]) -> None:
-    """Write an eval's figures as JSON (what ``etle eval report`` reads); EtleError when it cannot."""
+    """Write an eval's figures as JSON (what ``etle eval report`` reads), with the CPU that
+    measured them (int8 results depend on it: :func:`etle.onnxrt.cpu`); EtleError when it cannot."""
+    from etle.onnxrt import cpu
+
+    report = {**report, "machine": report.get("machine") or cpu()}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

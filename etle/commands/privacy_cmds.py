@@ -131,8 +131,10 @@ def register_eval(eval_app: typer.Typer) -> None:
             rec = "-" if h["recall"] is None else f"{h['recall']:.1%}"
             _say(out, f"heads without a helmet ({h['folder']}, {h['images']} photos): face detector {h['found']}/{h['heads']} = {rec}")
         if json_path is not None:
+            from etle.onnxrt import cpu
+
             try:
                 json_path.parent.mkdir(parents=True, exist_ok=True)
-                json_path.write_text(json.dumps({"kind": "privacy", "truth": str(truth), **d}, indent=2) + "\n", encoding="utf-8")
+                json_path.write_text(json.dumps({"kind": "privacy", "truth": str(truth), **d, "machine": cpu()}, indent=2) + "\n", encoding="utf-8")
             except OSError as exc:
                 raise EtleError(f"cannot write {json_path}: {exc.strerror or exc}") from exc

@@ -151,9 +151,46 @@ def _privacy(name: str, r: Mapping[str, Any]) -> str:
     return "\n".join(out)
 
 
+def _int8(name: str, r: Mapping[str, Any]) -> str:
+    out = [f"`{name}`: the same inputs natively ({r.get('native', '?')}) and under `qemu-x86_64 -cpu "
+           f"{r.get('emulated', '?')}` (AVX2, no VNNI).", "",
+           "| model | weights | largest change of a score | outputs changed |", "|---|---|---|---|"]
+    for model, m in r.get("models", {}).items():
+        if "steps_with_another_character" in m:
+            changed = f"{_f(m['steps_with_another_character'] * 100, 1)} % of the characters per step"
+            largest = _f(m["prob_max_diff"], 3)
+        else:
+            a, b = m.get("boxes_over_0.25", ["?", "?"])
+            changed = f"boxes over 0.25: {a} native, {b} emulated; box corners up to {_f(m['box_max_diff_px_where_scored'], 1)} px"
+            largest = _f(m["score_max_diff"], 3)
+        out.append(f"| {model} | {m.get('weights', '?')} | {largest} | {changed} |")
+    return "\n".join(out) + "\n"
+
+
+def _machines(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Which CPU measured which files: the int8 vehicle detector's results depend on VNNI."""
+    by: dict[str, list[str]] = {}
+    for name, r in sorted(results.items()):
+        m = r.get("machine")
+        if r.get("kind") in ("scale", "int8_cpu_check"):
+            continue  # pages of their own / names both machines
+        if not isinstance(m, Mapping):
+            by.setdefault("a machine the file does not name", []).append(name)
+            continue
+        vnni = {True: "VNNI", False: "no VNNI"}.get(m.get("vnni"), "VNNI not applicable")
+        by.setdefault(f"{m.get('model', '?')}, {m.get('cores', '?')} core(s), {vnni}", []).append(name)
+    if not by:
+        return []
+    lines = ["Measured on: " + "; ".join(f"{cpu} ({', '.join(f'`{n}`' for n in names)})" for cpu, names in by.items())
+             + ". The int8 vehicle detector's 8-bit weights can give other boxes on a CPU without VNNI "
+             "(`etle models check` says; `scripts/int8_cpu_check.py` measures it); the plate recognisers' "
+             "7-bit weights read alike on every x86 CPU.", ""]
+    return lines
+
+
 def render(results: Mapping[str, Mapping[str, Any]], *, command: str = "scripts/accuracy.sh") -> str:
     """The page for ``results`` (file name -> parsed JSON)."""
-    sections: dict[str, list[str]] = {"violations": [], "helmet": [], "plates": [], "privacy": [], "skipped": []}
+    sections: dict[str, list[str]] = {"violations": [], "helmet": [], "plates": [], "privacy": [], "int8": [], "skipped": []}
     for name, r in sorted(results.items()):
         if r.get("kind") == "violations":
             sections["violations"].append(_violations(name, r))
@@ -163,6 +200,8 @@ def render(results: Mapping[str, Mapping[str, Any]], *, command: str = "scripts/
             sections["privacy"].append(_privacy(name, r))
         elif r.get("kind") == "scale":
             continue  # rendered by scripts/scale_bench.py into docs/scale.md
+        elif r.get("kind") == "int8_cpu_check":
+            sections["int8"].append(_int8(name, r))
         elif "readers" in r:
             sections["plates"].append(_plates(name, r))
         else:
@@ -178,6 +217,7 @@ def render(results: Mapping[str, Mapping[str, Any]], *, command: str = "scripts/
         "looking at the frames. A figure measured on the same files that chose a default is marked as such "
         "in the model READMEs; the held-out part of every set is not here.",
         "",
+        *_machines(results),
         "## Violations on real clips (`etle eval violations`)",
         "",
         MATCHING_RULES,
@@ -193,6 +233,8 @@ def render(results: Mapping[str, Mapping[str, Any]], *, command: str = "scripts/
             "doing at the time; `etle bench` measures speed.", ""] + (sections["plates"] or ["(no plate report)\n"])
     if sections["privacy"]:
         out += ["## Faces hidden by the privacy blur (`etle eval privacy`)", ""] + sections["privacy"]
+    if sections["int8"]:
+        out += ["## The int8 models on a CPU without VNNI (`scripts/int8_cpu_check.py`)", ""] + sections["int8"]
     if sections["skipped"]:
         out += ["Files not understood: " + ", ".join(f"`{n}`" for n in sections["skipped"]), ""]
     return "\n".join(out).rstrip() + "\n"

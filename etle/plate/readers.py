@@ -35,7 +35,9 @@ band is read on its own, at its own width squeezed to at most :data:`VALIDITY_WI
 line band and the whole crop.
 
 Measured (``etle eval plates``, 2-core development machine shared with other jobs, load average
-about 2, 2026-11-28; int8 model prepared):
+about 2, 2026-11-28; int8 model prepared, then with 8-bit weights -- since 2026-12-06 the int8
+recognisers have 7-bit weights, read alike with and without VNNI, and their current figures are
+in docs/accuracy.md):
 
 =====================================  =============  ===============  ==========
 set / reader                           exact          all_agree        ms / plate
