@@ -1,6 +1,6 @@
 """etle batch: segment planning and event ownership (pure), cameras by content, segment sources,
 done-markers, the command's failures; and a real two-node Ray cluster on the shared clips
-(slow) with a killed worker and a restarted driver, against a sequential ``etle run``."""
+(slow, the four shared clips) with a killed worker and a restarted driver, against a sequential ``etle run``."""
 
 from __future__ import annotations
 
@@ -146,6 +146,30 @@ def test_a_vehicle_ticketed_again_by_a_later_segment_is_a_repeat_of_the_earliest
     passes = [Kept(1, 0, "red_light", "BH1234AB", 10.0), Kept(2, 1, "red_light", "BH1234AB", 300.0),
               Kept(3, 2, "red_light", "BH1234AB", 700.0)]
     assert repeats(much_later, passes) == [(passes[1], passes[0])]
+    # plates read differently (or not at all): the vehicle, from the tracks' places, decides
+    a = Kept(1, 0, "no_helmet", "R2333RK", 3.1, vehicle=0)
+    b = Kept(2, 2, "no_helmet", "P2333XX", 12.6, vehicle=0)
+    c = Kept(3, 2, "no_helmet", "", 12.9, vehicle=3)  # another rider
+    assert repeats(plan, [a, b, c]) == [(b, a)]
+
+
+def test_tracks_in_the_same_place_at_the_same_time_are_one_vehicle_even_through_a_third_segment() -> None:
+    from etle.batch.plan import vehicles
+
+    rider = (281.0, 138.0, 423.0, 358.0)
+    moved = (283.0, 140.0, 425.0, 356.0)
+    tracks = {
+        (0, 8): {3000: rider, 8500: rider},            # segment 0 sees the rider to 9 s
+        (1, 6): {3000: rider, 8500: moved, 13000: moved},  # segment 1 from 3 s to 14 s
+        (2, 10): {13000: moved},                        # segment 2 only after 9 s: no time shared with segment 0
+        (2, 11): {13000: (10.0, 140.0, 120.0, 356.0)},  # another rider, elsewhere
+        (1, 7): {3000: (281.0, 138.0, 423.0, 358.0)},   # a second track of segment 1 in the same place
+    }
+    g = vehicles(tracks)
+    assert g[(0, 8)] == g[(1, 6)] == g[(2, 10)]
+    assert g[(2, 11)] != g[(0, 8)]
+    assert g[(1, 7)] == g[(0, 8)]  # linked through segment 0's track, never directly to its own segment's
+    assert vehicles({(0, 1): {1000: rider}, (0, 2): {1000: rider}}) == {(0, 1): 0, (0, 2): 1}
 
 
 def test_repeats_are_rejected_once_and_only_while_pending(tmp_path: Path) -> None:
@@ -159,7 +183,10 @@ def test_repeats_are_rejected_once_and_only_while_pending(tmp_path: Path) -> Non
     sha = "ab" * 32
     t0 = datetime(2026, 12, 1, 8, 0, tzinfo=timezone.utc)
     job = ClipJob(clip="c.mp4", sha256=sha, duration_s=14.0, fps=25.0, wall_start=t0, camera=None, plan=plan)
+    from etle.batch import ledger
+
     store = open_store(f"sqlite:///{tmp_path / 't.db'}")
+    ledger.ensure_table(store.engine)
 
     def add(seg: int, track: int, s: float, plate: str) -> int:
         return store.add(TicketIn(camera_id="clp-alun-01", rule="no_helmet", track_id=track, occurred_at=t0 + timedelta(seconds=s),
@@ -180,7 +207,34 @@ def test_repeats_are_rejected_once_and_only_while_pending(tmp_path: Path) -> Non
     store.add_user("sari", display_name="Sari", role="supervisor")
     store.transition(approved, "approve", actor="sari")
     assert settle_repeats(store, job) == [] and store.get(approved).status == "approved"
+    # plates read differently: segment 1 (not keeping it) saw the vehicle in the same place as
+    # segment 0's ticket early and as segment 2's ticket late; another rider stood elsewhere
+    early, late = add(0, 6, 4.0, "B1234CD"), add(2, 3, 13.0, "P1Z34C")
+    far = add(2, 4, 13.5, "")
+    keys = {s.index: s.key for s in plan.segments}
+    ledger.write_marks(store.engine, sha, keys[0], {6: (early, {5000: (100, 50, 160, 250), 8500: (101, 50, 161, 250)})})
+    ledger.write_marks(store.engine, sha, keys[1], {2: (None, {5000: (102, 51, 161, 251), 11000: (110, 50, 170, 250)})})
+    ledger.write_marks(store.engine, sha, keys[2], {3: (late, {11000: (112, 52, 171, 249)}),
+                                                    4: (far, {11000: (400, 50, 460, 250)})})
+    assert settle_repeats(store, job) == [(late, early)]
+    assert store.get(far).status == "pending_review"
+    # a killed attempt's marks are replaced by the segment's next run, not added to
+    ledger.write_marks(store.engine, sha, keys[2], {3: (late, {11000: (112, 52, 171, 249)})})
+    assert [(m.segment, m.track_id) for m in ledger.read_marks(store.engine, sha)] == [(keys[0], 6), (keys[1], 2), (keys[2], 3)]
     store.close()
+
+
+def test_track_marks_keep_each_tracks_box_nearest_each_half_second() -> None:
+    from etle.batch.worker import TrackMarks
+    from etle.types import Box, TrackedObject
+
+    marks = TrackMarks(step_s=0.5)
+    car = lambda x: (TrackedObject(1, Box(x, 0, x + 10, 10), "car", 0.9),)  # noqa: E731
+    for pts, x in ((2.96, 4), (3.0, 5), (3.04, 6), (3.2, 7), (3.3, 8)):
+        marks.note(car(x), pts)
+    marks.note((TrackedObject(2, Box(50, 0, 60, 10), "car", 0.9),), 3.45)
+    assert marks.of(1) == {3000: (5, 0, 15, 10), 3500: (8, 0, 18, 10)}  # 3.0 nearest 3 s, 3.3 nearest 3.5 s
+    assert marks.of(2) == {3500: (50, 0, 60, 10)} and marks.of(3) == {}
 
 
 def test_ticket_identity_is_deterministic_per_clip_segment_rule_and_track() -> None:
@@ -555,9 +609,10 @@ def test_batch_on_a_two_node_ray_cluster_survives_a_killed_worker_and_driver(
 
     require_model("vehicle-detector-int8")
     videos = shared_data / "videos"
-    clips = [videos / "id_etle_cilacap_alun_motorcycles.mp4", videos / "id_dishub_banjarmasin_stopline.mp4"]
+    clips = [videos / "id_etle_cilacap_alun_motorcycles.mp4", videos / "id_dishub_banjarmasin_stopline.mp4",
+             videos / "intel_car_detection_parking.mp4", videos / "highway_roadside_traffic1.mp4"]
     cameras = REPO / "examples" / "cameras"
-    fast = ["--detector", "vehicle-detector-int8", "--detect-fps", "6", "--max-seconds", "14"]
+    fast = ["--detector", "vehicle-detector-int8", "--detect-fps", "6", "--max-seconds", "18"]
     env = {"RAY_AUTH_MODE": "disabled", "RAY_DISABLE_DOCKER_CPU_WARNING": "1", "RAY_USAGE_STATS_ENABLED": "0",
            # the head's client proxy waits this long for a driver's server to start (Ray's default
            # 30 s is too short on a 2-core machine running a two-node cluster and the test suite)
@@ -579,7 +634,7 @@ def test_batch_on_a_two_node_ray_cluster_survives_a_killed_worker_and_driver(
     ray = _ray_bin()
     common = ["--num-cpus=1", "--node-ip-address=127.0.0.1", "--disable-usage-stats"]
     batch = ["batch", *map(str, clips), "--cluster", f"127.0.0.1:{port}", "--camera-dir", str(cameras), "--fast",
-             "--max-seconds", "14", "--segment-seconds", "6", "--overlap-seconds", "3", "--db", fresh_postgres_url,
+             "--max-seconds", "18", "--segment-seconds", "6", "--overlap-seconds", "3", "--db", fresh_postgres_url,
              "-o", str(tmp_path / "central-ev"), "--no-progress"]
     try:
         for args in (["start", "--head", f"--port={port}", f"--ray-client-server-port={client_port}",
@@ -612,8 +667,8 @@ def test_batch_on_a_two_node_ray_cluster_survives_a_killed_worker_and_driver(
         via_client = [a if a != f"127.0.0.1:{port}" else f"ray://127.0.0.1:{client_port}" for a in batch]
         res = _etle(*via_client, cwd=tmp_path, timeout=240, env=env)
         assert res.returncode == 0, res.stdout + res.stderr
-        assert _done_markers(fresh_postgres_url) == 6  # 2 clips x 3 segments of 14 s, once each
-        assert partial < 6, "the first driver finished everything: nothing was resumed"
+        assert _done_markers(fresh_postgres_url) == 12  # the 4 shared clips x 3 segments of 18 s, once each
+        assert partial < 12, "the first driver finished everything: nothing was resumed"
         got = _tickets(fresh_postgres_url)
         assert got == expected  # nothing lost, nothing doubled, the same key frames and plates
 

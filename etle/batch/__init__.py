@@ -101,20 +101,26 @@ BATCH_ACTOR = "system:batch"
 
 def settle_repeats(store: "TicketStore", job: ClipJob) -> list[tuple[int, int]]:
     """Reject, as ``duplicate``, the tickets of ``job``'s clip that repeat an earlier ticket of
-    another segment (:func:`etle.batch.plan.repeats`); returns ``(rejected id, kept id)`` pairs.
+    another segment (:func:`etle.batch.plan.repeats`: same rule, same read plate or the same
+    place at a cut time, from the marks the workers wrote); returns ``(rejected id, kept id)``.
 
     Only tickets still pending review are rejected (an officer's decision is never undone here);
     the reason names the kept ticket, and an officer can reopen it.  Idempotent: a rejected
     ticket takes no part in a later call.
     """
-    from etle.batch.plan import Kept, repeats, run_id
+    from etle.batch.ledger import read_marks
+    from etle.batch.plan import Kept, repeats, run_id, vehicles
     from etle.store import lifecycle
 
     segment_of = {run_id(job.sha256, seg): seg.index for seg in job.plan.segments}
+    index_of = {seg.key: seg.index for seg in job.plan.segments}
     views = [t for t in store.list(run_ids=list(segment_of), limit=100000) if t.status != lifecycle.REJECTED]
     by_id = {t.id: t for t in views}
+    marked = [m for m in read_marks(store.engine, job.sha256) if m.segment in index_of]
+    group = vehicles({(index_of[m.segment], m.track_id): m.boxes for m in marked})
+    vehicle_of = {m.ticket_id: group[(index_of[m.segment], m.track_id)] for m in marked if m.ticket_id is not None}
     found = repeats(job.plan, (Kept(ticket_id=t.id, segment=segment_of[t.run_id], rule=t.rule, plate=t.plate_text,
-                                    seconds=t.occurred_at.timestamp()) for t in views))
+                                    seconds=t.occurred_at.timestamp(), vehicle=vehicle_of.get(t.id)) for t in views))
     settled: list[tuple[int, int]] = []
     for repeat, kept in found:
         t, first = by_id[repeat.ticket_id], by_id[kept.ticket_id]
@@ -122,8 +128,8 @@ def settle_repeats(store: "TicketStore", job: ClipJob) -> list[tuple[int, int]]:
             log.warning("%s repeats %s (%s, %s) but is already %s: left to the officers",
                         t.reference, first.reference, t.rule, t.plate_text, t.status)
             continue
-        reason = (f"duplicate: the same vehicle ({t.plate_text}) and rule as {first.reference}, "
-                  "seen again by the next overlapping segment of the clip")
+        reason = (f"duplicate: the same vehicle ({t.plate_text or '?'}) and rule as {first.reference}, "
+                  "seen again by a later overlapping segment of the clip")
         store.transition(t.id, "reject", actor=BATCH_ACTOR, reason=reason,
                          data={"reason_code": "duplicate", "kept": first.reference})
         log.info("%s rejected as a repeat of %s (%s, %s)", t.reference, first.reference, t.rule, t.plate_text)

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from etle.errors import ConfigError
 
@@ -179,6 +179,12 @@ def ticket_uid(clip_sha256: str, seg: Segment, rule: str, track_id: int) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
+#: two boxes of one instant this much alike (intersection over union) are one vehicle
+SAME_PLACE_IOU = 0.5
+
+BoxTuple = tuple[float, float, float, float]
+
+
 @dataclass(frozen=True, slots=True)
 class Kept:
     """A stored ticket of one clip, as :func:`repeats` sees it."""
@@ -187,7 +193,54 @@ class Kept:
     segment: int
     rule: str
     plate: str  # "" = unread
-    seconds: float  # the violation's time in the clip
+    seconds: float  # the violation's time
+    #: the vehicle its track belongs to across segments (:func:`vehicles`), None where unknown
+    vehicle: int | None = None
+
+
+def _iou(a: BoxTuple, b: BoxTuple) -> float:
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def same_vehicle(a: Kept, b: Kept) -> bool:
+    """The same read plate, or tracks of one vehicle (:func:`vehicles`)."""
+    if a.plate and a.plate == b.plate:
+        return True
+    return a.vehicle is not None and a.vehicle == b.vehicle
+
+
+def vehicles(tracks: Mapping[tuple[int, int], Mapping[int, BoxTuple]]) -> dict[tuple[int, int], int]:
+    """Group ``(segment, track id)`` -> ``{time ms: box}`` into vehicles: two tracks of different
+    segments that stand in the same place (IoU >= :data:`SAME_PLACE_IOU`) at a time both saw
+    are one vehicle, and so is a chain of them (a vehicle seen by segments 1, 2 and 3 links the
+    first and the third even where their windows share no frame).  Returns a group number per
+    track (the smallest track key's index in sorted order)."""
+    keys = sorted(tracks)
+    parent = list(range(len(keys)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, a in enumerate(keys):
+        for j in range(i + 1, len(keys)):
+            b = keys[j]
+            if a[0] == b[0]:
+                continue  # two tracks of one segment are two tracks
+            ta, tb = tracks[a], tracks[b]
+            if any(_iou(ta[t], tb[t]) >= SAME_PLACE_IOU for t in ta.keys() & tb.keys()):
+                ra, rb = root(i), root(j)
+                if ra != rb:
+                    parent[max(ra, rb)] = min(ra, rb)
+    return {k: root(i) for i, k in enumerate(keys)}
 
 
 def repeats(plan: SegmentPlan, tickets: Iterable[Kept]) -> list[tuple[Kept, Kept]]:
@@ -197,25 +250,27 @@ def repeats(plan: SegmentPlan, tickets: Iterable[Kept]) -> list[tuple[Kept, Kept
     time.  A rule that judges a track over time (a missing helmet voted over frames, a stop held
     for a minute) fires later in a segment whose window opened while the vehicle was already
     there; when that later time lies past the previous window, both segments keep the same
-    vehicle.  No segment can tell alone, so the driver settles it once every segment of the clip
-    is done: a ticket with the same rule and the same plate (read, non-empty) as an earlier
+    vehicle (and may read its plate differently).  No segment can tell alone, so the driver
+    settles it once every segment of the clip is done: a ticket with the same rule as an earlier
     ticket of *another* segment, less than one window (``segment_s + 2 * overlap_s``) after it,
-    is the same vehicle; the earliest is kept.  Two tracks of one segment are never merged here
-    (the sequential run keeps them too), nor unread plates (``?``: the officer sees both).
+    is a repeat when the two are the same vehicle (:func:`same_vehicle`: the same read plate, or
+    tracks that stood in the same place at the same time, :func:`vehicles`); the earliest is kept.  Two
+    tracks of one segment are never merged here (the sequential run keeps them too).
     """
     window = plan.segment_s + 2 * plan.overlap_s
-    out: list[tuple[Kept, Kept]] = []
-    groups: dict[tuple[str, str], list[Kept]] = {}
+    by_rule: dict[str, list[Kept]] = {}
     for t in tickets:
-        if t.plate:
-            groups.setdefault((t.rule, t.plate), []).append(t)
-    for group in groups.values():
-        kept: Kept | None = None
+        by_rule.setdefault(t.rule, []).append(t)
+    out: list[tuple[Kept, Kept]] = []
+    for group in by_rule.values():
+        kept: list[Kept] = []
         for t in sorted(group, key=lambda k: (k.seconds, k.segment, k.ticket_id)):
-            if kept is not None and t.segment != kept.segment and t.seconds - kept.seconds < window:
-                out.append((t, kept))
+            first = next((k for k in kept if k.segment != t.segment and t.seconds - k.seconds < window
+                          and same_vehicle(k, t)), None)
+            if first is not None:
+                out.append((t, first))
             else:
-                kept = t
+                kept.append(t)
     return sorted(out, key=lambda pair: pair[0].ticket_id)
 
 

@@ -24,7 +24,7 @@ import shutil
 import socket
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -32,7 +32,7 @@ from typing import Any
 
 from etle import __version__
 from etle.batch.camera import CameraBundle, unpack_camera
-from etle.batch.ledger import SegmentDone, mark_done
+from etle.batch.ledger import SegmentDone, mark_done, write_marks
 from etle.batch.plan import Segment, SegmentPlan, event_of, run_id, ticket_uid
 from etle.errors import EtleError, StoreError
 from etle.types import Frame, PlateResult, TrackedObject, Violation
@@ -98,16 +98,46 @@ class SegmentResult:
     cpu_s: float = 0.0
 
 
-class _FirstSeen:
-    """A tracker wrapper that notes when each track id first appears."""
+#: the track places a segment keeps: one box per track every MARK_STEP_S of the clip's time
+MARK_STEP_S = 0.5
 
-    def __init__(self, inner: Any, seen: dict[int, float]) -> None:
+
+class TrackMarks:
+    """Where each track was, on a grid of the clip's time (every ``MARK_STEP_S``): the box on
+    the frame nearest each grid time, within half a step.  Neighbouring segments read the same
+    frames where their windows overlap, so their tracks of one vehicle stand in the same place
+    at the same grid times (:func:`etle.batch.plan.repeats`)."""
+
+    def __init__(self, step_s: float = MARK_STEP_S) -> None:
+        self.step_s = step_s
+        self._best: dict[int, dict[int, tuple[float, tuple[float, float, float, float]]]] = {}  # track -> grid ms -> (|dt|, box)
+
+    def note(self, objects: tuple[TrackedObject, ...], pts: float) -> None:
+        k = round(pts / self.step_s)
+        dt = abs(pts - k * self.step_s)
+        at = round(k * self.step_s * 1000)
+        for o in objects:
+            held = self._best.setdefault(o.track_id, {}).get(at)
+            if held is None or dt < held[0]:
+                self._best[o.track_id][at] = (dt, (o.box.x1, o.box.y1, o.box.x2, o.box.y2))
+
+    def of(self, track_id: int) -> dict[int, tuple[float, float, float, float]]:
+        return {at: box for at, (_, box) in self._best.get(track_id, {}).items()}
+
+
+class _FirstSeen:
+    """A tracker wrapper that notes when each track id first appears (and its place at the cuts)."""
+
+    def __init__(self, inner: Any, seen: dict[int, float], marks: TrackMarks | None = None) -> None:
         self.inner = inner
         self.seen = seen
+        self.marks = marks
 
     def _note(self, objects: tuple[TrackedObject, ...], frame: Frame) -> tuple[TrackedObject, ...]:
         for o in objects:
             self.seen.setdefault(o.track_id, frame.pts)
+        if self.marks is not None:
+            self.marks.note(objects, frame.pts)
         return objects
 
     def update(self, detections: Any, frame: Frame) -> tuple[TrackedObject, ...]:
@@ -119,11 +149,11 @@ class _FirstSeenPredicting(_FirstSeen):
         return self._note(self.inner.predict(frame), frame)
 
 
-def first_seen_factory(base: Callable[..., Any], seen: dict[int, float]) -> Callable[..., Any]:
+def first_seen_factory(base: Callable[..., Any], seen: dict[int, float], marks: TrackMarks | None = None) -> Callable[..., Any]:
     def make(*args: Any) -> Any:
         inner = base(*args)
         cls = _FirstSeenPredicting if callable(getattr(inner, "predict", None)) else _FirstSeen
-        return cls(inner, seen)
+        return cls(inner, seen, marks)
 
     return make
 
@@ -141,6 +171,8 @@ class BatchSink:
         self.first_seen = first_seen
         self.present = 0
         self.not_owned = 0
+        self.tickets: dict[int, int] = {}  # ticket id -> track id, new or found again
+        self.violators: set[int] = set()  # tracks with a violation here, kept or not
 
     def record(
         self,
@@ -156,6 +188,7 @@ class BatchSink:
         from etle.evidence.commit import ticket_from_request, with_bundle
 
         task, seg = self.task, self.task.segment
+        self.violators.add(violation.track_id)
         start = self.first_seen.get(violation.track_id, violation.pts)
         event = event_of(seg, violation.rule, start, violation.pts)
         owner = task.plan.owner(event)
@@ -182,6 +215,7 @@ class BatchSink:
         existing = store.find_duplicate(draft)
         if existing is not None:
             self.present += 1
+            self.tickets[existing] = violation.track_id
             log.info("%s: ticket of track %d / %s already stored (%d)", task.label, violation.track_id, violation.rule, existing)
             return None
         bundle = self.writer.write(request)
@@ -201,6 +235,7 @@ class BatchSink:
                 discard_bundle(bundle.path)
             except StoreError as exc:  # scratch only: the central copy is what counts
                 log.warning("scratch bundle %s not removed: %s", bundle.path, exc)
+        self.tickets[ticket_id] = violation.track_id
         if not created:  # a racing writer stored the same identity between the check and the insert
             self._forget(uploaded)
             self.present += 1
@@ -288,13 +323,14 @@ class SegmentProcessor:
         src = SegmentSource(VideoFileSource(task.clip, wall_start=task.wall_start), seg.read_start_s, seg.read_end_s,
                             inclusive_end=seg.last)
         first_seen: dict[int, float] = {}
+        marks = TrackMarks()
         sink = None
         if base.sink is not None:
             base_sink = base.sink
             writer = EvidenceWriter(self.scratch / "evidence", signer=base_sink.writer.signer, chained=False)
             sink = BatchSink(base=base_sink, writer=writer, storage=storage, task=task, first_seen=first_seen)
         pipeline = Pipeline(
-            detector=base.detector, tracker_factory=first_seen_factory(base.tracker_factory, first_seen),
+            detector=base.detector, tracker_factory=first_seen_factory(base.tracker_factory, first_seen, marks),
             rules_factory=base.rules_factory, guard_factory=base.guard_factory, signal_factory=base.signal_factory,
             plate_stage_factory=base.plate_stage_factory, sink=sink, config=base.config, motion_factory=base.motion_factory,
         )
@@ -314,6 +350,10 @@ class SegmentProcessor:
         cpu_s = time.process_time() - cpu0
         if progress is not None and pending[0]:
             progress(pending[0])
+        if sink is not None:  # before the done-marker: a finished segment always has its marks
+            owner = {track: tid for tid, track in sink.tickets.items()}
+            write_marks(store.engine, task.clip_sha256, seg.key,
+                        {track: (owner.get(track), marks.of(track)) for track in sink.violators})
         mark_done(store.engine, SegmentDone(
             clip_sha256=task.clip_sha256, segment=seg.key, source=task.clip, frames=summary.frames,
             tickets=summary.tickets, elapsed_s=summary.elapsed_s, worker=self.worker,
