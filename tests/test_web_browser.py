@@ -239,9 +239,13 @@ def _qr_links(pdf_path: Path, out: Path) -> list[str]:
         return []
     out.mkdir(parents=True, exist_ok=True)
     subprocess.run(["pdftoppm", "-png", "-r", "150", str(pdf_path), str(out / "page")], check=True, timeout=120)
+    # OpenCV's ArUco-based QR detector first: the classic one missed the code on some pages at
+    # 150 dpi (a letter whose photo and text left it undecoded, 2026-12-06) that both read at 100
+    detectors = [cls() for cls in (getattr(cv2, "QRCodeDetectorAruco", None), cv2.QRCodeDetector) if cls is not None]
     found = []
     for png in sorted(out.glob("page*.png")):
-        text, _, _ = cv2.QRCodeDetector().detectAndDecode(cv2.imread(str(png)))
+        image = cv2.imread(str(png))
+        text = next((t for t in (d.detectAndDecode(image)[0] for d in detectors) if t), "")
         if text:
             found.append(text)
     return found
