@@ -31,6 +31,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from etle.errors import ConfigError
+from etle.types import Box
 
 #: a track first seen within this many seconds of its window's start was there before it opened
 TRUNCATION_MARGIN_S = 1.0
@@ -198,16 +199,6 @@ class Kept:
     vehicle: int | None = None
 
 
-def _iou(a: BoxTuple, b: BoxTuple) -> float:
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    if w <= 0 or h <= 0:
-        return 0.0
-    inter = w * h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def same_vehicle(a: Kept, b: Kept) -> bool:
     """The same read plate, or tracks of one vehicle (:func:`vehicles`)."""
     if a.plate and a.plate == b.plate:
@@ -236,7 +227,7 @@ def vehicles(tracks: Mapping[tuple[int, int], Mapping[int, BoxTuple]]) -> dict[t
             if a[0] == b[0]:
                 continue  # two tracks of one segment are two tracks
             ta, tb = tracks[a], tracks[b]
-            if any(_iou(ta[t], tb[t]) >= SAME_PLACE_IOU for t in ta.keys() & tb.keys()):
+            if any(Box(*ta[t]).iou(Box(*tb[t])) >= SAME_PLACE_IOU for t in ta.keys() & tb.keys()):
                 ra, rb = root(i), root(j)
                 if ra != rb:
                     parent[max(ra, rb)] = min(ra, rb)
