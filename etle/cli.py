@@ -91,6 +91,7 @@ def run(
     central_db: Optional[str] = typer.Option(None, "--central-db", help="Central ticket database to sync to in the background (default $ETLE_CENTRAL_DB)."),
     central_evidence: Optional[str] = typer.Option(None, "--central-evidence", help="Central evidence folder or s3:// location (default $ETLE_CENTRAL_EVIDENCE)."),
     device: Optional[str] = typer.Option(None, "--device", help="Where the detectors run: cpu (default), cuda (ONNX Runtime's TensorRT/CUDA providers; an error without them) or auto (the GPU when there is one, else the CPU with a warning)."),
+    streams: int = typer.Option(1, "--streams", min=1, help="Sources of a folder run at once, sharing one detector whose frames run as one batch (for a GPU serving several cameras; on a CPU 1 is as fast)."),
 ) -> None:
     """Process footage into tickets with evidence (one ticket per vehicle and rule)."""
     from etle.runner import run_sources
@@ -129,6 +130,7 @@ def run(
         console=err,
         keys_dir=keys,
         sync_target=target,
+        streams=streams,
     )
     if json_out:
         out.print_json(json.dumps([_summary_dict(s) for s in summaries]))

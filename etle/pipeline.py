@@ -12,13 +12,14 @@ from __future__ import annotations
 import inspect
 import logging
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 from etle.errors import EtleError
+from etle.evidence.ring import DEFAULT_MAX_FRAMES, FrameRing
 from etle.types import VEHICLE_LABELS, Detection, Frame, FrameContext, PlateResult, TrackedObject, Violation
 
 log = logging.getLogger(__name__)
@@ -182,6 +183,16 @@ class Pipeline:
         self.sink = sink
         self.config = config
 
+    def with_detector(self, detector: Any) -> "Pipeline":
+        """The same stages with another detector (a stream of a shared, batching detector).
+        ``run_source`` keeps its state per call, so pipelines sharing stages run side by side."""
+        return Pipeline(
+            detector=detector, tracker_factory=self.tracker_factory, rules_factory=self.rules_factory,
+            guard_factory=self.guard_factory, signal_factory=self.signal_factory,
+            plate_stage_factory=self.plate_stage_factory, sink=self.sink, config=self.config,
+            motion_factory=self.motion_factory,
+        )
+
     def run_source(
         self,
         source: Any,
@@ -214,8 +225,10 @@ class Pipeline:
         tracker = self.tracker_factory(info.fps / stride, info.fps) if gate is not None else self.tracker_factory(info.fps / stride)
         predict = getattr(tracker, "predict", None)
         timer = _Timer()
-        ring: list[tuple[Frame, tuple[TrackedObject, ...]]] = []
-        signal_ring: list[tuple[float, str]] = []  # (pts, state) over the same pre_s window
+        # the frames of the last pre_s seconds, for the clip before a violation (bounded in time
+        # and, for any frame rate, in count)
+        ring = FrameRing(max(cfg.pre_s, 1e-6), max_frames=max(DEFAULT_MAX_FRAMES, int(cfg.pre_s * (info.fps or 30.0) * 2) + 2))
+        signal_ring: deque[tuple[float, str]] = deque()  # (pts, state) over the same pre_s window
         signal_source = ""
         pending: list[_Pending] = []
         tickets: list[int] = []
@@ -296,19 +309,17 @@ class Pipeline:
                     timer("plate", plates.process, frame, vehicles, urgent)
                 else:
                     timer("plate", plates.process, frame, vehicles)
-            ring.append((frame, objects))
-            while ring and frame.pts - ring[0][0].pts > cfg.pre_s:
-                ring.pop(0)
+            ring.push(frame, objects)
             if state is not None:
                 signal_source = state.source
                 signal_ring.append((frame.pts, state.state))
                 while signal_ring and frame.pts - signal_ring[0][0] > cfg.pre_s:
-                    signal_ring.pop(0)
+                    signal_ring.popleft()
             for v in violations:
                 n_viol += 1
                 by_rule[v.rule] += 1
                 log.info("%s: %s by track %d at %.2f s", info.name, v.rule, v.track_id, v.pts)
-                pending.append(_Pending(v, frame, objects, list(ring), list(signal_ring)))
+                pending.append(_Pending(v, frame, objects, list(ring.snapshot()), list(signal_ring)))
             still: list[_Pending] = []
             for p in pending:
                 if p.key_frame is not frame:

@@ -248,6 +248,7 @@ def run_sources(
     frame_callback: Callable[[Frame], None] | None = None,
     detect_on_motion: bool = RunConfig.detect_on_motion,
     country: str = RunConfig.country,
+    streams: int = 1,
 ) -> list[RunSummary]:
     """Run every source of ``source`` (a file, a folder, a URL) and return one summary each.
 
@@ -255,6 +256,10 @@ def run_sources(
     (an :class:`etle.sync.SyncTarget`; default from ``ETLE_CENTRAL_DB`` and
     ``ETLE_CENTRAL_EVIDENCE``) tickets and evidence are pushed to the central store in the
     background every ``sync_interval_s`` and once more at the end.
+
+    With ``streams`` > 1 up to that many sources run at once, in threads sharing one detector
+    whose frames run as one batch (:mod:`etle.detect.batching`): what one GPU serving several
+    cameras wants.  Each source gets the tickets it gets alone.
     """
     from etle.camera.config import load_camera
     from etle.sync import SyncTarget
@@ -280,18 +285,80 @@ def run_sources(
         background = BackgroundSync(StoreAndForward(sink.store, sink.writer.root, target), interval_s=sync_interval_s).start()
     summaries: list[RunSummary] = []
     try:
-        for src in opened:
-            if src.info.wall_start is None and src.info.kind == "file":
-                guess = file_mtime_start(src.info.name, src.info.duration_s)
-                log.warning("%s: no recording time in the file or camera config; using the file time %s (pass --start)", src.info.name, guess)
-                src = open_source(src.info.name, wall_start=guess, max_seconds=max_seconds)
-            summaries.append(_run_one(pipeline, src, progress, console, frame_callback))
+        if streams > 1 and len(opened) > 1:
+            summaries = _run_streams(pipeline, opened, streams, max_seconds, progress, console, frame_callback)
+        else:
+            for src in opened:
+                summaries.append(_run_one(pipeline, _dated(src, max_seconds), progress, console, frame_callback))
     finally:
         if background is not None:
             report = background.stop(flush=True)
             if report is not None and not report.ok:
                 log.warning("tickets not yet at the central store: %d pending (%s); 'etle sync' retries",
                             report.pending, report.error or "; ".join(report.failed))
+    return summaries
+
+
+def _dated(src: Any, max_seconds: float | None) -> Any:
+    """``src``, opened again with the file's time as its start where nothing else dates it."""
+    if src.info.wall_start is None and src.info.kind == "file":
+        guess = file_mtime_start(src.info.name, src.info.duration_s)
+        log.warning("%s: no recording time in the file or camera config; using the file time %s (pass --start)", src.info.name, guess)
+        return open_source(src.info.name, wall_start=guess, max_seconds=max_seconds)
+    return src
+
+
+def _run_streams(
+    pipeline: Pipeline, opened: list[Any], streams: int, max_seconds: float | None, progress: bool,
+    console: Any, callback: Callable[[Frame], None] | None,
+) -> list[RunSummary]:
+    """Run ``opened`` sources ``streams`` at a time, sharing ``pipeline``'s detector through a
+    :class:`~etle.detect.batching.BatchingDetector`; summaries in the order of ``opened``."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from etle.detect.batching import BatchingDetector
+
+    n = min(streams, len(opened))
+    lock = threading.Lock()
+    bar = None
+    if progress:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), console=console)
+
+    with BatchingDetector(pipeline.detector, max_batch=n) as shared:
+
+        def one(src: Any) -> RunSummary:
+            src = _dated(src, max_seconds)
+            task = None
+            if bar is not None:
+                total = src.info.frame_count
+                if max_seconds is not None and src.info.fps:
+                    cap = int(max_seconds * src.info.fps) + 1
+                    total = min(total, cap) if total else cap
+                task = bar.add_task(Path(src.info.name).name[:40], total=total or None)
+
+            def tick(frame: Frame) -> None:
+                if task is not None:
+                    bar.advance(task)
+                if callback is not None:
+                    with lock:
+                        callback(frame)
+
+            with shared.stream() as det:
+                return pipeline.with_detector(det).run_source(src, progress=tick)
+
+        if bar is not None:
+            bar.start()
+        try:
+            with ThreadPoolExecutor(max_workers=n, thread_name_prefix="etle-stream") as pool:
+                summaries = list(pool.map(one, opened))
+        finally:
+            if bar is not None:
+                bar.stop()
+    stats = shared.stats
+    log.info("batched detection: %d frames in %d batches (mean %.2f)", stats.frames, stats.batches, stats.mean_batch)
     return summaries
 
 

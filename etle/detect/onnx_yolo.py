@@ -222,6 +222,8 @@ class OnnxYolo:
         #: reshaped sessions kept at most (one per input size); other sizes run the square input
         self.max_sessions = max_sessions
         self._sessions: dict[tuple[int, int], Any] = {}
+        #: batch-dynamic sessions by input size (None: that size runs one frame per call)
+        self._batch_sessions: dict[tuple[int, int], Any] = {}
         self._proto: Any = None
         if not self.path.is_file():
             raise ModelError(f"model file not found: {self.path}")
@@ -271,6 +273,72 @@ class OnnxYolo:
             return None
         log.debug("%s: running %dx%d inputs", self.path.name, *size)
         return _session(data, self.threads)
+
+    def _batch_session_for(self, size: tuple[int, int], sample: np.ndarray) -> Any:
+        """A session of this model taking any batch at input ``size``, checked once against
+        single-frame runs on ``sample``; ``None`` where the graph cannot be made so."""
+        if size in self._batch_sessions:
+            return self._batch_sessions[size]
+        session = None
+        try:
+            import onnx
+
+            from etle.detect.batching import dynamic_batch
+
+            if self._proto is None:
+                self._proto = onnx.load(str(self.path))
+            proto = self._proto
+            if size != self.input_size:
+                data = reshape_yolov8(proto, *size)
+                proto = onnx.load_from_string(data) if data is not None else None
+            batched = dynamic_batch(proto) if proto is not None else None
+            if batched is not None:
+                session = _session(batched.SerializeToString(), self.threads)
+                session = session if self._same_as_single(session, size, sample) else None
+        except ImportError:
+            session = None
+        if session is None:
+            log.info("%s: cannot batch %dx%d inputs; one frame per call", self.path.name, *size)
+        self._batch_sessions[size] = session
+        return session
+
+    def _same_as_single(self, batched: Any, size: tuple[int, int], sample: np.ndarray) -> bool:
+        """Whether ``batched`` gives each image of a batch what one call per image gives."""
+        single, single_size = self._session_for(sample)
+        if single_size != size:
+            return False
+        images = [sample, np.ascontiguousarray(sample[::-1, ::-1])]
+        blobs = [self.preprocess(im, size)[0] for im in images]
+        many = batched.run(None, {self.input_name: np.concatenate(blobs)})[0]
+        for k, blob in enumerate(blobs):
+            one = single.run(None, {self.input_name: blob})[0]
+            if many.shape[1:] != one.shape[1:] or not np.allclose(many[k], one[0], rtol=1e-3, atol=1e-2):
+                log.warning("%s: a batch of %dx%d inputs differs from single runs; one frame per call", self.path.name, *size)
+                return False
+        return True
+
+    def detect_many(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
+        """Detections of each image, images of one input size run as one batch (see
+        :mod:`etle.detect.batching`); the same detections as :meth:`detect` on each image."""
+        out: list[list[Detection] | None] = [None] * len(images)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, image in enumerate(images):
+            groups.setdefault(self._session_for(image)[1], []).append(i)
+        for size, idx in groups.items():
+            session = self._batch_session_for(size, images[idx[0]]) if len(idx) > 1 else None
+            if session is None:
+                for i in idx:
+                    out[i] = self.detect(images[i])
+                continue
+            prepared = [self.preprocess(images[i], size) for i in idx]
+            (raw,) = session.run(None, {self.input_name: np.concatenate([b for b, _ in prepared])})[:1]
+            for k, i in enumerate(idx):
+                h, w = images[i].shape[:2]
+                out[i] = decode_yolov8(
+                    raw[k : k + 1].astype(np.float32), prepared[k][1], (w, h), self.names,
+                    self.conf_threshold, self.iou_threshold, self.keep,
+                )
+        return [o if o is not None else [] for o in out]
 
     def preprocess(self, image: np.ndarray, size: tuple[int, int] | None = None) -> tuple[np.ndarray, Letterbox]:
         padded, lb = letterbox(image, size or self.input_size)
