@@ -164,7 +164,7 @@ def run_baseline(clip: Path, opts: BenchOptions, progress: Callable[[int], None]
 
     tracker = UltralyticsTracker(registry.resolve(opts.baseline_detector), keep=BASELINE_KEEP)
     plate_path = registry.resolve("plate-detector")
-    from etle.models.export import plate_detector_imgsz
+    from etle.models.registry import plate_detector_imgsz
 
     plates_model = UltralyticsDetector(plate_path, imgsz=plate_detector_imgsz(), label="license_plate")
     from etle.plate.tnkb import get_format

@@ -27,20 +27,15 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from etle.errors import ConfigError, MissingDependencyError
+from etle.notices import CONFIRM_DAYS, has_postal_owner, notice_dates, ticket_zone
 from etle.privacy import PrivacyError, public_image
 from etle.store import lifecycle
 from etle.store.repository import Approval, NoticeIn, NoticeView, TicketStore, TicketView
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-
-CONFIRM_DAYS = 8
-"""Default days from the notice date to the confirmation deadline (DOMAIN: the registration is
-blocked when not confirmed by day 8).  ``etle serve --confirm-days`` and ``etle letters batch
---confirm-days`` change it."""
 
 DEFAULT_ACTOR = "system:letters"
 PHOTO = "overview.jpg"
@@ -68,41 +63,6 @@ class BatchResult:
     notices: list[NoticeView] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     already_sent: list[Skipped] = field(default_factory=list)
-
-
-def ticket_zone(camera_tz: str, local_time: str = "") -> tzinfo:
-    """The time zone a ticket's letter is dated in: the camera's IANA zone; where the camera row
-    says only ``UTC`` (a ticket added without its camera file), the offset of the ticket's own
-    camera-local time; else UTC."""
-    if camera_tz and camera_tz != "UTC":
-        try:
-            return ZoneInfo(camera_tz)
-        except (ZoneInfoNotFoundError, ValueError):
-            pass
-    try:
-        local = datetime.fromisoformat(local_time)
-    except ValueError:
-        local = None
-    return local.tzinfo if local is not None and local.tzinfo is not None else timezone.utc
-
-
-def notice_dates(at: datetime, zone: str | tzinfo, days: int = CONFIRM_DAYS) -> tuple[date, date]:
-    """(notice date, confirmation deadline) of a letter made at ``at``, in the camera's time zone.
-
-    The owner counts days on the calendar of the place the letter comes from: a letter made at
-    20:00 UTC is already dated the next day in Jakarta, and its deadline with it.
-    """
-    if days < 1:
-        raise ValueError(f"the confirmation period must be at least one day, not {days}")
-    tz = ticket_zone(zone) if isinstance(zone, str) else zone
-    local = (at if at.tzinfo else at.replace(tzinfo=timezone.utc)).astimezone(tz).date()
-    return local, local + timedelta(days=days)
-
-
-def has_postal_owner(t: Any) -> bool:
-    """Whether the registry gave this ticket an owner with an address a letter can be posted to."""
-    return (getattr(t, "registry_status", "") == "found" and bool(getattr(t, "owner_name", "").strip())
-            and bool(getattr(t, "owner_address", "").strip()))
 
 
 def parse_day(text: str, option: str = "--date") -> date:
@@ -215,7 +175,7 @@ def make_batch(
     ``system:`` actor's ``send_notice`` for it anyway).
     """
     try:
-        from etle.web.app import translator
+        from etle.i18n import translator
         from etle.web.letters import render_letters
     except ImportError as exc:  # reportlab, segno, fastapi come with the web extra
         raise MissingDependencyError(exc.name or "reportlab", "web", "etle letters") from exc

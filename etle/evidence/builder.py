@@ -51,6 +51,7 @@ from etle.errors import ConfigError, StoreError
 from etle.evidence import annotate
 from etle.evidence.annotate import ZoneOverlay
 from etle.evidence.chain import ChainLink, ManifestChain, camera_folder
+from etle.evidence.folders import PARTIAL_PREFIX, discard_bundle  # noqa: F401 - discard_bundle re-exported
 from etle.evidence.ring import RingEntry
 from etle.types import NO_PLATE, Box, Frame, PlateRead, PlateResult, TrackedObject, Violation
 
@@ -73,7 +74,6 @@ FILE_ROLES = MappingProxyType({
     "closeup.jpg": "closeup", "plate.jpg": "plate", "clip.mp4": "clip",
     MANIFEST_NAME: "manifest", SIGNATURE_NAME: "signature",
 })
-PARTIAL_PREFIX = ".partial-"
 VIDEO_CODECS: tuple[str, ...] = ("libx264", "mpeg4")
 """Clip encoders in order of preference; the first one PyAV can open is used."""
 
@@ -688,17 +688,3 @@ def cleanup_partial(root: Path | str, *, older_than_s: float = 600.0) -> list[Pa
             log.info("removed partial evidence folder %s", partial)
             removed.append(partial)
     return removed
-
-
-def discard_bundle(path: Path | str) -> None:
-    """Remove a written bundle: hidden by an atomic rename first, then deleted."""
-    folder = Path(path)
-    hidden = folder.with_name(f"{PARTIAL_PREFIX}discard-{secrets.token_hex(4)}-{folder.name}")
-    try:
-        os.replace(folder, hidden)
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise StoreError(f"cannot remove evidence bundle {folder}: {exc}") from exc
-    shutil.rmtree(hidden, ignore_errors=True)
-    log.info("evidence bundle removed: %s", folder)

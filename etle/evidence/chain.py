@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from etle.errors import StoreError
+from etle.evidence.folders import discard_bundle
 
 log = logging.getLogger(__name__)
 
@@ -167,8 +168,6 @@ class ManifestChain:
         seq, relpath = int(pending.get("seq", 0)), str(pending.get("bundle", ""))
         current = head.seq if head is not None else 0
         if seq == current + 1 and relpath and (self.root / relpath).is_dir():
-            from etle.evidence.builder import discard_bundle
-
             log.warning("removing evidence bundle %s: written before a crash, never chained nor ticketed", relpath)
             discard_bundle(self.root / relpath)
         pending_path.unlink(missing_ok=True)

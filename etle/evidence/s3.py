@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from etle.errors import MissingDependencyError, StoreError
-from etle.evidence.storage import StoredObject, check_key
+from etle.evidence.objects import StoredObject, check_key
 
 log = logging.getLogger(__name__)
 

@@ -20,67 +20,16 @@ import logging
 import os
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
-from typing import Protocol, runtime_checkable
+from pathlib import Path
 
 from etle.errors import StoreError
+from etle.evidence.objects import EvidenceStorage, StoredObject, check_key
+
+__all__ = ["EvidenceStorage", "LocalEvidenceStorage", "StoredObject", "check_key", "open_evidence_storage"]
 
 log = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20
-
-
-@dataclass(frozen=True, slots=True)
-class StoredObject:
-    key: str
-    bytes: int
-
-
-def check_key(key: str) -> str:
-    """``key`` if it is a safe relative POSIX path (no ``..``, not absolute, not empty)."""
-    path = PurePosixPath(key)
-    if not key or path.is_absolute() or any(part in ("", ".", "..") for part in key.split("/")):
-        raise StoreError(f"invalid evidence key {key!r}")
-    return key
-
-
-@runtime_checkable
-class EvidenceStorage(Protocol):
-    """A key -> bytes store for evidence files."""
-
-    location: str
-
-    def uri(self, key: str) -> str:
-        """Where ``key`` lies, for people and for the ticket's ``evidence_path``."""
-        ...
-
-    def stat(self, key: str) -> StoredObject | None:
-        """The object at ``key`` (None when absent)."""
-        ...
-
-    def sha256(self, key: str) -> str | None:
-        """The SHA-256 of the object at ``key``, computed from its content (None when absent)."""
-        ...
-
-    def read_bytes(self, key: str) -> bytes:
-        """The object's content; :class:`StoreError` when absent or unreadable."""
-        ...
-
-    def put_file(self, key: str, path: Path, sha256: str) -> None:
-        """Store the file at ``path`` under ``key`` atomically (readers never see a partial object)."""
-        ...
-
-    def put_bytes(self, key: str, data: bytes) -> None:
-        ...
-
-    def delete(self, key: str) -> None:
-        """Remove ``key`` (no error when absent)."""
-        ...
-
-    def list(self, prefix: str = "") -> Iterator[StoredObject]:
-        """Every object whose key starts with ``prefix`` (a folder prefix ends with ``/``)."""
-        ...
 
 
 class LocalEvidenceStorage:

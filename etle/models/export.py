@@ -26,18 +26,13 @@ import numpy as np
 
 from etle.errors import MissingDependencyError, ModelError
 from etle.models import registry
+from etle.models.registry import DEFAULT_PLATE_IMGSZ, plate_detector_imgsz  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
 
 PLATE_DETECTOR = "plate-detector"
 PLATE_DETECTOR_SOURCE = "plate-detector-pt"
 PLATE_DETECTOR_TNKB = "plate-detector-tnkb"
-DEFAULT_PLATE_IMGSZ = 320
-
-
-def plate_detector_imgsz(name: str = PLATE_DETECTOR) -> int:
-    """The input size the manifest asks for (``source.imgsz``), 320 when unset."""
-    return int(registry.spec(name).source.get("imgsz", DEFAULT_PLATE_IMGSZ))
 
 
 def export_plate_detector(force: bool = False, imgsz: int | None = None, name: str = PLATE_DETECTOR) -> Path:

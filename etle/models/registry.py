@@ -251,3 +251,13 @@ def record_export(path: Path, source_name: str, **info: Any) -> None:
     src = spec(source_name)
     meta = {"sha256": sha256_file(path), "source": source_name, "source_sha256": src.sha256, **info}
     export_sidecar(path).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+
+
+DEFAULT_PLATE_IMGSZ = 320
+"""The plate detectors' input size where the manifest names none."""
+
+
+def plate_detector_imgsz(name: str = "plate-detector") -> int:
+    """The input size the manifest asks for (``source.imgsz``), 320 when unset; read by the run
+    path and by the export, so the run path needs no export code."""
+    return int(spec(name).source.get("imgsz", DEFAULT_PLATE_IMGSZ))

@@ -96,7 +96,7 @@ class UltralyticsPlateDetector:
         if path is None:
             path = registry.resolve("plate-detector-pt")
         if imgsz is None:
-            from etle.models.export import plate_detector_imgsz
+            from etle.models.registry import plate_detector_imgsz
 
             imgsz = plate_detector_imgsz()
         self.model = UltralyticsDetector(path, conf_threshold=conf_threshold, iou_threshold=iou_threshold, imgsz=imgsz, label=PLATE_LABEL)

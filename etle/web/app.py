@@ -14,7 +14,6 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -32,11 +31,11 @@ from etle.privacy import PrivacyError, public_image
 from etle.store import lifecycle
 from etle.store.models import PENDING_REVIEW
 from etle.store.repository import TicketStore, TicketView
+from etle.i18n import LANGS, catalogue, translator  # noqa: F401 - the app's translator
 from etle.web import auth
 from etle.web.letters import CONFIRM_DAYS, notice_dates, render_letters, ticket_zone
 
 HERE = Path(__file__).resolve().parent
-LANGS = ("id", "en")
 SESSION_COOKIE = "etle_session"
 PRELOGIN_COOKIE = "etle_prelogin"
 LANG_COOKIE = "etle_lang"
@@ -45,16 +44,6 @@ REJECT_REASONS = ("wrong_plate", "occluded", "emergency", "not_violation", "dupl
 EVIDENCE_NAMES = {"overview.jpg", "original.png", "closeup.jpg", "plate.jpg", "clip.mp4", "manifest.json"}
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _PLATE = re.compile(r"^[A-Z0-9]{1,12}$")
-
-
-@lru_cache(maxsize=2)
-def catalogue(lang: str) -> dict[str, str]:
-    return json.loads((HERE / "i18n" / f"{lang}.json").read_text(encoding="utf-8"))
-
-
-def translator(lang: str):
-    cat = catalogue(lang if lang in LANGS else "id")
-    return lambda key: cat.get(key, key)
 
 
 @dataclass

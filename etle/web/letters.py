@@ -21,7 +21,7 @@ from reportlab.lib.units import mm
 from reportlab.lib.utils import ImageReader, simpleSplit
 from reportlab.pdfgen.canvas import Canvas
 
-from etle.letters import CONFIRM_DAYS, has_postal_owner, notice_dates, ticket_zone
+from etle.notices import CONFIRM_DAYS, has_postal_owner, notice_dates, ticket_zone
 
 __all__ = ["CONFIRM_DAYS", "has_postal_owner", "notice_dates", "render_letters", "ticket_zone"]
 
