@@ -23,7 +23,7 @@ from etle.evidence import EvidenceWriter, record_violation  # noqa: E402
 from etle.letters import day_approvals, make_batch, notice_dates, parse_day, ticket_zone  # noqa: E402
 from etle.store import CameraIn, NoticeIn, TicketStore, TransitionError  # noqa: E402
 from etle.web.app import translator  # noqa: E402
-from etle.web.letters import render_letters  # noqa: E402
+from etle.letters.pdf import render_letters  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 URL = "https://etle.example.go.id"

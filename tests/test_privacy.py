@@ -296,7 +296,7 @@ def test_letters_batch_refuses_a_letter_whose_photo_cannot_be_blurred(tmp_path: 
     pytest.importorskip("reportlab")
     from datetime import datetime, timezone
 
-    import etle.letters as letters
+    import etle.letters.batch as letters
     from etle.store.repository import CameraIn
 
     store = TicketStore(f"sqlite:///{tmp_path / 'etle.db'}")

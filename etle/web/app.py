@@ -33,7 +33,8 @@ from etle.store.models import PENDING_REVIEW
 from etle.store.repository import TicketStore, TicketView
 from etle.i18n import LANGS, catalogue, translator  # noqa: F401 - the app's translator
 from etle.web import auth
-from etle.web.letters import CONFIRM_DAYS, notice_dates, render_letters, ticket_zone
+from etle.letters.dates import CONFIRM_DAYS, notice_dates, ticket_zone
+from etle.letters.pdf import render_letters
 
 HERE = Path(__file__).resolve().parent
 SESSION_COOKIE = "etle_session"

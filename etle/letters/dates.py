@@ -1,9 +1,8 @@
 """When a confirmation letter is dated and due: the time zone of a ticket, the notice date and
 the deadline, and whether the registry gave an address to post to.
 
-Pure functions over a ticket's fields, used by the letters batch (:mod:`etle.letters`), the PDF
-renderer (:mod:`etle.web.letters`), settlement and the review app; they sit below all of them
-so none of those imports another to reach them.
+Pure functions over a ticket's fields, used by the letters batch (:mod:`etle.letters.batch`),
+the PDF renderer (:mod:`etle.letters.pdf`), settlement and the review app.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from etle.errors import ConfigError, MissingDependencyError
-from etle.notices import CONFIRM_DAYS, has_postal_owner, notice_dates, ticket_zone
+from etle.letters.dates import CONFIRM_DAYS, has_postal_owner, notice_dates, ticket_zone
 from etle.privacy import PrivacyError, public_image
 from etle.store import lifecycle
 from etle.store.repository import Approval, NoticeIn, NoticeView, TicketStore, TicketView
@@ -176,7 +176,7 @@ def make_batch(
     """
     try:
         from etle.i18n import translator
-        from etle.web.letters import render_letters
+        from etle.letters.pdf import render_letters
     except ImportError as exc:  # reportlab, segno, fastapi come with the web extra
         raise MissingDependencyError(exc.name or "reportlab", "web", "etle letters") from exc
     from etle import articles

@@ -4,7 +4,7 @@ A letter goes to the registered owner (E-TLE workflow step 3): it prints the own
 address from the registry lookup, or, where no owner is known, a box saying it cannot be posted;
 the notice date and the confirmation deadline in the camera's time zone; and how to confirm
 (the link, the reference code and the plate).  The review app and ``etle letters batch``
-(:mod:`etle.letters`) both draw through :func:`render_letters`.
+(:mod:`etle.letters.batch`) both draw through :func:`render_letters`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from reportlab.lib.units import mm
 from reportlab.lib.utils import ImageReader, simpleSplit
 from reportlab.pdfgen.canvas import Canvas
 
-from etle.notices import CONFIRM_DAYS, has_postal_owner, notice_dates, ticket_zone
+from etle.letters.dates import CONFIRM_DAYS, has_postal_owner, notice_dates, ticket_zone
 
 __all__ = ["CONFIRM_DAYS", "has_postal_owner", "notice_dates", "render_letters", "ticket_zone"]
 
