@@ -314,7 +314,7 @@ def models_prepare(
     ultralytics extra once), the int8 vehicle detector for CPU edge boxes and the int8 plate text
     recogniser (calibrated on rendered plates) that the rapidocr reader uses when present, and the
     ONNX export of the MTCNN face detector that blurs bystanders in public pictures."""
-    from etle.models.export import export_face_detector, export_plate_detector, quantize_plate_recogniser, quantize_vehicle_detector
+    from etle.train.export import export_face_detector, export_plate_detector, quantize_plate_recogniser, quantize_vehicle_detector
 
     if not skip_plate:
         for name in ("plate-detector", "plate-detector-tnkb"):

@@ -137,7 +137,7 @@ def cpu() -> dict[str, Any]:
 
     Without VNNI, ONNX Runtime's uint8 x int8 convolutions can saturate on 8-bit weights, so the
     int8 vehicle detector's results there can differ from the figures measured on a VNNI CPU
-    (:data:`etle.models.export.VEHICLE_REDUCE_RANGE`).  The features come from NumPy's own CPU
+    (:data:`etle.train.export.VEHICLE_REDUCE_RANGE`).  The features come from NumPy's own CPU
     detection (``AVX512VNNI``) and, on Linux, the kernel's flags (``avx_vnni``, the 256-bit form).
     """
     import platform

@@ -6,7 +6,7 @@
                                   [--errors] [--json out.json]
 
 is the same as ``etle eval plates IMAGES_DIR ...`` (see ``etle eval plates --help``); the metrics
-live in :mod:`etle.plate.evaluate`.
+live in :mod:`etle.evaluate.plates`.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ without VNNI, emulated: slow, a few minutes) and prints how far the outputs diff
 ``qemu-user`` (``apt-get install qemu-user``) and the prepared models (``etle models prepare``).
 
 Inputs: two frames of the bundled sample clip for the vehicle detector, registration views of
-eight plates rendered by :mod:`etle.plate.synth` for the recognisers (no shared data needed).
+eight plates rendered by :mod:`etle.train.synth` for the recognisers (no shared data needed).
 
     .venv/bin/python scripts/int8_cpu_check.py [--cpu Haswell] [--json OUT]
 """
@@ -33,11 +33,11 @@ MODELS = ("vehicle-detector-int8", "ocr-rapidocr-rec-int8", "ocr-rapidocr-rec-di
 
 def _inputs(name: str) -> np.ndarray:
     if name == "vehicle-detector-int8":
-        from etle.models.export import calibration_frames
+        from etle.train.export import calibration_frames
 
         frames = calibration_frames(REPO / "sample_videos" / "intel_car_detection_parking.mp4", 8, (640, 640))
         return np.concatenate(frames[2:4])
-    from etle.models.export import plate_calibration_inputs
+    from etle.train.export import plate_calibration_inputs
 
     return np.concatenate(plate_calibration_inputs(8, seed=1))
 

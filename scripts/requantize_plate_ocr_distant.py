@@ -3,10 +3,10 @@
 
 ``models/plate_ocr/pp_ocrv6_rec_distant_int8.onnx`` was first quantised with 8-bit weights,
 whose uint8 x int8 sums saturate on CPUs without VNNI (see ``PLATE_REDUCE_RANGE`` in
-:mod:`etle.models.export`; ``scripts/int8_cpu_check.py`` measures it).  Its float weights are
+:mod:`etle.train.export`; ``scripts/int8_cpu_check.py`` measures it).  Its float weights are
 recovered exactly from the QDQ graph (``(w - zero_point) * scale`` per output channel, the
 activations' quantise/dequantise pairs dropped), then quantised as the training script now does
-(:func:`etle.models.export._quantize_qdq`, convolutions, 7-bit weights), calibrated on the same
+(:func:`etle.train.export._quantize_qdq`, convolutions, 7-bit weights), calibrated on the same
 kind of input: 200 rendered plates, three quarters of them distant
 (``scripts/train_plate_ocr_distant.py``'s ``make_batch``, seed 7 as its ``--seed 0`` run).
 
@@ -94,8 +94,8 @@ def main() -> None:
     from onnxruntime.quantization.shape_inference import quant_pre_process
     from train_plate_ocr_distant import DISTANT_SHARE, make_batch
 
-    from etle.models.export import PLATE_REDUCE_RANGE, _quantize_qdq
-    from etle.plate.synth import find_fonts
+    from etle.train.export import PLATE_REDUCE_RANGE, _quantize_qdq
+    from etle.train.synth import find_fonts
 
     base = onnx.load(str(MODEL))
     meta = {p.key: p.value for p in base.metadata_props}

@@ -6,7 +6,7 @@
 
 Data: crops of the rider photos of the Roboflow "Helmet and no helmet rider detection" export
 (CC BY 4.0; images from Pexels, Kaggle and Roboflow users), each with 0-2 plates rendered by
-``etle.plate.synth`` pasted in by ``etle.plate.synth_scene.compose``.  Plates already in a photo
+``etle.train.synth`` pasted in by ``etle.train.synth_scene.compose``.  Plates already in a photo
 are labelled by the original detector (``plate-detector``, confidence >= --pseudo-conf) so that
 they are not taught as background.  Start weights: ``plate-detector-pt`` (pyplatex, YOLOv8n).
 
@@ -38,8 +38,8 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 
 def build_dataset(photos: list[Path], out: Path, n_train: int, n_val: int, seed: int, pseudo_conf: float) -> Path:
     from etle.plate.detector import OnnxPlateDetector
-    from etle.plate.synth import find_fonts
-    from etle.plate.synth_scene import compose, to_yolo
+    from etle.train.synth import find_fonts
+    from etle.train.synth_scene import compose, to_yolo
 
     rng = np.random.default_rng(seed)
     fonts = find_fonts()

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Train the ``crnn`` plate recogniser on synthetic TNKB plates and export it to ONNX.
 
-Data: only plates drawn on the fly by :mod:`etle.plate.synth` (seeded; no real image is used to
+Data: only plates drawn on the fly by :mod:`etle.train.synth` (seeded; no real image is used to
 train or to choose anything).  Checkpoints are chosen by exact match on a held-apart synthetic
 validation set drawn from a different seed.  Real plate crops are scored only afterwards, with
 ``scripts/eval_plates.py --reader crnn``.
@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from etle.plate.crnn import INPUT_H, INPUT_W, prepare  # noqa: E402
-from etle.plate.synth import find_fonts, render_sample, render_validity  # noqa: E402
+from etle.train.synth import find_fonts, render_sample, render_validity  # noqa: E402
 from etle.plate.tnkb import ALPHABET  # noqa: E402
 
 VALIDITY_SHARE = 0.12
@@ -221,7 +221,7 @@ def export_onnx(model, path: Path, extra: dict[str, str]) -> None:
         "width": str(INPUT_W),
         "input": f"N x 1 x {INPUT_H} x {INPUT_W} float32 grey, per-image standardised (etle.plate.crnn.prepare)",
         "output": "N x T x (1 + len(alphabet)) CTC probabilities, blank first",
-        "training": "synthetic TNKB plates only (etle.plate.synth)",
+        "training": "synthetic TNKB plates only (etle.train.synth)",
         **extra,
     }
     for k, v in meta.items():

@@ -6,8 +6,8 @@ Why: a roadside camera sees a motorcycle waiting at the stop line with a plate 3
 cast).  The stock PP-OCRv6 recogniser drops and confuses characters at that size (41 % character
 accuracy on those crops) and the project's own synthetic CTC model (``crnn``) reads them worse.
 This script starts from the PP-OCRv6 recogniser (real-world text features) and fine-tunes it on
-plates drawn by :mod:`etle.plate.synth`: mostly :func:`~etle.plate.synth.render_distant` (small,
-tilted, tinted), some :func:`~etle.plate.synth.render_sample` (the usual crops) so that it keeps
+plates drawn by :mod:`etle.train.synth`: mostly :func:`~etle.train.synth.render_distant` (small,
+tilted, tinted), some :func:`~etle.train.synth.render_sample` (the usual crops) so that it keeps
 reading ordinary plates.  No photograph is used for training or for choosing the checkpoint (the
 best exact match on held-apart synthetic distant plates, a different seed).
 
@@ -48,7 +48,7 @@ sys.path.insert(0, str(REPO))
 
 from etle.plate.lines import find_lines  # noqa: E402
 from etle.plate.readers import dark_on_light, plate_head, plate_views  # noqa: E402
-from etle.plate.synth import find_fonts, render_distant, render_sample  # noqa: E402
+from etle.train.synth import find_fonts, render_distant, render_sample  # noqa: E402
 
 HEIGHT, WIDTH = 48, 320
 DISTANT_SHARE = 0.75
@@ -229,7 +229,7 @@ def export(model, meta: dict[str, str], args: argparse.Namespace, fonts) -> None
     import torch
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from etle.models.export import PLATE_REDUCE_RANGE, _quantize_qdq
+    from etle.train.export import PLATE_REDUCE_RANGE, _quantize_qdq
 
     with tempfile.TemporaryDirectory(prefix="etle-distant-") as tmp:
         raw, pre, q8 = Path(tmp) / "float.onnx", Path(tmp) / "pre.onnx", Path(tmp) / "int8.onnx"

@@ -1,4 +1,4 @@
-"""``etle eval plates`` and :mod:`etle.plate.evaluate`: the metrics by hand, bad input as one-line
+"""``etle eval plates`` and :mod:`etle.evaluate.plates`: the metrics by hand, bad input as one-line
 errors, the command end to end with a fake reader and detector on synthetic images, and (with
 ../shared/data) ``--full-image`` with the real models on a few openalpr_eu photos."""
 
@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from etle.errors import ConfigError, SourceError
-from etle.plate import evaluate as ev
-from etle.plate.evaluate import GAP, CropRow, FullRow
+from etle.evaluate import plates as ev
+from etle.evaluate.plates import GAP, CropRow, FullRow
 from etle.types import Box, Detection, PlateRead
 
 REPO = Path(__file__).resolve().parents[1]

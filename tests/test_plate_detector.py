@@ -13,7 +13,8 @@ from cilacap import CILACAP_BIKES, cilacap_frames
 from conftest import require_model
 
 from etle.errors import MissingDependencyError, ModelError
-from etle.models import export, registry
+from etle.models import registry
+from etle.train import export
 from etle.plate.detector import PlateDetector, load_plate_detector
 from etle.types import Box
 

@@ -464,7 +464,7 @@ def test_rapidocr_reads_the_validity_line_apart(dark: bool) -> None:
 
 
 def _rendered_plates(n: int, seed: int) -> list[np.ndarray]:
-    from etle.plate import synth
+    from etle.train import synth
 
     try:
         fonts = synth.find_fonts()
@@ -492,14 +492,15 @@ def test_int8_recogniser_is_made_once_and_reads_like_the_float_one(tmp_path: Pat
 
     pytest.importorskip("onnx")
     require_model("ocr-rapidocr-rec")
-    from etle.models import export, registry
+    from etle.models import registry
+    from etle.train import export
 
     plates = _rendered_plates(20, 123)  # other plates than the calibration's (seed 0)
     monkeypatch.setenv("ETLE_MODEL_DIR", str(tmp_path))
     path = export.quantize_plate_recogniser(samples=48)
     assert path == registry.locate(readers.INT8_MODEL) and registry.resolve(readers.INT8_MODEL) == path
     meta = json.loads(registry.export_sidecar(path).read_text())
-    assert meta["source"] == "ocr-rapidocr-rec" and meta["calibration"] == "etle.plate.synth" and meta["samples"] == 48
+    assert meta["source"] == "ocr-rapidocr-rec" and meta["calibration"] == "etle.train.synth" and meta["samples"] == 48
     mtime = path.stat().st_mtime_ns
     assert export.quantize_plate_recogniser() == path and path.stat().st_mtime_ns == mtime  # no redo
     q, f = RapidOcrReader(), RapidOcrReader(int8=False)

@@ -1,4 +1,4 @@
-"""The synthetic TNKB plate renderer (etle.plate.synth): determinism and valid labels."""
+"""The synthetic TNKB plate renderer (etle.train.synth): determinism and valid labels."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from etle.plate import synth
+from etle.train import synth
 from etle.plate.tnkb import get_format, is_tnkb, parse_validity, regions
 
 

@@ -1,12 +1,12 @@
-"""Plate-detector training scenes (etle.plate.synth_scene): labels match what was pasted."""
+"""Plate-detector training scenes (etle.train.synth_scene): labels match what was pasted."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from etle.plate import synth
-from etle.plate.synth_scene import Scene, compose, paste_plate, to_yolo
+from etle.train import synth
+from etle.train.synth_scene import Scene, compose, paste_plate, to_yolo
 
 try:
     FONTS = synth.find_fonts()

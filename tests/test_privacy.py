@@ -484,7 +484,7 @@ def test_face_detector_export_matches_the_torch_nets(tmp_path: Path, monkeypatch
     import torch
 
     from etle.models import registry
-    from etle.models.export import FACE_NETS, _mtcnn_module, export_face_detector
+    from etle.train.export import FACE_NETS, _mtcnn_module, export_face_detector
     from etle.onnxrt import inference_session
 
     monkeypatch.setenv("ETLE_MODEL_DIR", str(tmp_path))

@@ -122,7 +122,7 @@ def test_an_export_made_by_another_recipe_is_made_again(tmp_manifest, tmp_path: 
 
 def test_the_shipped_recipes_keep_the_plate_recogniser_at_7_bits() -> None:
     """The recogniser's reads must not depend on VNNI; the manifest and the quantiser agree."""
-    from etle.models import export
+    from etle.train import export
 
     registry._load_manifest.cache_clear()
     assert registry.spec("ocr-rapidocr-rec-int8").source["reduce_range"] is export.PLATE_REDUCE_RANGE is True

@@ -15,7 +15,7 @@ detector runs on the whole photo; detector recall (a labelled box matched by a d
 >= 0.5, and >= 0.3), mean IoU, then end-to-end exact reads of the top detection (and of the
 best-matching one) and milliseconds per image (detect + read).
 
-The metrics live in :mod:`etle.plate.evaluate`; :func:`register` adds the command to the main
+The metrics live in :mod:`etle.evaluate.plates`; :func:`register` adds the command to the main
 Typer app (``etle.cli`` wires it in).  Bad input raises :class:`etle.errors.EtleError`, which the
 CLI turns into one line and a non-zero exit code.
 """
@@ -143,7 +143,7 @@ def register(app: typer.Typer) -> None:
         no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
     ) -> None:
         """Accuracy, character confusions and speed of the plate readers on labelled images."""
-        from etle.plate import evaluate as ev
+        from etle.evaluate import plates as ev
         from etle.plate.tnkb import available_formats
 
         out, err = _console(), _console(stderr=True)
@@ -354,7 +354,7 @@ def register(app: typer.Typer) -> None:
 
 def _report_crops(out: Console, name: str, country: str, rows: list[Any], agreement: dict[str, str], top: int,
                   errors: bool, entry: dict[str, Any]) -> None:
-    from etle.plate import evaluate as ev
+    from etle.evaluate import plates as ev
 
     subsets = [("all", rows)]
     if agreement:
@@ -382,7 +382,7 @@ def _report_crops(out: Console, name: str, country: str, rows: list[Any], agreem
 
 def _report_full(out: Console, name: str, country: str, detector: str, rows: list[Any], agreement: dict[str, str], top: int,
                  errors: bool, entry: dict[str, Any]) -> None:
-    from etle.plate import evaluate as ev
+    from etle.evaluate import plates as ev
 
     subsets = [("all", rows)]
     if agreement:

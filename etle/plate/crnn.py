@@ -2,7 +2,7 @@
 
 The model (``models/plate_ocr/tnkb_crnn.onnx``, manifest entry ``plate-ocr-crnn``, 1.2 MB)
 is a fully convolutional CTC recogniser trained by ``scripts/train_plate_ocr.py`` on plates drawn
-by :mod:`etle.plate.synth` only: it takes a grey ``32 x 128`` crop (:func:`prepare`) and gives,
+by :mod:`etle.train.synth` only: it takes a grey ``32 x 128`` crop (:func:`prepare`) and gives,
 for each of 32 horizontal steps, probabilities over ``blank + 0-9 + A-Z`` -- the same collapsed
 layout the rapidocr reader folds the PP-OCR output onto, so :mod:`etle.plate.ctc` decodes both.
 

@@ -401,7 +401,7 @@ class _CtcRecogniser:
 
 
 INT8_MODEL = "ocr-rapidocr-rec-int8"
-"""The int8 recogniser that ``etle models prepare`` derives (:func:`etle.models.export.quantize_plate_recogniser`)."""
+"""The int8 recogniser that ``etle models prepare`` derives (:func:`etle.train.export.quantize_plate_recogniser`)."""
 
 VALIDITY_WIDTH = 160
 """The widest the validity line is fed to the recogniser (pixels at its height 48): longer bands are

@@ -1,7 +1,7 @@
 """Face detection for the privacy blur: MTCNN run with ONNX Runtime, plus heads from person boxes.
 
 The detector is facenet-pytorch's MTCNN (P-, R- and O-net, weights from its wheel), exported to
-ONNX by ``etle models prepare`` (:func:`etle.models.export.export_face_detector`); this module runs
+ONNX by ``etle models prepare`` (:func:`etle.train.export.export_face_detector`); this module runs
 the three-stage cascade with ONNX Runtime, NumPy and OpenCV, so the run path never imports torch.
 The cascade follows ``facenet_pytorch.models.utils.detect_face``: an image pyramid through the
 P-net, non-maximum suppression, then 24x24 crops through the R-net and 48x48 crops through the

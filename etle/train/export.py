@@ -242,8 +242,8 @@ PLATE_RECOGNISER_INT8 = "ocr-rapidocr-rec-int8"  # etle.plate.readers.INT8_MODEL
 def plate_calibration_inputs(count: int, seed: int = 0) -> list[np.ndarray]:
     """``count`` recogniser inputs (1x3x48x320 float32): the registration view that the rapidocr
     reader reads on Indonesian plates (their upper part), cut from plates *rendered* by
-    :mod:`etle.plate.synth` (never photographs)."""
-    from etle.plate import synth
+    :mod:`etle.train.synth` (never photographs)."""
+    from etle.train import synth
     from etle.plate.lines import find_lines
     from etle.plate.readers import _CtcRecogniser, plate_views
 
@@ -267,7 +267,7 @@ def quantize_plate_recogniser(force: bool = False, samples: int | None = None) -
     The classifier is first cut to the plate symbols (:func:`etle.plate.readers.plate_head`) and
     stays float; the convolutions are quantised (ONNX Runtime static quantisation, QDQ, int8
     weights per channel, uint8 activations) with min/max ranges from the colour registration
-    views of plates rendered by :mod:`etle.plate.synth` (:func:`plate_calibration_inputs`); the
+    views of plates rendered by :mod:`etle.train.synth` (:func:`plate_calibration_inputs`); the
     attention blocks stay float (quantising them too, or the convolutions dynamically, cost
     accuracy or time).  Measured with the reader's defaults on the 92 ILPR crops (registration
     read as inverted grey) and the 147 generic crops (colour): 81/92 (``rapidocr+crnn``: 84/92)
@@ -326,7 +326,7 @@ def quantize_plate_recogniser(force: bool = False, samples: int | None = None) -
         onnx.save(q, str(partial))
         partial.replace(target)
     registry.record_export(
-        target, source_name, method="quantize-static", reduce_range=PLATE_REDUCE_RANGE, calibration="etle.plate.synth", samples=len(batch), seed=seed,
+        target, source_name, method="quantize-static", reduce_range=PLATE_REDUCE_RANGE, calibration="etle.train.synth", samples=len(batch), seed=seed,
         seconds=round(time.perf_counter() - t0, 2),
     )
     log.info("quantised %s to %s in %.1fs", source_name, target, time.perf_counter() - t0)

@@ -1,4 +1,4 @@
-"""Synthetic plate-detector training images: TNKB plates rendered by :mod:`etle.plate.synth`
+"""Synthetic plate-detector training images: TNKB plates rendered by :mod:`etle.train.synth`
 composited into real photographs.
 
 The offline plate detector (``plate-detector``, pyplatex's YOLOv8n) was trained on car photos and
@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from etle.plate.synth import find_fonts, jpeg, render_plate
+from etle.train.synth import find_fonts, jpeg, render_plate
 
 
 @dataclass(frozen=True)
