@@ -149,10 +149,10 @@ def test_reference_codes() -> None:
 
 
 def test_reference_collision_is_retried(store: TicketStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    from etle.store import repository
+    from etle.store import tickets  # the module of TicketStore.add_or_get
 
     codes = iter(["ETLE-20261128-AAAAAA", "ETLE-20261128-AAAAAA", "ETLE-20261128-BBBBBB"])
-    monkeypatch.setattr(repository, "new_reference", lambda day: next(codes))
+    monkeypatch.setattr(tickets, "new_reference", lambda day: next(codes))
     a, b = store.add(ticket(1)), store.add(ticket(2))
     va, vb = store.get(a), store.get(b)
     assert va is not None and vb is not None

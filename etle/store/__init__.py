@@ -3,8 +3,9 @@
 :mod:`etle.store.models` declares the tables; :mod:`etle.store.migrations` (Alembic, run on
 open by :mod:`etle.store.migrate`) owns the schema; :mod:`etle.store.lifecycle` is the review
 workflow as data; :mod:`etle.store.repository` holds :class:`TicketStore`, the repository the
-pipeline, the review tools and store-and-forward write through; :mod:`etle.store.export`
-writes tickets as CSV or JSON.
+pipeline, the review tools and store-and-forward write through (composed of one mixin per
+concern on :mod:`etle.store.base`, its records in :mod:`etle.store.views`);
+:mod:`etle.store.export` writes tickets as CSV or JSON.
 """
 
 from etle.store.lifecycle import STATUSES, TRANSITIONS, TransitionError

@@ -3,7 +3,7 @@
 The Alembic scripts ship inside the package (:mod:`etle.store.migrations`), so an installed
 etle migrates its own databases; no ``alembic.ini`` is needed.  :func:`upgrade` brings any
 database to the newest revision in one transaction (PostgreSQL DDL is transactional; SQLite runs
-under an explicit ``BEGIN`` too, see :mod:`etle.store.repository`), serialised between processes
+under an explicit ``BEGIN`` too, see :mod:`etle.store.base`), serialised between processes
 by an advisory lock (PostgreSQL) or a lock file (SQLite), so two pipelines opening a new
 database at once do not both create it.  A database made by etle 0.1 (a ``tickets`` table and no
 ``alembic_version``) is stamped at the first revision and upgraded from there.
