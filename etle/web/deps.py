@@ -1,0 +1,264 @@
+"""What the review app's routers share: its settings, state, and the login, CSRF and role checks.
+
+:func:`etle.web.app.create_app` builds one :class:`WebContext` (the config, the ticket store, the
+session signer, the login rate limiter, the Jinja2 templates and the evidence root) and keeps it
+as ``app.state.web``; routes reach it through the :func:`get_ctx` dependency and the logged-in
+user through :func:`page_actor` (pages: session cookie, a login redirect otherwise) or
+:func:`api_actor` (``/api``: a bearer token, or the session cookie plus ``X-CSRF-Token`` on
+writes).  :func:`need` raises :class:`Forbidden` below a role (reviewer < supervisor < admin);
+:func:`check_csrf` checks a form's token against the session's.  The two exception handlers
+turn :class:`NeedLogin` and :class:`Forbidden` into responses.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from etle import articles
+from etle.evidence.builder import verify_bundle
+from etle.i18n import LANGS, translator
+from etle.letters.dates import CONFIRM_DAYS
+from etle.store import lifecycle
+from etle.store.models import PENDING_REVIEW
+from etle.store.repository import TicketStore, TicketView
+from etle.web import auth
+
+HERE = Path(__file__).resolve().parent
+SESSION_COOKIE = "etle_session"
+PRELOGIN_COOKIE = "etle_prelogin"
+LANG_COOKIE = "etle_lang"
+EVIDENCE_NAMES = {"overview.jpg", "original.png", "closeup.jpg", "plate.jpg", "clip.mp4", "manifest.json"}
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+
+@dataclass
+class WebConfig:
+    db_url: str
+    evidence_root: Path | None = None
+    secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    secure_cookies: bool = True
+    public_url: str = ""
+    confirm_days: int = CONFIRM_DAYS
+    login_limit: int = 5
+    login_window_s: float = 300.0
+
+
+class Forbidden(Exception):
+    pass
+
+
+class NeedLogin(Exception):
+    pass
+
+
+@dataclass
+class Actor:
+    username: str
+    role: str
+    csrf: str = ""
+    via_token: bool = False
+
+
+class WebContext:
+    """The app's shared state (``app.state.web``) and the helpers that need it."""
+
+    def __init__(self, config: WebConfig, store: TicketStore) -> None:
+        self.config = config
+        self.store = store
+        self.signer = auth.SessionSigner(config.secret)
+        self.limiter = auth.RateLimiter(config.login_limit, config.login_window_s)
+        self.env = Environment(loader=FileSystemLoader(str(HERE / "templates")),
+                               autoescape=select_autoescape(["html", "xml"], default=True))
+        self.ev_root = config.evidence_root.resolve() if config.evidence_root else None
+
+    def role_of(self, username: str) -> str | None:
+        for u in self.store.users():
+            if u.username == username and u.active:
+                return u.role
+        return None
+
+    def session_actor(self, request: Request) -> Actor | None:
+        data = self.signer.load(request.cookies.get(SESSION_COOKIE))
+        if data is None:
+            return None
+        role = self.role_of(data.username)
+        return Actor(data.username, role, data.csrf) if role else None
+
+    def set_cookie(self, resp: Response, name: str, value: str, max_age: int | None = None) -> None:
+        resp.set_cookie(name, value, max_age=max_age, httponly=True, secure=self.config.secure_cookies,
+                        samesite="strict", path="/")
+
+    def render(self, request: Request, name: str, actor: Actor | None, status_code: int = 200,
+               **ctx: Any) -> HTMLResponse:
+        lang = lang_of(request)
+        tr = translator(lang)
+        html = self.env.get_template(name).render(
+            t=tr, lang=lang, actor=actor, request=request, rule_title=lambda r: rule_title(r, lang),
+            rupiah=lambda v: "-" if v is None else "Rp " + f"{v:,}".replace(",", "."), **ctx)
+        resp = HTMLResponse(html, status_code=status_code)
+        resp.headers["Content-Security-Policy"] = (
+            "default-src 'self'; img-src 'self' data:; media-src 'self'; style-src 'self' 'unsafe-inline'; "
+            "script-src 'self' 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'")
+        resp.headers["X-Content-Type-Options"] = "nosniff"
+        resp.headers["Referrer-Policy"] = "same-origin"
+        resp.headers["Cache-Control"] = "no-store"
+        return resp
+
+    def ticket_or_404(self, ref: str) -> TicketView:
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", ref):
+            raise HTTPException(404, "no such ticket")
+        t = self.store.get(ref)
+        if t is None:
+            raise HTTPException(404, "no such ticket")
+        return t
+
+    def bundle_dir(self, t: TicketView) -> Path | None:
+        ev_root = self.ev_root
+        if not t.evidence_path:
+            return None
+        folder = Path(t.evidence_path)
+        if ev_root is not None and not folder.is_absolute():
+            folder = ev_root / folder
+        folder = folder.resolve()
+        if ev_root is not None and not folder.is_relative_to(ev_root):
+            return None
+        return folder
+
+    def evidence_file(self, t: TicketView, name: str) -> Path:
+        ev_root = self.ev_root
+        if not _SAFE_NAME.fullmatch(name) or ".." in name:
+            raise HTTPException(404, "no such evidence file")
+        listed = {f.name for f in t.evidence_files if f.pruned_at is None} or EVIDENCE_NAMES
+        if name not in listed or name not in EVIDENCE_NAMES:
+            raise HTTPException(404, "no such evidence file")
+        folder = self.bundle_dir(t)
+        if folder is None:
+            raise HTTPException(404, "no such evidence file")
+        path = (folder / name).resolve()
+        if not path.is_relative_to(folder) or (ev_root is not None and not path.is_relative_to(ev_root)):
+            raise HTTPException(404, "no such evidence file")
+        if not path.is_file():
+            raise HTTPException(404, "no such evidence file")
+        return path
+
+    def verification(self, t: TicketView) -> str:
+        folder = self.bundle_dir(t)
+        if folder is None or not folder.is_dir():
+            return "missing"
+        return "verified" if not verify_bundle(folder, manifest_sha256=t.manifest_sha256 or None) else "altered"
+
+    def violation_details(self, t: TicketView) -> dict[str, Any]:
+        """What the rule recorded about the violation (the evidence manifest's ``violation.details``:
+        a measured speed, the reasons a plate was flagged, ``review_only``); empty when unreadable."""
+        folder = self.bundle_dir(t)
+        if folder is None:
+            return {}
+        try:
+            manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        details = (manifest.get("violation") or {}).get("details") if isinstance(manifest, dict) else None
+        return details if isinstance(details, dict) else {}
+
+
+# -- helpers without state ------------------------------------------------------------------------
+
+def lang_of(request: Request) -> str:
+    lang = request.cookies.get(LANG_COOKIE, "id")
+    return lang if lang in LANGS else "id"
+
+
+def need(actor: Actor, role: str) -> None:
+    if auth.RANK.get(actor.role, -1) < auth.RANK[role]:
+        raise Forbidden()
+
+
+def check_csrf(actor: Actor, token: str) -> None:
+    if not token or not hmac.compare_digest(token, actor.csrf):
+        raise HTTPException(403, "CSRF token missing or invalid")
+
+
+def rule_title(rule: str, lang: str) -> str:
+    a = articles.article_for(rule)
+    if a is None:
+        return rule
+    return (a.title_en if lang == "en" else a.title_id) or rule
+
+
+def parse_filters(params: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    status = params.get("status", PENDING_REVIEW)
+    if status and status != "all":
+        if status not in lifecycle.STATUSES:
+            raise HTTPException(400, "unknown status")
+        out["status"] = status
+    for key in ("camera", "rule", "plate"):
+        value = (params.get(key) or "").strip()
+        if value:
+            out[key] = value[:64]
+    for key, param, extra in (("since", "from", 0), ("until", "to", 1)):
+        value = (params.get(param) or "").strip()
+        if value:
+            try:
+                day = date.fromisoformat(value)
+            except ValueError:
+                raise HTTPException(400, f"{param}: not a date (YYYY-MM-DD)") from None
+            out[key] = datetime.combine(day + timedelta(days=extra), time(), tzinfo=timezone.utc)
+    return out
+
+
+# -- dependencies ---------------------------------------------------------------------------------
+
+def get_ctx(request: Request) -> WebContext:
+    return request.app.state.web
+
+
+def page_actor(request: Request, ctx: WebContext = Depends(get_ctx)) -> Actor:
+    actor = ctx.session_actor(request)
+    if actor is None:
+        raise NeedLogin()
+    return actor
+
+
+def api_actor(request: Request, ctx: WebContext = Depends(get_ctx)) -> Actor:
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        name = auth.token_user(ctx.store.engine, header[7:].strip())
+        role = ctx.role_of(name) if name else None
+        if role:
+            return Actor(name, role, via_token=True)
+        raise HTTPException(401, "invalid token", headers={"WWW-Authenticate": "Bearer"})
+    actor = ctx.session_actor(request)
+    if actor is None:
+        raise HTTPException(401, "login or a bearer token required", headers={"WWW-Authenticate": "Bearer"})
+    if request.method not in ("GET", "HEAD"):
+        sent = request.headers.get("x-csrf-token", "")
+        if not hmac.compare_digest(sent, actor.csrf):
+            raise HTTPException(403, "CSRF token missing or invalid")
+    return actor
+
+
+# -- error handling -------------------------------------------------------------------------------
+
+async def need_login_handler(request: Request, exc: NeedLogin) -> Response:
+    if request.method == "GET":
+        return RedirectResponse("/login?" + urlencode({"next": request.url.path}), status_code=303)
+    return HTMLResponse("login required", status_code=401)
+
+
+async def forbidden_handler(request: Request, exc: Forbidden) -> Response:
+    if request.url.path.startswith("/api/"):
+        return JSONResponse({"detail": "forbidden"}, status_code=403)
+    return HTMLResponse(translator(lang_of(request))("forbidden"), status_code=403)
