@@ -12,7 +12,7 @@ import pytest
 from etle.errors import ModelError
 from etle.helmet.classifier import CLASSES, HelmetClassifier, load_helmet_classifier, locate_helmet_model
 from etle.helmet.crops import INPUT_SIZE, head_box, square_crop, to_input
-from etle.rules.crop_model import OnnxCropModel, probabilities
+from etle.models.crop import OnnxCropModel, probabilities
 from etle.types import Box
 
 REPO = Path(__file__).resolve().parents[1]

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from etle.rules.geometry import (
+from etle.geometry import (
     point_in_polygon,
     point_segment_distance,
     polyline_crossing,

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from etle.camera.config import CameraConfig, Phase
-from etle.rules.signal import FixedPlanSignal, RoiColourSignal, build_signal
+from etle.signal.source import FixedPlanSignal, RoiColourSignal, build_signal
 from etle.types import Frame
 
 BLACK = np.zeros((120, 160, 3), np.uint8)

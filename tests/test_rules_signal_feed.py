@@ -20,8 +20,8 @@ import pytest
 
 from etle.camera.config import HttpSignalConfig, MqttSignalConfig, load_camera
 from etle.errors import ConfigError
-from etle.rules.signal import build_signal
-from etle.rules.signal_feed import (
+from etle.signal.source import build_signal
+from etle.signal.feed import (
     ExternalSignal,
     HttpSignalFeed,
     MqttSignalFeed,

@@ -112,7 +112,7 @@ def test_property_fit_inverts_any_camera(h_true, world):
         return (float(v[0] / v[2]), float(v[1] / v[2]))
 
     # general position: no three points on (or near) a line
-    from etle.rules.speed import _degenerate
+    from etle.geometry import _degenerate
 
     assume(not _degenerate(world))
     areas = [

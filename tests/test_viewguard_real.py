@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from etle.camera.config import load_camera
-from etle.camera.viewguard import ViewGuard
+from etle.viewguard.guard import ViewGuard
 from etle.types import Frame
 
 pytestmark = [pytest.mark.slow, pytest.mark.shared_data]

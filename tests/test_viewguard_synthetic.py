@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from etle.camera.config import CameraConfig
-from etle.camera.viewguard import ViewGuard, ViewStatus
+from etle.viewguard.guard import ViewGuard, ViewStatus
 from etle.errors import ConfigError
 from etle.types import Frame
 
@@ -77,7 +77,7 @@ def test_update_pauses_at_once_and_resumes_after_resume_after_s(caplog):
     g = ViewGuard(REF, check_every_s=0.5, resume_after_s=1.0)
     other = scene(5)
     seq = [REF] * 22 + [other] * 20 + [REF] * 40  # 10 fps: ref, other from 2.2 s, ref from 4.2 s
-    with caplog.at_level(logging.INFO, logger="etle.camera.viewguard"):
+    with caplog.at_level(logging.INFO, logger="etle.viewguard.guard"):
         statuses = [g.update(frame(i, with_traffic(img, i % 7))) for i, img in enumerate(seq)]
     ok = [s.ok for s in statuses]
     assert all(ok[:22])

@@ -1,4 +1,4 @@
-"""etle.rules stage: violation rules over tracked objects, the signal state and the engine."""
+"""etle.rules stage: violation rules over tracked objects, their registry and the engine."""
 
 from etle.rules.base import Rule
 from etle.rules.driver import DriverCropRule
@@ -10,19 +10,12 @@ from etle.rules.no_helmet import NoHelmetRule
 from etle.rules.odd_even import OddEvenRule
 from etle.rules.red_light import RedLightRule
 from etle.rules.riders import assign_riders
-from etle.rules.signal import (
-    FixedPlanSignal,
-    RoiColourSignal,
-    SignalSource,
-    build_signal,
-)
 from etle.rules.speed import GroundPlane, SpeedingRule
 from etle.rules.stop_line import StopLineRule
 from etle.rules.wrong_way import WrongWayRule
 
 __all__ = [
     "DriverCropRule",
-    "FixedPlanSignal",
     "GroundPlane",
     "InvalidPlateRule",
     "MoreThanTwoRule",
@@ -31,14 +24,11 @@ __all__ = [
     "OddEvenRule",
     "RedLightRule",
     "RestrictedLaneRule",
-    "RoiColourSignal",
     "Rule",
     "RuleEngine",
-    "SignalSource",
     "SpeedingRule",
     "StopLineRule",
     "WrongWayRule",
     "assign_riders",
     "build_rules",
-    "build_signal",
 ]

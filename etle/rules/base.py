@@ -4,16 +4,36 @@ A rule sees one :class:`~etle.types.FrameContext` at a time, in pts order, and r
 violations it found in that frame.  It keeps per-track state only as long as the engine lets it:
 ``forget(track_id)`` drops one track (it ended), ``reset()`` drops every track's motion state
 (the view changed, so positions before and after cannot be compared).
+
+A rule module also declares how the camera file enables it: a :class:`RuleSpec` (its name in
+``rules:``, its options model, the option fields that name zones, the camera sections it
+needs, and how to build the rule), listed in the module's ``RULES`` and collected by
+:mod:`etle.rules.registry`.
 """
 
 from __future__ import annotations
 
-from typing import Iterable, Protocol, Sequence, runtime_checkable
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence, runtime_checkable
+from zoneinfo import ZoneInfo
 
-from etle.rules.geometry import Point, point_in_polygon
+from pydantic import BaseModel
+
+from etle.geometry import Point, point_in_polygon
 from etle.types import Box, FrameContext, TrackedObject, Violation
+from etle.zones import LineZone, PolygonZone
 
-__all__ = ["Rule", "RedClock", "anchor_point", "inside_any", "make_violation"]
+__all__ = [
+    "PerTrackState",
+    "Rule",
+    "RedClock",
+    "RuleContext",
+    "RuleSpec",
+    "ZoneRef",
+    "anchor_point",
+    "inside_any",
+    "make_violation",
+]
 
 
 @runtime_checkable
@@ -33,6 +53,27 @@ class Rule(Protocol):
     def reset(self) -> None:
         """Drop all per-track motion state (after a view change or a source restart)."""
         ...
+
+
+class PerTrackState:
+    """The bookkeeping most rules share: their state per track id in ``self._tracks``.
+
+    ``forget`` drops one track's, ``reset`` every track's (a rule with more state extends
+    ``reset``); ``tracked`` counts the tracks with state (for tests and memory checks).
+    """
+
+    _tracks: dict[int, Any]
+
+    def forget(self, track_id: int) -> None:
+        self._tracks.pop(track_id, None)
+
+    def reset(self) -> None:
+        self._tracks.clear()
+
+    @property
+    def tracked(self) -> int:
+        """Number of tracks with state (for tests and memory checks)."""
+        return len(self._tracks)
 
 
 def make_violation(
@@ -102,3 +143,50 @@ class RedClock:
     def reset(self) -> None:
         self.red_since = None
         self._last = None
+
+
+# ------------------------------------------------------------------------------- registration
+@dataclass(frozen=True, slots=True)
+class ZoneRef:
+    """An option field that names zones of the camera file.
+
+    The field holds one name (``line: stop_line``), a list of names (``zones: [zebra]``) or a
+    mapping keyed by names (``limits_kmh: {lane_in: 50}``).  Every name must be a zone of
+    ``kind``; ``required=False``: the field may be None (no zone); ``directed``: each zone
+    must have a ``direction``.
+    """
+
+    field: str
+    kind: type[LineZone] | type[PolygonZone]
+    required: bool = True
+    directed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RuleContext:
+    """What a rule is built from besides its options: the camera's zones, timezone and
+    calibration, and the models injected by the caller (tests pass fakes)."""
+
+    name: str  # the rule's key in the camera file
+    zones: Mapping[str, LineZone | PolygonZone]
+    tz: ZoneInfo
+    calibration: Any = None
+    helmet_classifier: Any = None
+    crop_models: Mapping[str, Any] = field(default_factory=dict)  # rule name -> model
+    plate_registry: Any = None
+
+    @property
+    def polygons(self) -> dict[str, PolygonZone]:
+        return {n: z for n, z in self.zones.items() if isinstance(z, PolygonZone)}
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSpec:
+    """One rule as the camera file knows it: ``rules.<name>`` holds ``options``."""
+
+    name: str
+    options: type[BaseModel]
+    build: Callable[[Any, RuleContext], Rule]  # (options, context) -> the rule
+    zones: tuple[ZoneRef, ...] = ()
+    needs: tuple[str, ...] = ()  # camera sections the rule needs ("signal", "calibration")
+    files: tuple[str, ...] = ()  # option fields naming files (hashed by content)

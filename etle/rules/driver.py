@@ -1,7 +1,7 @@
 """Seatbelt (UU 22/2009 art. 289) and phone use (art. 283): a crop model on the driver.
 
 No offline weights exist for either (checked: see ``OFFLINE_WEIGHTS.md``), so these rules
-run only when the user brings an ONNX model that follows :mod:`etle.rules.crop_model`'s
+run only when the user brings an ONNX model that follows :mod:`etle.models.crop`'s
 contract and names it in the camera file::
 
     rules:
@@ -19,15 +19,70 @@ for where the driver sits in its view.  Each vehicle is scored at most every
 from __future__ import annotations
 
 from collections import deque
-from typing import Iterable, Sequence
+from pathlib import Path
+from typing import Iterable, Literal, Sequence
 
 import numpy as np
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from etle.rules.base import make_violation
-from etle.rules.crop_model import CropModel
+from etle.models.crop import CropModel, OnnxCropModel
+from etle.rules.base import RuleContext, RuleSpec, make_violation
+from etle.rules.options import Labels, check_labels, existing_file
+from etle.schema import ConfigModel, LocatedError
 from etle.types import Box, FrameContext, Violation
 
-__all__ = ["DriverCropRule", "driver_crop"]
+__all__ = ["RULES", "DriverCropRule", "DriverModelOptions", "driver_crop"]
+
+
+class DriverModelOptions(ConfigModel):
+    """Seatbelt / phone use: a user-supplied ONNX crop model on the driver's part of a vehicle.
+
+    No offline weights exist for these; the model contract is in ``etle.models.crop``.
+    """
+
+    model: Path = Field(description="ONNX crop model (relative paths: to the camera file).")
+    input_size: int | None = Field(
+        default=None, ge=8, le=1024, description="Crop side when the model's input is dynamic."
+    )
+    positive_class: int = Field(default=1, ge=0, description="Output column of the violation.")
+    mean: tuple[float, float, float] = Field(default=(0.0, 0.0, 0.0), description="RGB mean.")
+    std: tuple[float, float, float] = Field(default=(1.0, 1.0, 1.0), description="RGB std.")
+    channel_order: Literal["rgb", "bgr"] = Field(default="rgb", description="Channel order.")
+    crop: tuple[float, float, float, float] = Field(
+        default=(0.45, 0.1, 1.0, 0.6),
+        description="Driver region as fractions (x1, y1, x2, y2) of the vehicle box (default: "
+        "right-hand drive, upper right of a vehicle seen from the front).",
+    )
+    threshold: float = Field(default=0.7, gt=0, lt=1, description="Mean score to violate.")
+    min_samples: int = Field(default=3, ge=1, description="Crops scored before deciding.")
+    max_samples: int = Field(default=10, ge=1, description="Scores kept per vehicle.")
+    every_n_frames: int = Field(default=3, ge=1, description="Score a vehicle every n frames.")
+    min_crop_px: int = Field(default=24, ge=4, description="Smallest crop side to score.")
+    labels: Labels = Field(default=("car", "truck", "bus"), description="Classes.")
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return check_labels(v)
+
+    @field_validator("model", mode="after")
+    @classmethod
+    def _resolve_model(cls, value: Path, info: ValidationInfo) -> Path:
+        return existing_file(value, info, "model")
+
+    @field_validator("crop")
+    @classmethod
+    def _crop(cls, value: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+        x1, y1, x2, y2 = value
+        if not (0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1):
+            raise ValueError("need 0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1")
+        return value
+
+    @model_validator(mode="after")
+    def _samples(self) -> "DriverModelOptions":
+        if self.max_samples < self.min_samples:
+            raise LocatedError(("max_samples",), "must be at least min_samples")
+        return self
 
 
 def driver_crop(image: np.ndarray, box: Box, fractions: Sequence[float]) -> np.ndarray | None:
@@ -75,9 +130,19 @@ class DriverCropRule:
         self.scored = 0
 
     @classmethod
-    def from_config(cls, name: str, options, model: CropModel) -> "DriverCropRule":  # type: ignore[no-untyped-def]
+    def from_config(cls, options: DriverModelOptions, ctx: RuleContext) -> "DriverCropRule":
+        model = ctx.crop_models.get(ctx.name)
+        if model is None:
+            model = OnnxCropModel(
+                options.model,
+                input_size=options.input_size,
+                positive_class=options.positive_class,
+                mean=options.mean,
+                std=options.std,
+                channel_order=options.channel_order,
+            )
         return cls(
-            name,
+            ctx.name,
             model,
             crop=options.crop,
             threshold=options.threshold,
@@ -138,3 +203,9 @@ class DriverCropRule:
                     )
                 )
         return out
+
+
+RULES = tuple(
+    RuleSpec(name, DriverModelOptions, DriverCropRule.from_config, files=("model",))
+    for name in ("seatbelt", "phone_use")
+)

@@ -19,11 +19,16 @@ import math
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from etle.rules.base import anchor_point, inside_any, make_violation
-from etle.rules.geometry import Point
-from etle.types import FrameContext, Violation
+from pydantic import Field, field_validator
 
-__all__ = ["NoStoppingRule", "RestrictedLaneRule"]
+from etle.geometry import Point
+from etle.rules.base import PerTrackState, RuleContext, RuleSpec, ZoneRef, anchor_point, inside_any, make_violation
+from etle.rules.options import Anchor, Labels, check_labels, normalise_plates
+from etle.schema import ConfigModel
+from etle.types import FrameContext, Violation
+from etle.zones import PolygonZone
+
+__all__ = ["RULES", "NoStoppingOptions", "NoStoppingRule", "RestrictedLaneOptions", "RestrictedLaneRule"]
 
 
 def _polys(zones: Sequence[tuple[str, Sequence[Point]]]) -> tuple[tuple[str, tuple[Point, ...]], ...]:
@@ -41,7 +46,36 @@ class _Dwell:
     zone: str
 
 
-class RestrictedLaneRule:
+class RestrictedLaneOptions(ConfigModel):
+    """Busway: a vehicle of a class that is not allowed inside the lane for too long."""
+
+    zones: tuple[str, ...] = Field(min_length=1, description="Polygon zones of the lane.")
+    allowed_labels: tuple[str, ...] = Field(
+        default=("bus",), description="Classes allowed in the lane."
+    )
+    exempt_plates: tuple[str, ...] = Field(
+        default=(), description="Listed vehicles allowed in the lane (emergency), by plate."
+    )
+    min_dwell_s: float = Field(
+        default=2.0, gt=0, description="Inside the lane this long (continuously) to violate."
+    )
+    max_gap_s: float = Field(
+        default=1.0, gt=0, description="Longest gap in observations that keeps the dwell going."
+    )
+    labels: Labels = Field(default=("car", "motorcycle", "bus", "truck"), description="Classes.")
+    anchor: Anchor = Field(default="bottom_center", description="Point of the box tested.")
+
+    @field_validator("labels", "allowed_labels")
+    @classmethod
+    def _labels(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return check_labels(v) if v else v
+    @field_validator("exempt_plates")
+    @classmethod
+    def _plates(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return normalise_plates(v)
+
+
+class RestrictedLaneRule(PerTrackState):
     """Vehicles of a class that is not allowed in a restricted (bus) lane, dwelling in it."""
 
     name = "busway"
@@ -66,7 +100,8 @@ class RestrictedLaneRule:
         self._tracks: dict[int, _Dwell] = {}
 
     @classmethod
-    def from_config(cls, options, zones) -> "RestrictedLaneRule":  # type: ignore[no-untyped-def]
+    def from_config(cls, options: RestrictedLaneOptions, ctx: RuleContext) -> "RestrictedLaneRule":
+        zones = ctx.polygons
         return cls(
             [(n, zones[n].polygon) for n in options.zones],
             allowed_labels=options.allowed_labels,
@@ -76,16 +111,6 @@ class RestrictedLaneRule:
             labels=options.labels,
             anchor=options.anchor,
         )
-
-    def forget(self, track_id: int) -> None:
-        self._tracks.pop(track_id, None)
-
-    def reset(self) -> None:
-        self._tracks.clear()
-
-    @property
-    def tracked(self) -> int:
-        return len(self._tracks)
 
     def update(self, ctx: FrameContext) -> list[Violation]:
         pts = ctx.frame.pts
@@ -128,7 +153,31 @@ class RestrictedLaneRule:
         return out
 
 
-class NoStoppingRule:
+class NoStoppingOptions(ConfigModel):
+    """Illegal stopping / parking: stationary in a no-stopping zone for longer than allowed."""
+
+    zones: tuple[str, ...] = Field(min_length=1, description="Polygon no-stopping zones.")
+    min_dwell_s: float = Field(
+        default=30.0, gt=0, description="Stationary inside a zone this long to violate."
+    )
+    max_motion_px: float = Field(
+        default=8.0,
+        gt=0,
+        description="Stationary: the anchor stays within this radius of where the stop began.",
+    )
+    max_gap_s: float = Field(
+        default=2.0, gt=0, description="Longest gap in observations that keeps the dwell going."
+    )
+    labels: Labels = Field(default=("car", "motorcycle", "bus", "truck"), description="Classes.")
+    anchor: Anchor = Field(default="bottom_center", description="Point of the box tested.")
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return check_labels(v)
+
+
+class NoStoppingRule(PerTrackState):
     """Vehicles stationary in a no-stopping zone for longer than allowed."""
 
     name = "no_stopping"
@@ -152,7 +201,8 @@ class NoStoppingRule:
         self._tracks: dict[int, _Dwell] = {}
 
     @classmethod
-    def from_config(cls, options, zones) -> "NoStoppingRule":  # type: ignore[no-untyped-def]
+    def from_config(cls, options: NoStoppingOptions, ctx: RuleContext) -> "NoStoppingRule":
+        zones = ctx.polygons
         return cls(
             [(n, zones[n].polygon) for n in options.zones],
             min_dwell_s=options.min_dwell_s,
@@ -161,16 +211,6 @@ class NoStoppingRule:
             labels=options.labels,
             anchor=options.anchor,
         )
-
-    def forget(self, track_id: int) -> None:
-        self._tracks.pop(track_id, None)
-
-    def reset(self) -> None:
-        self._tracks.clear()
-
-    @property
-    def tracked(self) -> int:
-        return len(self._tracks)
 
     def update(self, ctx: FrameContext) -> list[Violation]:
         pts = ctx.frame.pts
@@ -208,3 +248,9 @@ class NoStoppingRule:
                     )
                 )
         return out
+
+
+RULES = (
+    RuleSpec("busway", RestrictedLaneOptions, RestrictedLaneRule.from_config, zones=(ZoneRef("zones", PolygonZone),)),
+    RuleSpec("no_stopping", NoStoppingOptions, NoStoppingRule.from_config, zones=(ZoneRef("zones", PolygonZone),)),
+)

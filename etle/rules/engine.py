@@ -18,20 +18,8 @@ import logging
 from collections import OrderedDict
 from typing import Any, Mapping, Sequence
 
-from etle.camera.config import CameraConfig, LineZone, PolygonZone
-from etle.rules.base import Rule
-from etle.rules.crop_model import OnnxCropModel
-from etle.rules.driver import DriverCropRule
-from etle.rules.dwell import NoStoppingRule, RestrictedLaneRule
-from etle.rules.invalid_plate import InvalidPlateRule
-from etle.rules.more_than_two import MoreThanTwoRule
-from etle.rules.no_helmet import NoHelmetRule
-from etle.rules.odd_even import OddEvenRule
-from etle.rules.plates import CsvPlateRegistry
-from etle.rules.red_light import RedLightRule
-from etle.rules.speed import SpeedingRule
-from etle.rules.stop_line import StopLineRule
-from etle.rules.wrong_way import WrongWayRule
+from etle.rules.base import Rule, RuleContext
+from etle.rules.registry import RULES
 from etle.types import FrameContext, Violation
 
 __all__ = ["RuleEngine", "build_rules"]
@@ -120,14 +108,15 @@ class RuleEngine:
 
 
 def build_rules(
-    camera: CameraConfig,
+    camera: Any,
     *,
     forget_after_s: float = 10.0,
     helmet_classifier: Any = None,
     crop_models: Mapping[str, Any] | None = None,
     plate_registry: Any = None,
 ) -> RuleEngine:
-    """The rule engine for the rules a camera file enables.
+    """The rule engine for the rules a camera file (a :class:`~etle.camera.config.CameraConfig`)
+    enables, built as each rule's registration says (:mod:`etle.rules.registry`).
 
     Models are loaded here (once per call): the helmet classifier from the rule's ``model`` or
     the manifest, the seatbelt / phone models from their ``model`` files, the plate registry
@@ -135,56 +124,19 @@ def build_rules(
     ``crop_models`` (rule name -> model) and ``plate_registry``.
     """
     rules: list[Rule] = []
-    opts = camera.rules
-    zones = camera.zones
-    polygons = {n: z for n, z in zones.items() if isinstance(z, PolygonZone)}
-    if opts.red_light is not None:
-        zone = zones[opts.red_light.line]
-        assert isinstance(zone, LineZone)  # checked when the file was loaded
-        rules.append(RedLightRule.from_config(opts.red_light, zone))
-    if opts.stop_line is not None:
-        rules.append(StopLineRule.from_config(opts.stop_line, polygons))
-    if opts.wrong_way is not None:
-        rules.append(WrongWayRule.from_config(opts.wrong_way, polygons))
-    if opts.speeding is not None:
-        assert camera.calibration is not None  # checked when the file was loaded
-        rules.append(SpeedingRule.from_config(opts.speeding, polygons, camera.calibration))
-    if opts.no_helmet is not None:
-        clf = helmet_classifier
-        if clf is None:
-            from etle.helmet.classifier import load_helmet_classifier
-
-            clf = load_helmet_classifier(opts.no_helmet.model)
-        zone_poly = polygons[opts.no_helmet.zone].polygon if opts.no_helmet.zone else None
-        rules.append(NoHelmetRule.from_config(opts.no_helmet, clf, zone_poly))
-    if opts.more_than_two is not None:
-        rules.append(MoreThanTwoRule.from_config(opts.more_than_two))
-    if opts.odd_even is not None:
-        zone_poly = polygons[opts.odd_even.zone].polygon if opts.odd_even.zone else None
-        rules.append(OddEvenRule.from_config(opts.odd_even, camera.tz, zone_poly))
-    if opts.busway is not None:
-        rules.append(RestrictedLaneRule.from_config(opts.busway, polygons))
-    if opts.no_stopping is not None:
-        rules.append(NoStoppingRule.from_config(opts.no_stopping, polygons))
-    if opts.invalid_plate is not None:
-        registry = plate_registry
-        if registry is None and opts.invalid_plate.registry is not None:
-            registry = CsvPlateRegistry(opts.invalid_plate.registry)
-        rules.append(InvalidPlateRule.from_config(opts.invalid_plate, registry))
-    for name in ("seatbelt", "phone_use"):
-        o = getattr(opts, name)
-        if o is None:
+    for name, spec in RULES.items():
+        options = getattr(camera.rules, name)
+        if options is None:
             continue
-        model = (crop_models or {}).get(name)
-        if model is None:
-            model = OnnxCropModel(
-                o.model,
-                input_size=o.input_size,
-                positive_class=o.positive_class,
-                mean=o.mean,
-                std=o.std,
-                channel_order=o.channel_order,
-            )
-        rules.append(DriverCropRule.from_config(name, o, model))
+        ctx = RuleContext(
+            name,
+            camera.zones,
+            camera.tz,
+            calibration=camera.calibration,
+            helmet_classifier=helmet_classifier,
+            crop_models=crop_models or {},
+            plate_registry=plate_registry,
+        )
+        rules.append(spec.build(options, ctx))
     log.info("camera %s: rules %s", camera.id, [r.name for r in rules] or "none")
     return RuleEngine(rules, forget_after_s=forget_after_s)

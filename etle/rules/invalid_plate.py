@@ -17,14 +17,19 @@ who compares plate and vehicle, and no fine follows from it automatically.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Iterable
 
+from pydantic import Field, ValidationInfo, field_validator
+
 from etle.plate.tnkb import regions, split_tnkb
-from etle.rules.base import make_violation
-from etle.rules.plates import PlateRegistry, plate_colour
+from etle.rules.base import PerTrackState, RuleContext, RuleSpec, make_violation
+from etle.rules.options import Labels, check_labels, existing_file
+from etle.rules.plates import CsvPlateRegistry, PlateRegistry, plate_colour
+from etle.schema import ConfigModel
 from etle.types import FrameContext, PlateResult, Violation
 
-__all__ = ["InvalidPlateRule"]
+__all__ = ["RULES", "InvalidPlateOptions", "InvalidPlateRule"]
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +37,39 @@ log = logging.getLogger(__name__)
 FLAG_STATUSES = frozenset({"stolen", "blocked", "invalid", "revoked", "hilang", "blokir"})
 
 
-class InvalidPlateRule:
+class InvalidPlateOptions(ConfigModel):
+    """Plates that fail the TNKB grammar or mismatch the registry: flagged for review only."""
+
+    min_plate_confidence: float = Field(
+        default=0.8, ge=0, le=1, description="Plate consensus confidence needed to flag."
+    )
+    min_reads: int = Field(default=3, ge=1, description="Plate reads behind the consensus.")
+    check_grammar: bool = Field(default=True, description="Flag plates failing the grammar.")
+    check_region: bool = Field(
+        default=True, description="Flag plates whose region prefix is not in the table."
+    )
+    registry: Path | None = Field(
+        default=None,
+        description="CSV registry (columns plate, vehicle_type[, colour, status]); relative "
+        "paths are relative to the camera file.",
+    )
+    flag_unregistered: bool = Field(
+        default=False, description="Flag valid plates that are not in the registry."
+    )
+    labels: Labels = Field(default=("car", "motorcycle", "bus", "truck"), description="Classes.")
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return check_labels(v)
+
+    @field_validator("registry", mode="after")
+    @classmethod
+    def _resolve_registry(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        return None if value is None else existing_file(value, info, "registry")
+
+
+class InvalidPlateRule(PerTrackState):
     """Plates that fail the grammar or mismatch the registry: review-only violations."""
 
     name = "invalid_plate"
@@ -55,10 +92,13 @@ class InvalidPlateRule:
         self._region = check_region
         self._unregistered = flag_unregistered
         self._labels = frozenset(labels)
-        self._judged: dict[int, str] = {}  # track -> the plate text judged
+        self._tracks: dict[int, str] = {}  # track -> the plate text judged
 
     @classmethod
-    def from_config(cls, options, registry: PlateRegistry | None = None) -> "InvalidPlateRule":  # type: ignore[no-untyped-def]
+    def from_config(cls, options: InvalidPlateOptions, ctx: RuleContext) -> "InvalidPlateRule":
+        registry = ctx.plate_registry
+        if registry is None and options.registry is not None:
+            registry = CsvPlateRegistry(options.registry)
         return cls(
             registry=registry,
             min_plate_confidence=options.min_plate_confidence,
@@ -68,16 +108,6 @@ class InvalidPlateRule:
             flag_unregistered=options.flag_unregistered,
             labels=options.labels,
         )
-
-    def forget(self, track_id: int) -> None:
-        self._judged.pop(track_id, None)
-
-    def reset(self) -> None:
-        self._judged.clear()
-
-    @property
-    def tracked(self) -> int:
-        return len(self._judged)
 
     def reasons(self, plate: PlateResult, label: str) -> list[str]:
         """Why a plate (read from a vehicle of class ``label``) needs review; empty if fine."""
@@ -115,9 +145,9 @@ class InvalidPlateRule:
             plate = ctx.plate(obj.track_id)
             if plate.empty or plate.confidence < self._min_conf or len(plate.candidates) < self._min_reads:
                 continue
-            if self._judged.get(obj.track_id) == plate.text:
+            if self._tracks.get(obj.track_id) == plate.text:
                 continue
-            self._judged[obj.track_id] = plate.text
+            self._tracks[obj.track_id] = plate.text
             reasons = self.reasons(plate, obj.label)
             if not reasons:
                 continue
@@ -137,3 +167,6 @@ class InvalidPlateRule:
                 )
             )
         return out
+
+
+RULES = (RuleSpec("invalid_plate", InvalidPlateOptions, InvalidPlateRule.from_config, files=("registry",)),)

@@ -12,15 +12,31 @@ from __future__ import annotations
 
 from collections import deque
 
-from etle.camera.config import MoreThanTwoOptions
-from etle.rules.base import make_violation
+from pydantic import Field
+
+from etle.rules.base import PerTrackState, RuleContext, RuleSpec, make_violation
 from etle.rules.riders import assign_riders, seated_together
+from etle.schema import ConfigModel
 from etle.types import FrameContext, Violation
 
-__all__ = ["MoreThanTwoRule"]
+__all__ = ["RULES", "MoreThanTwoOptions", "MoreThanTwoRule"]
 
 
-class MoreThanTwoRule:
+class MoreThanTwoOptions(ConfigModel):
+    min_persons: int = Field(default=3, ge=2, description="Persons on one motorcycle that violate.")
+    min_frames: int = Field(
+        default=5, ge=1, description="Frames with that many riders needed within window_s."
+    )
+    window_s: float = Field(default=2.0, gt=0, description="Sliding window for min_frames.")
+    min_overlap: float = Field(
+        default=0.3,
+        gt=0,
+        le=1,
+        description="Fraction of a person's box inside the motorcycle box to count as a rider.",
+    )
+
+
+class MoreThanTwoRule(PerTrackState):
     """Three (``min_persons``) or more persons on one motorcycle, sustained."""
 
     name = "more_than_two"
@@ -39,10 +55,10 @@ class MoreThanTwoRule:
         self._min_frames = min_frames
         self._window = window_s
         self._min_overlap = min_overlap
-        self._hits: dict[int, deque[float]] = {}  # moto id -> pts of frames with enough riders
+        self._tracks: dict[int, deque[float]] = {}  # moto id -> pts of frames with enough riders
 
     @classmethod
-    def from_config(cls, options: MoreThanTwoOptions) -> "MoreThanTwoRule":
+    def from_config(cls, options: MoreThanTwoOptions, ctx: RuleContext) -> "MoreThanTwoRule":
         return cls(
             min_persons=options.min_persons,
             min_frames=options.min_frames,
@@ -50,32 +66,22 @@ class MoreThanTwoRule:
             min_overlap=options.min_overlap,
         )
 
-    def forget(self, track_id: int) -> None:
-        self._hits.pop(track_id, None)
-
-    def reset(self) -> None:
-        self._hits.clear()
-
-    @property
-    def tracked(self) -> int:
-        return len(self._hits)
-
     def update(self, ctx: FrameContext) -> list[Violation]:
         pts = ctx.frame.pts
         objects = ctx.by_id()
         out: list[Violation] = []
         for moto_id, persons in assign_riders(ctx.objects, min_overlap=self._min_overlap).items():
-            hits = self._hits.get(moto_id)
+            hits = self._tracks.get(moto_id)
             if hits is not None:
                 while hits and hits[0] < pts - self._window:
                     hits.popleft()
             together = seated_together(objects[p].box for p in persons) if len(persons) >= self._min_persons else 0
             if together < self._min_persons:
                 if hits is not None and not hits:
-                    del self._hits[moto_id]
+                    del self._tracks[moto_id]
                 continue
             if hits is None:
-                hits = self._hits[moto_id] = deque()
+                hits = self._tracks[moto_id] = deque()
             hits.append(pts)
             if len(hits) >= self._min_frames:
                 out.append(
@@ -92,3 +98,6 @@ class MoreThanTwoRule:
                     )
                 )
         return out
+
+
+RULES = (RuleSpec("more_than_two", MoreThanTwoOptions, MoreThanTwoRule.from_config),)

@@ -27,22 +27,90 @@ from __future__ import annotations
 import logging
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol, Sequence
 
 import numpy as np
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from etle.geometry import Point, point_in_polygon
 from etle.helmet.crops import head_box, square_crop
-from etle.rules.base import anchor_point, make_violation
-from etle.rules.geometry import Point, point_in_polygon
+from etle.rules.base import RuleContext, RuleSpec, ZoneRef, anchor_point, make_violation
+from etle.rules.options import existing_file
 from etle.rules.riders import assign_riders, association_scores
+from etle.schema import ConfigModel, LocatedError
 from etle.types import FrameContext, TrackedObject, Violation
+from etle.zones import PolygonZone
 
-__all__ = ["HeadClassifier", "NoHelmetRule"]
+__all__ = ["RULES", "HeadClassifier", "NoHelmetOptions", "NoHelmetRule"]
 
 log = logging.getLogger(__name__)
 
 #: Motorcycles a person is remembered to have been associated with (the most frequent kept).
 _MAX_ASSOC = 6
+
+
+class NoHelmetOptions(ConfigModel):
+    """Riders and passengers of a motorcycle without a helmet (the rider is ticketed)."""
+
+    model: Path | None = Field(
+        default=None,
+        description="Helmet classifier ONNX (classes helmet, no_helmet, background); default: "
+        "the manifest's helmet-classifier.",
+    )
+    threshold: float = Field(
+        default=0.6, gt=0, lt=1, description="Mean no-helmet probability of a head to count."
+    )
+    min_samples: int = Field(
+        default=4, ge=1, description="Head classifications needed before a head can count."
+    )
+    max_samples: int = Field(
+        default=15, ge=1, description="Classifications kept per person (the latest)."
+    )
+    every_n_frames: int = Field(
+        default=3, ge=1, description="Classify each head at most every this many frames."
+    )
+    min_head_px: float = Field(
+        default=14.0, gt=0, description="Smallest estimated head side (px) worth classifying."
+    )
+    max_background: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="Crops the model calls 'not a head' with this probability are not samples.",
+    )
+    min_overlap: float = Field(
+        default=0.3,
+        gt=0,
+        le=1,
+        description="Rider association, as in more_than_two (keep them equal).",
+    )
+    min_ride_frames: int = Field(
+        default=10,
+        ge=1,
+        description="A person rides the motorcycle whose rider score, summed over the frames, is "
+        "largest: at least this many frames' worth (times min_overlap) ...",
+    )
+    ride_margin: float = Field(
+        default=1.5,
+        ge=1,
+        description="... and this many times the next motorcycle's (an ambiguous passenger gets "
+        "no motorcycle until the footage settles it).",
+    )
+    zone: str | None = Field(
+        default=None, description="Only motorcycles whose anchor is in this polygon zone."
+    )
+
+    @field_validator("model", mode="after")
+    @classmethod
+    def _resolve_model(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        return None if value is None else existing_file(value, info, "model")
+
+    @model_validator(mode="after")
+    def _samples(self) -> "NoHelmetOptions":
+        if self.max_samples < self.min_samples:
+            raise LocatedError(("max_samples",), "must be at least min_samples")
+        return self
 
 
 class HeadClassifier(Protocol):
@@ -97,9 +165,15 @@ class NoHelmetRule:
         self.classified = 0  # crops classified (for tests and cost figures)
 
     @classmethod
-    def from_config(cls, options, classifier: HeadClassifier, zone=None) -> "NoHelmetRule":  # type: ignore[no-untyped-def]
+    def from_config(cls, options: NoHelmetOptions, ctx: RuleContext) -> "NoHelmetRule":
+        clf = ctx.helmet_classifier
+        if clf is None:
+            from etle.helmet.classifier import load_helmet_classifier
+
+            clf = load_helmet_classifier(options.model)
+        zone = ctx.polygons[options.zone].polygon if options.zone else None
         return cls(
-            classifier,
+            clf,
             threshold=options.threshold,
             min_samples=options.min_samples,
             max_samples=options.max_samples,
@@ -240,3 +314,14 @@ class NoHelmetRule:
                 )
             )
         return out
+
+
+RULES = (
+    RuleSpec(
+        "no_helmet",
+        NoHelmetOptions,
+        NoHelmetRule.from_config,
+        zones=(ZoneRef("zone", PolygonZone, required=False),),
+        files=("model",),
+    ),
+)

@@ -17,22 +17,89 @@ colour is not exempt (the reviewing officer sees the plate).
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, time
-from typing import Iterable, Sequence
+from typing import Iterable, Literal, Sequence
 from zoneinfo import ZoneInfo
 
-from etle.plate.tnkb import split_tnkb
-from etle.rules.base import anchor_point, make_violation
-from etle.rules.geometry import Point, point_in_polygon
-from etle.rules.plates import plate_colour
-from etle.types import FrameContext, Violation
+from pydantic import Field, field_validator
 
-__all__ = ["OddEvenRule", "Schedule"]
+from etle.geometry import Point, point_in_polygon
+from etle.plate.tnkb import split_tnkb
+from etle.rules.base import RuleContext, RuleSpec, ZoneRef, anchor_point, make_violation
+from etle.rules.options import Labels, check_labels, normalise_plates
+from etle.rules.plates import plate_colour
+from etle.schema import ConfigModel
+from etle.types import FrameContext, Violation
+from etle.zones import PolygonZone
+
+__all__ = ["RULES", "OddEvenOptions", "OddEvenRule", "Schedule"]
 
 log = logging.getLogger(__name__)
 
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+_HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
+
+
+class OddEvenOptions(ConfigModel):
+    """Ganjil-genap: the plate's last digit must match the date's parity during active hours."""
+
+    zone: str | None = Field(
+        default=None, description="Polygon zone of the restricted road (None: whole picture)."
+    )
+    hours: tuple[str, ...] = Field(
+        default=("06:00-10:00", "16:00-21:00"),
+        min_length=1,
+        description="Active windows 'HH:MM-HH:MM' in the camera timezone.",
+    )
+    weekdays: tuple[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], ...] = Field(
+        default=("mon", "tue", "wed", "thu", "fri"), min_length=1, description="Active weekdays."
+    )
+    holidays: tuple[date, ...] = Field(
+        default=(), description="Dates (YYYY-MM-DD) on which the restriction does not apply."
+    )
+    labels: Labels = Field(
+        default=("car", "truck", "bus", "motorcycle"),
+        description="Classes considered (exempt_labels are then left out).",
+    )
+    exempt_labels: tuple[str, ...] = Field(
+        default=("motorcycle", "bus"), description="Exempt vehicle classes."
+    )
+    exempt_colours: tuple[Literal["yellow", "red", "green", "white", "black"], ...] = Field(
+        default=("yellow", "red"),
+        description="Exempt plate colours (yellow: public transport, red: government).",
+    )
+    exempt_plates: tuple[str, ...] = Field(
+        default=(), description="Listed exempt vehicles (emergency, electric, ...), by plate."
+    )
+    min_plate_confidence: float = Field(
+        default=0.7, ge=0, le=1, description="Plate consensus confidence needed to judge."
+    )
+
+    @field_validator("labels", "exempt_labels")
+    @classmethod
+    def _labels(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return check_labels(v) if v else v
+    @field_validator("exempt_plates")
+    @classmethod
+    def _plates(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return normalise_plates(v)
+
+    @field_validator("hours")
+    @classmethod
+    def _hours(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for w in value:
+            m = _HOURS.match(w)
+            if not m:
+                raise ValueError(f"'{w}' is not a window 'HH:MM-HH:MM'")
+            if (int(m.group(1)), int(m.group(2))) >= (int(m.group(3)), int(m.group(4))):
+                raise ValueError(f"'{w}' ends before it starts")
+            if m.group(3) == "24" and m.group(4) != "00":
+                raise ValueError(f"'{w}': 24 only as 24:00")
+        return value
 
 
 def _parse_window(text: str) -> tuple[time, time | None]:
@@ -103,9 +170,10 @@ class OddEvenRule:
         self._done: set[int] = set()  # judged (exempt or compliant); violations go via the engine
 
     @classmethod
-    def from_config(cls, options, tz: ZoneInfo, zone=None) -> "OddEvenRule":  # type: ignore[no-untyped-def]
+    def from_config(cls, options: OddEvenOptions, ctx: RuleContext) -> "OddEvenRule":
+        zone = ctx.polygons[options.zone].polygon if options.zone else None
         return cls(
-            Schedule.build(options.hours, options.weekdays, options.holidays, tz),
+            Schedule.build(options.hours, options.weekdays, options.holidays, ctx.tz),
             zone=zone,
             labels=options.labels,
             exempt_labels=options.exempt_labels,
@@ -175,3 +243,13 @@ class OddEvenRule:
                 )
             )
         return out
+
+
+RULES = (
+    RuleSpec(
+        "odd_even",
+        OddEvenOptions,
+        OddEvenRule.from_config,
+        zones=(ZoneRef("zone", PolygonZone, required=False),),
+    ),
+)

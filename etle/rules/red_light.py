@@ -20,20 +20,24 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable, Literal, Sequence
 
-from etle.camera.config import LineZone, RedLightOptions
-from etle.rules.base import make_violation
-from etle.rules.geometry import (
+from pydantic import Field, field_validator
+
+from etle.geometry import (
     Point,
     polyline_crossing,
     polyline_distance,
     polyline_side,
     side,
 )
+from etle.rules.base import PerTrackState, RuleContext, RuleSpec, ZoneRef, make_violation
+from etle.rules.options import check_labels
+from etle.schema import ConfigModel
 from etle.types import Box, FrameContext, Violation
+from etle.zones import LineZone
 
-__all__ = ["RedLightRule"]
+__all__ = ["RULES", "RedLightOptions", "RedLightRule"]
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +70,36 @@ def _approach_sign(
     return s
 
 
-class RedLightRule:
+class RedLightOptions(ConfigModel):
+    line: str = Field(default="stop_line", description="Name of the line zone to enforce.")
+    grace_s: float = Field(
+        default=0.5,
+        ge=0,
+        description="Crossings within this long after red starts are not violations.",
+    )
+    min_displacement_px: float = Field(
+        default=6.0,
+        ge=0,
+        description="The anchor must move at least this far across the line (hysteresis band "
+        "of half this on each side), so jitter on the line is not a crossing.",
+    )
+    max_gap_s: float = Field(
+        default=1.0, gt=0, description="Longest gap between two observations that still counts."
+    )
+    labels: tuple[str, ...] = Field(
+        default=("car", "motorcycle", "bus", "truck"), min_length=1, description="Classes enforced."
+    )
+    anchor: Literal["bottom_center", "center"] = Field(
+        default="bottom_center", description="Point of the box that must cross the line."
+    )
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return check_labels(value)
+
+
+class RedLightRule(PerTrackState):
     """Red-light crossings of one stop line."""
 
     name = "red_light"
@@ -102,7 +135,9 @@ class RedLightRule:
         self._warned_no_signal = False
 
     @classmethod
-    def from_config(cls, options: RedLightOptions, zone: LineZone) -> "RedLightRule":
+    def from_config(cls, options: RedLightOptions, ctx: RuleContext) -> "RedLightRule":
+        zone = ctx.zones[options.line]
+        assert isinstance(zone, LineZone)  # checked when the file was loaded
         return cls(
             zone.points,
             approach_side=zone.approach_side,
@@ -116,18 +151,10 @@ class RedLightRule:
         )
 
     # --------------------------------------------------------------------------------- state
-    def forget(self, track_id: int) -> None:
-        self._tracks.pop(track_id, None)
-
     def reset(self) -> None:
-        self._tracks.clear()
+        super().reset()
         self._red_since = None
         self._signal_pts = None
-
-    @property
-    def tracked(self) -> int:
-        """Number of tracks with state (for tests and memory checks)."""
-        return len(self._tracks)
 
     def classify(self, p: Point) -> int:
         """APPROACH (1), ON_LINE (0) or PAST (-1) for an anchor point."""
@@ -220,3 +247,14 @@ class RedLightRule:
                 "crossing_pts": round(crossed_pts, 3),
             },
         )
+
+
+RULES = (
+    RuleSpec(
+        "red_light",
+        RedLightOptions,
+        RedLightRule.from_config,
+        zones=(ZoneRef("line", LineZone),),
+        needs=("signal",),
+    ),
+)

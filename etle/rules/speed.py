@@ -28,80 +28,78 @@ from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
 import numpy as np
+from pydantic import Field, field_validator, model_validator
 
-from etle.rules.base import anchor_point, make_violation
-from etle.rules.geometry import Point, cross, point_in_polygon
+from etle.geometry import Point, fit_homography, point_in_polygon
+from etle.rules.base import PerTrackState, RuleContext, RuleSpec, ZoneRef, anchor_point, make_violation
+from etle.rules.options import Anchor, Labels, check_labels
+from etle.schema import ConfigModel, LocatedError
 from etle.types import FrameContext, Violation
+from etle.zones import PolygonZone
 
-__all__ = ["GroundPlane", "SpeedingRule", "fit_homography"]
+__all__ = ["RULES", "GroundPlane", "SpeedingOptions", "SpeedingRule", "fit_homography"]
 
 log = logging.getLogger(__name__)
 
 
-def _normalise(points: np.ndarray) -> np.ndarray:
-    """The similarity transform that moves points to mean 0, mean distance sqrt(2)."""
-    mean = points.mean(axis=0)
-    d = np.sqrt(((points - mean) ** 2).sum(axis=1)).mean()
-    s = math.sqrt(2) / d if d > 0 else 1.0
-    return np.array([[s, 0, -s * mean[0]], [0, s, -s * mean[1]], [0, 0, 1]])
+class SpeedingOptions(ConfigModel):
+    """Speed over a zone's limit, measured on the calibrated ground plane."""
 
+    limits_kmh: dict[str, float] = Field(
+        min_length=1, description="Polygon zone name -> speed limit in km/h in that zone."
+    )
+    tolerance_kmh: float = Field(
+        default=5.0, ge=0, description="Tickets only above limit + tolerance (measurement error)."
+    )
+    window_s: float = Field(
+        default=1.0, gt=0, description="Speed is the slope of a line fitted over this window."
+    )
+    min_span_s: float = Field(
+        default=0.6, gt=0, description="The window must hold observations spanning this long."
+    )
+    min_points: int = Field(default=6, ge=3, description="And at least this many observations.")
+    min_distance_m: float = Field(
+        default=2.0, ge=0, description="And the vehicle must have moved at least this far."
+    )
+    max_plausible_kmh: float = Field(
+        default=160.0,
+        gt=0,
+        description="Measured speeds above this are rejected as measurement errors (id "
+        "switches, bad boxes): logged, never ticketed.",
+    )
+    max_residual_m: float = Field(
+        default=1.0,
+        gt=0,
+        description="Rejected too when the positions stray this far from the fitted line.",
+    )
+    min_over: int = Field(
+        default=3,
+        ge=1,
+        description="Consecutive measurements over limit + tolerance (in one zone) to ticket.",
+    )
+    labels: Labels = Field(default=("car", "motorcycle", "bus", "truck"), description="Classes.")
+    anchor: Anchor = Field(
+        default="bottom_center", description="Box point on the road surface (tracked)."
+    )
 
-def _degenerate(points: Sequence[Point]) -> bool:
-    """Fewer than four points in general position (no three of them on one line)."""
-    pts = [tuple(map(float, p)) for p in points]
-    n = len(pts)
-    scale = max(max(abs(c) for p in pts for c in p), 1.0)
-    eps = 1e-9 * scale * scale
-    for i in range(n):
-        for j in range(i + 1, n):
-            for k in range(j + 1, n):
-                for m in range(k + 1, n):
-                    quad = (pts[i], pts[j], pts[k], pts[m])
-                    if all(
-                        abs(cross(quad[a], quad[b], quad[c])) > eps
-                        for a, b, c in ((0, 1, 2), (0, 1, 3), (0, 2, 3), (1, 2, 3))
-                    ):
-                        return False
-    return True
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return check_labels(v)
 
+    @field_validator("limits_kmh")
+    @classmethod
+    def _limits(cls, value: dict[str, float]) -> dict[str, float]:
+        for zone, limit in value.items():
+            if not 0 < limit < 300:
+                raise ValueError(f"limit for '{zone}' must be between 0 and 300 km/h")
+        return value
 
-def fit_homography(
-    image_points: Sequence[Point], world_points: Sequence[Point], *, max_error_m: float = 0.5
-) -> np.ndarray:
-    """3x3 homography mapping image px to world metres; ``ValueError`` when unusable."""
-    if len(image_points) != len(world_points):
-        raise ValueError("need as many world points as image points")
-    if len(image_points) < 4:
-        raise ValueError("need at least 4 points")
-    if _degenerate(image_points) or _degenerate(world_points):
-        raise ValueError("the points are degenerate: four of them, no three on a line, are needed")
-    src = np.asarray(image_points, np.float64)
-    dst = np.asarray(world_points, np.float64)
-    ts, td = _normalise(src), _normalise(dst)
-    s = (ts @ np.c_[src, np.ones(len(src))].T).T
-    d = (td @ np.c_[dst, np.ones(len(dst))].T).T
-    rows = []
-    for (x, y, _), (u, v, _) in zip(s, d, strict=True):
-        rows.append([-x, -y, -1, 0, 0, 0, u * x, u * y, u])
-        rows.append([0, 0, 0, -x, -y, -1, v * x, v * y, v])
-    _, _, vt = np.linalg.svd(np.asarray(rows))
-    hn = vt[-1].reshape(3, 3)
-    h = np.linalg.inv(td) @ hn @ ts
-    if abs(h[2, 2]) > 1e-12:
-        h = h / h[2, 2]
-    w = (h @ np.c_[src, np.ones(len(src))].T)[2]
-    if not (np.all(w > 0) or np.all(w < 0)):
-        raise ValueError("the road plane's horizon crosses the calibration points")
-    mapped = (h @ np.c_[src, np.ones(len(src))].T)
-    mapped = (mapped[:2] / mapped[2]).T
-    err = np.sqrt(((mapped - dst) ** 2).sum(axis=1))
-    worst = int(err.argmax())
-    if err[worst] > max_error_m:
-        raise ValueError(
-            f"point {worst} {tuple(image_points[worst])} maps {err[worst]:.2f} m from its world "
-            f"position {tuple(world_points[worst])} (max {max_error_m} m): check the points"
-        )
-    return h
+    @model_validator(mode="after")
+    def _span(self) -> "SpeedingOptions":
+        if self.min_span_s > self.window_s:
+            raise LocatedError(("min_span_s",), "must not exceed window_s")
+        return self
 
 
 class GroundPlane:
@@ -164,7 +162,7 @@ def measure(seen: Sequence[tuple[float, float, float]]) -> Measurement:
     return Measurement(speed * 3.6, span, len(seen), speed * span, resid)
 
 
-class SpeedingRule:
+class SpeedingRule(PerTrackState):
     """Speed above a zone's limit on a calibrated ground plane."""
 
     name = "speeding"
@@ -207,7 +205,9 @@ class SpeedingRule:
         self.rejected: int = 0  # implausible measurements seen (for logs and tests)
 
     @classmethod
-    def from_config(cls, options, zones, calibration) -> "SpeedingRule":  # type: ignore[no-untyped-def]
+    def from_config(cls, options: SpeedingOptions, ctx: RuleContext) -> "SpeedingRule":
+        calibration, zones = ctx.calibration, ctx.polygons
+        assert calibration is not None  # checked when the file was loaded
         plane = GroundPlane.from_points(
             calibration.image_points, calibration.world_points, max_error_m=calibration.max_reprojection_m
         )
@@ -225,16 +225,6 @@ class SpeedingRule:
             labels=options.labels,
             anchor=options.anchor,
         )
-
-    def forget(self, track_id: int) -> None:
-        self._tracks.pop(track_id, None)
-
-    def reset(self) -> None:
-        self._tracks.clear()
-
-    @property
-    def tracked(self) -> int:
-        return len(self._tracks)
 
     def _zone(self, p: Point) -> tuple[str, float] | None:
         for name, poly, limit in self._zones:
@@ -311,3 +301,14 @@ class SpeedingRule:
                     )
                 )
         return out
+
+
+RULES = (
+    RuleSpec(
+        "speeding",
+        SpeedingOptions,
+        SpeedingRule.from_config,
+        zones=(ZoneRef("limits_kmh", PolygonZone),),
+        needs=("calibration",),
+    ),
+)

@@ -21,12 +21,48 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-from etle.camera.config import PolygonZone, StopLineOptions
-from etle.rules.base import RedClock, anchor_point, inside_any, make_violation
-from etle.rules.geometry import Point
-from etle.types import FrameContext, Violation
+from pydantic import Field, field_validator
 
-__all__ = ["StopLineRule"]
+from etle.geometry import Point
+from etle.rules.base import PerTrackState, RedClock, RuleContext, RuleSpec, ZoneRef, anchor_point, inside_any, make_violation
+from etle.rules.options import Anchor, Labels, check_labels
+from etle.schema import ConfigModel
+from etle.types import FrameContext, Violation
+from etle.zones import PolygonZone
+
+__all__ = ["RULES", "StopLineOptions", "StopLineRule"]
+
+
+class StopLineOptions(ConfigModel):
+    """Stopped past the stop line (on the zebra crossing or in the motorcycle box) while red."""
+
+    zones: tuple[str, ...] = Field(
+        min_length=1,
+        description="Polygon zones a vehicle must not stop in while red (zebra crossing, "
+        "motorcycle box, the area just past the stop line).",
+    )
+    grace_s: float = Field(
+        default=2.0, ge=0, description="The signal must have been red this long when stopping."
+    )
+    min_stopped_s: float = Field(
+        default=1.0, gt=0, description="Stopped inside a zone at least this long (red all along)."
+    )
+    max_motion_px: float = Field(
+        default=4.0,
+        gt=0,
+        description="Stopped: the anchor stays within this radius of its mean over min_stopped_s.",
+    )
+    min_inside: float = Field(
+        default=0.8, gt=0, le=1, description="Fraction of the stopped frames the anchor is inside."
+    )
+    max_gap_s: float = Field(default=1.0, gt=0, description="Longest gap between observations.")
+    labels: Labels = Field(default=("car", "motorcycle", "bus", "truck"), description="Classes.")
+    anchor: Anchor = Field(default="bottom_center", description="Point of the box tested.")
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return check_labels(v)
 
 
 @dataclass(slots=True)
@@ -34,7 +70,7 @@ class _Track:
     seen: deque[tuple[float, float, float, str | None]] = field(default_factory=deque)  # pts, x, y, zone
 
 
-class StopLineRule:
+class StopLineRule(PerTrackState):
     """Vehicles stopped inside stop-line zones (zebra crossing, motorcycle box) while red."""
 
     name = "stop_line"
@@ -67,7 +103,8 @@ class StopLineRule:
         self._tracks: dict[int, _Track] = {}
 
     @classmethod
-    def from_config(cls, options: StopLineOptions, zones: dict[str, PolygonZone]) -> "StopLineRule":
+    def from_config(cls, options: StopLineOptions, ctx: RuleContext) -> "StopLineRule":
+        zones = ctx.polygons
         return cls(
             [(n, zones[n].polygon) for n in options.zones],
             grace_s=options.grace_s,
@@ -79,16 +116,9 @@ class StopLineRule:
             anchor=options.anchor,
         )
 
-    def forget(self, track_id: int) -> None:
-        self._tracks.pop(track_id, None)
-
     def reset(self) -> None:
-        self._tracks.clear()
+        super().reset()
         self._red.reset()
-
-    @property
-    def tracked(self) -> int:
-        return len(self._tracks)
 
     def update(self, ctx: FrameContext) -> list[Violation]:
         red_since = self._red.update(ctx)
@@ -140,3 +170,14 @@ class StopLineRule:
                 )
             )
         return out
+
+
+RULES = (
+    RuleSpec(
+        "stop_line",
+        StopLineOptions,
+        StopLineRule.from_config,
+        zones=(ZoneRef("zones", PolygonZone),),
+        needs=("signal",),
+    ),
+)

@@ -22,12 +22,59 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-from etle.camera.config import PolygonZone, WrongWayOptions
-from etle.rules.base import anchor_point, make_violation
-from etle.rules.geometry import Point, point_in_polygon
-from etle.types import FrameContext, Violation
+from pydantic import Field, field_validator, model_validator
 
-__all__ = ["WrongWayRule"]
+from etle.geometry import Point, point_in_polygon
+from etle.rules.base import PerTrackState, RuleContext, RuleSpec, ZoneRef, anchor_point, make_violation
+from etle.rules.options import Anchor, Labels, check_labels
+from etle.schema import ConfigModel, LocatedError
+from etle.types import FrameContext, Violation
+from etle.zones import PolygonZone
+
+__all__ = ["RULES", "WrongWayOptions", "WrongWayRule"]
+
+
+class WrongWayOptions(ConfigModel):
+    """Sustained movement against a lane's direction."""
+
+    lanes: tuple[str, ...] = Field(
+        min_length=1, description="Polygon zones with a `direction` (the permitted one)."
+    )
+    min_distance_px: float = Field(
+        default=40.0, gt=0, description="Net movement against the lane direction needed (px)."
+    )
+    min_duration_s: float = Field(
+        default=1.0, gt=0, description="Over at least this long, inside the lane."
+    )
+    max_angle_deg: float = Field(
+        default=45.0,
+        gt=0,
+        lt=90,
+        description="The net movement must be within this angle of the reverse direction (a "
+        "vehicle turning across the lane is not going the wrong way).",
+    )
+    window_s: float = Field(
+        default=3.0, gt=0, description="History kept per track (at least min_duration_s)."
+    )
+    max_step_px: float = Field(
+        default=80.0,
+        gt=0,
+        description="A jump larger than this between two observations (a tracker id switch) "
+        "restarts the track's history.",
+    )
+    labels: Labels = Field(default=("car", "motorcycle", "bus", "truck"), description="Classes.")
+    anchor: Anchor = Field(default="bottom_center", description="Point of the box tracked.")
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return check_labels(v)
+
+    @model_validator(mode="after")
+    def _window(self) -> "WrongWayOptions":
+        if self.window_s < self.min_duration_s:
+            raise LocatedError(("window_s",), "must be at least min_duration_s")
+        return self
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +90,7 @@ class _Track:
     seen: deque[tuple[float, float, float, str | None]] = field(default_factory=deque)
 
 
-class WrongWayRule:
+class WrongWayRule(PerTrackState):
     """Vehicles moving against the direction of the lane they are in, sustained."""
 
     name = "wrong_way"
@@ -83,7 +130,8 @@ class WrongWayRule:
         self._tracks: dict[int, _Track] = {}
 
     @classmethod
-    def from_config(cls, options: WrongWayOptions, zones: dict[str, PolygonZone]) -> "WrongWayRule":
+    def from_config(cls, options: WrongWayOptions, ctx: RuleContext) -> "WrongWayRule":
+        zones = ctx.polygons
         lanes = []
         for n in options.lanes:
             z = zones[n]
@@ -99,16 +147,6 @@ class WrongWayRule:
             labels=options.labels,
             anchor=options.anchor,
         )
-
-    def forget(self, track_id: int) -> None:
-        self._tracks.pop(track_id, None)
-
-    def reset(self) -> None:
-        self._tracks.clear()
-
-    @property
-    def tracked(self) -> int:
-        return len(self._tracks)
 
     def _lane_of(self, p: Point) -> Lane | None:
         for lane in self._lanes:
@@ -180,3 +218,13 @@ class WrongWayRule:
             "from": (round(first[1], 1), round(first[2], 1)),
             "to": (round(last[1], 1), round(last[2], 1)),
         }
+
+
+RULES = (
+    RuleSpec(
+        "wrong_way",
+        WrongWayOptions,
+        WrongWayRule.from_config,
+        zones=(ZoneRef("lanes", PolygonZone, directed=True),),
+    ),
+)

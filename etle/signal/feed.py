@@ -392,7 +392,7 @@ atexit.register(close_feeds)
 
 
 class ExternalSignal:
-    """A :class:`~etle.rules.signal.SignalSource` reading a feed's timeline at frame time."""
+    """A :class:`~etle.signal.source.SignalSource` reading a feed's timeline at frame time."""
 
     def __init__(self, feed: _Feed, *, head: str | None = None, stale_after_s: float = 90.0) -> None:
         self.feed = feed

@@ -1,4 +1,8 @@
-"""Plane geometry for rules: line sides, segment crossings, distances, point in polygon.
+"""Plane geometry: line sides, segment crossings, distances, point in polygon, homographies.
+
+The bottom of the camera / rules layering: the zone models (:mod:`etle.zones`), the camera
+file's checks (:mod:`etle.camera.config`) and the rules (:mod:`etle.rules`) all use it, and it
+imports none of them.
 
 Hand-written rather than taken from shapely: the rules need a handful of exact predicates on a
 few points per track per frame (a shapely object per call costs more than the arithmetic), the
@@ -16,12 +20,15 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
+import numpy as np
+
 Point = tuple[float, float]
 
 __all__ = [
     "Crossing",
     "Point",
     "cross",
+    "fit_homography",
     "point_in_polygon",
     "point_segment_distance",
     "polyline_crossing",
@@ -170,3 +177,69 @@ def point_in_polygon(p: Point, polygon: Sequence[Point]) -> bool:
             if x < x_at:
                 inside = not inside
     return inside
+
+
+def _normalise(points: np.ndarray) -> np.ndarray:
+    """The similarity transform that moves points to mean 0, mean distance sqrt(2)."""
+    mean = points.mean(axis=0)
+    d = np.sqrt(((points - mean) ** 2).sum(axis=1)).mean()
+    s = math.sqrt(2) / d if d > 0 else 1.0
+    return np.array([[s, 0, -s * mean[0]], [0, s, -s * mean[1]], [0, 0, 1]])
+
+
+def _degenerate(points: Sequence[Point]) -> bool:
+    """Fewer than four points in general position (no three of them on one line)."""
+    pts = [tuple(map(float, p)) for p in points]
+    n = len(pts)
+    scale = max(max(abs(c) for p in pts for c in p), 1.0)
+    eps = 1e-9 * scale * scale
+    for i in range(n):
+        for j in range(i + 1, n):
+            for k in range(j + 1, n):
+                for m in range(k + 1, n):
+                    quad = (pts[i], pts[j], pts[k], pts[m])
+                    if all(
+                        abs(cross(quad[a], quad[b], quad[c])) > eps
+                        for a, b, c in ((0, 1, 2), (0, 1, 3), (0, 2, 3), (1, 2, 3))
+                    ):
+                        return False
+    return True
+
+
+def fit_homography(
+    image_points: Sequence[Point], world_points: Sequence[Point], *, max_error_m: float = 0.5
+) -> np.ndarray:
+    """3x3 homography mapping image px to world metres; ``ValueError`` when unusable."""
+    if len(image_points) != len(world_points):
+        raise ValueError("need as many world points as image points")
+    if len(image_points) < 4:
+        raise ValueError("need at least 4 points")
+    if _degenerate(image_points) or _degenerate(world_points):
+        raise ValueError("the points are degenerate: four of them, no three on a line, are needed")
+    src = np.asarray(image_points, np.float64)
+    dst = np.asarray(world_points, np.float64)
+    ts, td = _normalise(src), _normalise(dst)
+    s = (ts @ np.c_[src, np.ones(len(src))].T).T
+    d = (td @ np.c_[dst, np.ones(len(dst))].T).T
+    rows = []
+    for (x, y, _), (u, v, _) in zip(s, d, strict=True):
+        rows.append([-x, -y, -1, 0, 0, 0, u * x, u * y, u])
+        rows.append([0, 0, 0, -x, -y, -1, v * x, v * y, v])
+    _, _, vt = np.linalg.svd(np.asarray(rows))
+    hn = vt[-1].reshape(3, 3)
+    h = np.linalg.inv(td) @ hn @ ts
+    if abs(h[2, 2]) > 1e-12:
+        h = h / h[2, 2]
+    w = (h @ np.c_[src, np.ones(len(src))].T)[2]
+    if not (np.all(w > 0) or np.all(w < 0)):
+        raise ValueError("the road plane's horizon crosses the calibration points")
+    mapped = (h @ np.c_[src, np.ones(len(src))].T)
+    mapped = (mapped[:2] / mapped[2]).T
+    err = np.sqrt(((mapped - dst) ** 2).sum(axis=1))
+    worst = int(err.argmax())
+    if err[worst] > max_error_m:
+        raise ValueError(
+            f"point {worst} {tuple(image_points[worst])} maps {err[worst]:.2f} m from its world "
+            f"position {tuple(world_points[worst])} (max {max_error_m} m): check the points"
+        )
+    return h

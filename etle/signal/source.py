@@ -1,6 +1,6 @@
 """Traffic-signal state per frame: a fixed-time plan, the colour of the lit lamp, or a feed.
 
-The controller feeds (HTTP, MQTT) live in :mod:`etle.rules.signal_feed`.
+The controller feeds (HTTP, MQTT) live in :mod:`etle.signal.feed`.
 
 Both sources take their time from the frame (``pts``, or ``timestamp`` for a plan anchored at
 a time of day), never from the wall clock, so a replayed file gives the same states as live.
@@ -15,13 +15,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
 import cv2
 import numpy as np
 
-from etle.camera.config import CameraConfig, FixedPlanConfig, Phase, RoiSignalConfig
+from etle.signal.config import FixedPlanConfig, Phase, RoiSignalConfig
 from etle.types import Frame, SignalState
 
 __all__ = ["FixedPlanSignal", "RoiColourSignal", "SignalSource", "build_signal", "UNKNOWN"]
@@ -211,8 +211,9 @@ class RoiColourSignal:
         return SignalState(st.stable, source="roi", confidence=st.confidence)
 
 
-def build_signal(camera: CameraConfig) -> SignalSource | None:
-    """The signal source a camera file configures, or None when it has no `signal` section."""
+def build_signal(camera: Any) -> SignalSource | None:
+    """The signal source a camera file (a :class:`~etle.camera.config.CameraConfig`)
+    configures, or None when it has no `signal` section."""
     cfg = camera.signal
     if cfg is None:
         return None
@@ -220,6 +221,6 @@ def build_signal(camera: CameraConfig) -> SignalSource | None:
         return FixedPlanSignal.from_config(cfg, camera.tz)
     if isinstance(cfg, RoiSignalConfig):
         return RoiColourSignal.from_config(cfg)
-    from etle.rules.signal_feed import ExternalSignal
+    from etle.signal.feed import ExternalSignal
 
     return ExternalSignal.from_config(cfg)

@@ -46,14 +46,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import cv2
 import numpy as np
 
-from etle.camera.config import CameraConfig, ViewGuardConfig
 from etle.errors import ConfigError
 from etle.types import Frame
+from etle.viewguard.config import ViewGuardConfig
 
 __all__ = ["ViewGuard", "ViewStatus", "ViewEvent", "load_reference"]
 
@@ -172,8 +172,9 @@ class ViewGuard:
 
     # ------------------------------------------------------------------------------ building
     @classmethod
-    def from_config(cls, camera: CameraConfig) -> "ViewGuard":
-        """The guard a camera file configures (always ok when it has no ``view_guard``)."""
+    def from_config(cls, camera: Any) -> "ViewGuard":
+        """The guard a camera file (a :class:`~etle.camera.config.CameraConfig`) configures
+        (always ok when it has no ``view_guard``)."""
         cfg = camera.view_guard
         if cfg is None:
             return cls(None)
