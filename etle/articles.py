@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import yaml
 
+from etle.config.settings import settings
 from etle.errors import ConfigError
 
 DEFAULT_TABLE = Path(__file__).resolve().parent / "data" / "articles.yaml"
@@ -39,7 +39,7 @@ def _load(path: str) -> dict[str, Article]:
 
 
 def table() -> dict[str, Article]:
-    return _load(os.environ.get("ETLE_ARTICLES", str(DEFAULT_TABLE)))
+    return _load(str(settings().articles or DEFAULT_TABLE))
 
 
 def article_for(rule: str) -> Article | None:

@@ -38,6 +38,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
+from etle.config.run import DEFAULT_DETECTOR, FAST_DETECT_FPS, FAST_DETECTOR, RunOptions, StageOptions
 from etle.errors import EtleError
 
 log = logging.getLogger(__name__)
@@ -46,20 +49,16 @@ log = logging.getLogger(__name__)
 BASELINE_KEEP = frozenset({"person", "bicycle", "car", "motorcycle", "bus", "truck"})
 
 
-@dataclass(frozen=True)
-class BenchOptions:
-    """How ``etle bench`` runs each side."""
+class BenchOptions(StageOptions):
+    """How ``etle bench`` runs each side: etle with ``etle run``'s stage options in the fast
+    (edge) profile by default, the baseline with ``baseline_detector``; both read plates with
+    ``reader`` in ``country``'s format and stop after ``max_seconds``."""
 
-    detector: str = "vehicle-detector-int8"
-    detect_every: int = 0
-    detect_fps: float = 6.0
-    reader: str | None = None
-    read_plates: bool = True
-    max_seconds: float | None = None
+    detector: str = FAST_DETECTOR
+    detect_fps: float = Field(FAST_DETECT_FPS, ge=0)
+    max_seconds: float | None = Field(None, ge=0)
     camera_dir: Path | None = Path("examples/cameras")
-    min_plate_confidence: float = 0.3
-    baseline_detector: str = "vehicle-detector"
-    country: str = "id"
+    baseline_detector: str = DEFAULT_DETECTOR
 
 
 @dataclass(frozen=True)
@@ -112,6 +111,7 @@ def camera_for(clip: Path, camera_dir: Path | None) -> Path | None:
 
 def run_etle(clip: Path, opts: BenchOptions, progress: Callable[[int], None] | None = None) -> BenchResult:
     """The etle pipeline on ``clip`` (evidence and tickets into a temporary folder)."""
+    from etle.config.settings import settings
     from etle.runner import run_sources
 
     count = 0
@@ -123,22 +123,9 @@ def run_etle(clip: Path, opts: BenchOptions, progress: Callable[[int], None] | N
             progress(count)
 
     with tempfile.TemporaryDirectory(prefix="etle-bench-") as tmp:
-        summaries = run_sources(
-            str(clip),
-            camera_path=camera_for(clip, opts.camera_dir),
-            out_dir=Path(tmp) / "out",
-            db_url=f"sqlite:///{tmp}/bench.db",
-            reader=opts.reader,
-            read_plates=opts.read_plates,
-            detect_every=opts.detect_every,
-            detect_fps=opts.detect_fps,
-            detector_model=opts.detector,
-            country=opts.country,
-            max_seconds=opts.max_seconds,
-            progress=False,
-            keys_dir=Path(tmp) / "no-keys",
-            frame_callback=on_frame,
-        )
+        options = RunOptions.of(opts, out_dir=Path(tmp) / "out", db_url=f"sqlite:///{tmp}/bench.db", max_seconds=opts.max_seconds)
+        env = settings().model_copy(update={"keys_dir": Path(tmp) / "no-keys"})
+        summaries = run_sources(str(clip), camera_for(clip, opts.camera_dir), options, env, progress=False, frame_callback=on_frame)
     s = summaries[0]
     from etle.plate.tnkb import get_format
 

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from etle import __version__
-from etle.commands.options import parse_start
+from etle.commands.options import options_of, parse_start
 from etle.errors import EtleError
 
 app = typer.Typer(
@@ -45,8 +45,9 @@ out = _console()
 err = _console(stderr=True)
 _state = {"debug": False}
 
-DEFAULT_DB = "sqlite:///etle.db"
-DEFAULT_OUT = Path("etle-out")
+from etle.config.run import DEFAULT_DB, DEFAULT_OUT, RunOptions  # noqa: E402
+
+_RUN = RunOptions()  # the defaults the run flags show
 
 
 def _version(value: bool) -> None:
@@ -76,15 +77,15 @@ def run(
     reader: Optional[str] = typer.Option(None, "--reader", help="Plate OCR backend (rapidocr, rapidocr+crnn, crnn, easyocr); default: the measured best per country."),
     plate_detector: Optional[str] = typer.Option(None, "--plate-detector", help="Plate detector: tnkb (fine-tuned on Indonesian plates), onnx (the original), pt (ultralytics), cascade; default: tnkb for --country id, onnx otherwise."),
     no_plates: bool = typer.Option(False, "--no-plates", help="Do not read plates."),
-    detect_every: int = typer.Option(0, "--detect-every", min=0, help="Run the detector on every Nth frame and predict tracks in between (0: from --detect-fps)."),
-    detect_fps: float = typer.Option(0.0, "--detect-fps", min=0.0, help="Detector runs per second of video when --detect-every is 0 (default 0: every frame; the fast profile uses 6)."),
-    country: str = typer.Option("id", "--country", help="Plate format: id (Indonesian TNKB grammar) or generic (any country, no grammar)."),
+    detect_every: int = typer.Option(_RUN.detect_every, "--detect-every", min=0, help="Run the detector on every Nth frame and predict tracks in between (0: from --detect-fps)."),
+    detect_fps: float = typer.Option(_RUN.detect_fps, "--detect-fps", min=0.0, help="Detector runs per second of video when --detect-every is 0 (default 0: every frame; the fast profile uses 6)."),
+    country: str = typer.Option(_RUN.country, "--country", help="Plate format: id (Indonesian TNKB grammar) or generic (any country, no grammar)."),
     no_motion: bool = typer.Option(False, "--no-motion", help="On a detection stride, do not also detect while something moves across a line of the camera."),
-    detector_model: str = typer.Option("vehicle-detector", "--detector", help="Vehicle detector: a manifest name (vehicle-detector, vehicle-detector-int8) or an .onnx/.pt file."),
+    detector_model: str = typer.Option(_RUN.detector, "--detector", help="Vehicle detector: a manifest name (vehicle-detector, vehicle-detector-int8) or an .onnx/.pt file."),
     max_seconds: Optional[float] = typer.Option(None, "--max-seconds", min=0.0, help="Stop each source after this many seconds of video."),
     start: Optional[str] = typer.Option(None, "--start", help="Wall-clock start of the footage (ISO 8601); default: camera file, container metadata."),
-    pre_s: float = typer.Option(2.0, "--clip-before", min=0.0, help="Seconds of clip before the violation."),
-    post_s: float = typer.Option(2.0, "--clip-after", min=0.0, help="Seconds of clip after the violation."),
+    pre_s: float = typer.Option(_RUN.pre_s, "--clip-before", min=0.0, help="Seconds of clip before the violation."),
+    post_s: float = typer.Option(_RUN.post_s, "--clip-after", min=0.0, help="Seconds of clip after the violation."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     keys: Optional[Path] = typer.Option(None, "--keys", help="Folder of the site signing key (default $ETLE_KEYS_DIR or ./etle-keys; see 'etle keys init')."),
@@ -94,14 +95,18 @@ def run(
     streams: int = typer.Option(1, "--streams", min=1, help="Sources of a folder run at once, sharing one detector whose frames run as one batch (for a GPU serving several cameras; on a CPU 1 is as fast)."),
 ) -> None:
     """Process footage into tickets with evidence (one ticket per vehicle and rule)."""
+    from etle.config.settings import settings
     from etle.runner import run_sources
 
-    if device is not None:
-        from etle.onnxrt import set_device
-
-        set_device(device)
-
-    cfg_start = parse_start(start)
+    options = options_of(
+        RunOptions, out_dir=out_dir, db_url=db, reader=reader, plate_detector=plate_detector, read_plates=not no_plates,
+        detect_every=detect_every, detect_fps=detect_fps, detect_on_motion=not no_motion, country=country,
+        detector=detector_model, max_seconds=max_seconds, wall_start=parse_start(start), pre_s=pre_s, post_s=post_s,
+        device=device,
+    )
+    env = settings()
+    if keys is not None:
+        env = env.model_copy(update={"keys_dir": keys})
     target = None
     if central_db or central_evidence:
         if not (central_db and central_evidence):
@@ -110,26 +115,7 @@ def run(
 
         target = SyncTarget(db_url=central_db, evidence=central_evidence)
     summaries = run_sources(
-        source,
-        camera_path=camera,
-        out_dir=out_dir,
-        db_url=db,
-        reader=reader,
-        plate_detector=plate_detector,
-        read_plates=not no_plates,
-        detect_every=detect_every,
-        detect_fps=detect_fps,
-        detect_on_motion=not no_motion,
-        country=country,
-        detector_model=detector_model,
-        max_seconds=max_seconds,
-        wall_start=cfg_start,
-        pre_s=pre_s,
-        post_s=post_s,
-        progress=not no_progress and not json_out,
-        console=err,
-        keys_dir=keys,
-        sync_target=target,
+        source, camera, options, env, progress=not no_progress and not json_out, console=err, sync_target=target,
         streams=streams,
     )
     if json_out:

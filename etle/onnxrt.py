@@ -30,12 +30,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from etle.errors import ConfigError, MissingDependencyError, ModelError
+from etle.config.run import DEVICES  # noqa: F401 - the device names, re-exported
+from etle.config.settings import settings
+from etle.errors import MissingDependencyError, ModelError
 
 log = logging.getLogger(__name__)
 
 DEVICE_ENV = "ETLE_DEVICE"
-DEVICES = ("cpu", "cuda", "auto")
 #: GPU execution providers in ONNX Runtime's order of preference
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 _warned: set[str] = set()
@@ -43,10 +44,7 @@ _warned: set[str] = set()
 
 def device() -> str:
     """The device asked for (``ETLE_DEVICE``; default ``cpu``); :class:`ConfigError` for another value."""
-    value = os.environ.get(DEVICE_ENV, "cpu").strip().lower() or "cpu"
-    if value not in DEVICES:
-        raise ConfigError(f"device {value!r} is not one of {', '.join(DEVICES)}")
-    return value
+    return settings().device
 
 
 def set_device(value: str) -> str:
@@ -83,7 +81,7 @@ def providers(wanted: str | None = None, available: list[str] | None = None) -> 
 
 def spinning() -> bool:
     """Whether sessions may busy-wait between runs (``ETLE_ORT_SPIN=1``; off by default)."""
-    return os.environ.get("ETLE_ORT_SPIN", "0").strip() == "1"
+    return settings().ort_spin
 
 
 def session_options(threads: int | None = None, *, inter_threads: int | None = None) -> Any:
@@ -93,7 +91,7 @@ def session_options(threads: int | None = None, *, inter_threads: int | None = N
     except ImportError as exc:  # pragma: no cover - onnxruntime is a core dependency
         raise MissingDependencyError("onnxruntime", "core", "ONNX inference") from exc
     opts = ort.SessionOptions()
-    n = threads or int(os.environ.get("ETLE_THREADS", "0") or 0)
+    n = threads or settings().threads
     if n > 0:
         opts.intra_op_num_threads = n
     if inter_threads:

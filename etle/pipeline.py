@@ -3,68 +3,80 @@
 ingest -> view guard -> detect -> track -> signal -> rules -> plates -> evidence -> store.
 
 Every stage is injected (tests pass fakes); :func:`build_pipeline` assembles the real ones from a
-camera file and a :class:`RunConfig`.  State that belongs to one source (tracks, rule memory,
+camera file and :class:`etle.config.run.RunOptions`.  State that belongs to one source (tracks, rule memory,
 view guard, signal debouncing) is created fresh per source by :meth:`Pipeline.run_source`.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Collection, Mapping, Protocol, Sequence
 
-from etle.errors import EtleError
+import numpy as np
+
+from etle.config.run import RunOptions, StageOptions
 from etle.evidence.ring import DEFAULT_MAX_FRAMES, FrameRing
-from etle.types import VEHICLE_LABELS, Detection, Frame, FrameContext, PlateResult, TrackedObject, Violation
+from etle.types import VEHICLE_LABELS, Detection, Frame, FrameContext, PlateResult, SignalState, TrackedObject, Violation
 
 log = logging.getLogger(__name__)
 
 
+# ------------------------------------------------------------------------------- the stages
+# What the pipeline asks of each stage: the real ones are assembled by etle.runner.build_pipeline,
+# tests pass fakes.  A stage made per source comes from a factory (its state belongs to a source).
+
+
+class DetectorStage(Protocol):
+    """Vehicles and people in a BGR image (:mod:`etle.detect`)."""
+
+    def detect(self, image: np.ndarray) -> list[Detection]: ...
+
+
 class Tracker(Protocol):
+    """Tracks from detections (:mod:`etle.track`); ``predict(frame)`` between detector runs is
+    optional (a tracker without it keeps the last objects on a stride)."""
+
     def update(self, detections: Sequence[Detection], frame: Frame) -> tuple[TrackedObject, ...]: ...
 
 
-@dataclass(frozen=True)
-class RunConfig:
-    """Options of one ``etle run``."""
+class ViewGuardStage(Protocol):
+    """Whether the camera still sees its reference view (:mod:`etle.viewguard`); rules pause
+    while ``update(frame).ok`` is false."""
 
-    out_dir: Path = Path("etle-out")
-    db_url: str = "sqlite:///etle.db"
-    #: run the detector on every Nth frame and predict tracks in between; 0 = from ``detect_fps``
-    detect_every: int = 0
-    #: detections per second of video when ``detect_every`` is 0 (the stride is rounded, >= 1);
-    #: 0 = every frame.  ``etle run`` detects on every frame by default (a clerk's batch wants
-    #: every weakly detected vehicle); the fast profile of ``etle bench`` runs 6/s (site.yaml ``detect_fps``)
-    detect_fps: float = 0.0
-    #: on a stride, also detect on frames where something moves across a rule line of the camera
-    #: (:class:`etle.detect.motion.MotionGate`): crossings are judged at the line
-    detect_on_motion: bool = True
-    #: frames decoded ahead in a separate thread (0: decode in the processing thread)
-    prefetch: int = 8
-    reader: str | None = None  # None: the measured default for ``country``
-    #: plate format: ``id`` (Indonesian TNKB grammar) or ``generic`` (any country, no grammar)
-    country: str = "id"
-    #: None: the measured default for ``country`` (:func:`etle.plate.detector.default_plate_detector`)
-    plate_detector: str | None = None
-    read_plates: bool = True
-    pre_s: float = 2.0
-    post_s: float = 2.0
-    max_seconds: float | None = None
-    wall_start: datetime | None = None
-    image_interval_s: float = 1.0
-    detector_model: str = "vehicle-detector"
-    conf_threshold: float = 0.25
-    #: a track's plate below this consensus confidence is stored as unread (candidates kept)
-    min_plate_confidence: float = 0.3
-    #: a ticket prints a plate only when at least this many reads, from distinct frames, spell it
-    #: exactly: one read is not a consensus, and a confident wrong plate costs a citizen; below
-    #: it the ticket shows ``?`` with the candidates for the officer
-    min_plate_agreement: int = 2
+    def update(self, frame: Frame) -> Any: ...
+
+
+class SignalStage(Protocol):
+    """The traffic light's state at a frame (:mod:`etle.signal`)."""
+
+    def state_at(self, frame: Frame) -> SignalState: ...
+
+
+class RuleStage(Protocol):
+    """The violations a frame completes (:class:`etle.rules.engine.RuleEngine`)."""
+
+    def update(self, ctx: FrameContext) -> list[Violation]: ...
+
+
+class PlateStageProtocol(Protocol):
+    """Reads the plates of a frame's vehicles, tracks in ``priority`` first, and gives each track's
+    consensus (:class:`etle.plate.stage.PlateStage`)."""
+
+    def process(self, frame: Frame, vehicles: Sequence[TrackedObject], priority: Collection[int] = ()) -> Any: ...
+
+    def result(self, track_id: int) -> PlateResult: ...
+
+
+class MotionStage(Protocol):
+    """Whether something moves across a rule line (:class:`etle.detect.motion.MotionGate`)."""
+
+    empty: bool
+
+    def moving(self, image: np.ndarray) -> bool: ...
 
 
 def agreeing_frames(plate: PlateResult) -> int:
@@ -81,7 +93,7 @@ def accept_plate(plate: PlateResult, min_confidence: float, min_agreement: int =
     return plate
 
 
-def detect_stride(cfg: RunConfig, source_fps: float) -> int:
+def detect_stride(cfg: StageOptions, source_fps: float) -> int:
     """Frames between two detector runs for a source of ``source_fps``."""
     if cfg.detect_every > 0:
         return cfg.detect_every
@@ -162,15 +174,15 @@ class Pipeline:
     def __init__(
         self,
         *,
-        detector: Any,
+        detector: DetectorStage,
         tracker_factory: Callable[..., Tracker],  # (updates per second[, fastest rate]) -> tracker
-        rules_factory: Callable[[], Any] | None = None,
-        guard_factory: Callable[[], Any] | None = None,
-        signal_factory: Callable[[], Any] | None = None,
-        plate_stage_factory: Callable[[], Any] | None = None,
+        rules_factory: Callable[[], RuleStage] | None = None,
+        guard_factory: Callable[[], ViewGuardStage] | None = None,
+        signal_factory: Callable[[], SignalStage] | None = None,
+        plate_stage_factory: Callable[[], PlateStageProtocol] | None = None,
         sink: "ViolationSink | None" = None,
-        config: RunConfig = RunConfig(),
-        motion_factory: Callable[[tuple[int, int]], Any] | None = None,
+        config: RunOptions = RunOptions(),
+        motion_factory: Callable[[tuple[int, int]], MotionStage | None] | None = None,
     ) -> None:
         self.detector = detector
         self.tracker_factory = tracker_factory
@@ -183,7 +195,7 @@ class Pipeline:
         self.sink = sink
         self.config = config
 
-    def with_detector(self, detector: Any) -> "Pipeline":
+    def with_detector(self, detector: DetectorStage) -> "Pipeline":
         """The same stages with another detector (a stream of a shared, batching detector).
         ``run_source`` keeps its state per call, so pipelines sharing stages run side by side."""
         return Pipeline(
@@ -214,7 +226,6 @@ class Pipeline:
         guard = self.guard_factory() if self.guard_factory else None
         signal = self.signal_factory() if self.signal_factory else None
         plates = self.plate_stage_factory() if (self.plate_stage_factory and cfg.read_plates) else None
-        plates_take_priority = plates is not None and "priority" in inspect.signature(plates.process).parameters
         gate = None
         if stride > 1 and cfg.detect_on_motion and self.motion_factory is not None:
             gate = self.motion_factory((info.width, info.height))
@@ -304,11 +315,9 @@ class Pipeline:
                 violations = timer("rules", rules.update, ctx)
             if plates is not None and detect_now:  # plates are read on observed boxes only
                 vehicles = [o for o in objects if o.label in VEHICLE_LABELS and not o.predicted]
-                if pending and plates_take_priority:  # a ticket is waiting for these plates
-                    urgent = frozenset(p.violation.track_id for p in pending)
-                    timer("plate", plates.process, frame, vehicles, urgent)
-                else:
-                    timer("plate", plates.process, frame, vehicles)
+                # a ticket waiting for these plates puts its track first
+                urgent = frozenset(p.violation.track_id for p in pending)
+                timer("plate", plates.process, frame, vehicles, urgent)
             ring.push(frame, objects)
             if state is not None:
                 signal_source = state.source

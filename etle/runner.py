@@ -7,23 +7,23 @@ before the first frame is processed, so a bad argument never leaves a half-done 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from etle import __version__
 from etle.articles import article_for
+from etle.config.run import DEFAULT_DETECTOR, FAST_DETECTOR, RunOptions
+from etle.config.settings import Settings
 from etle.errors import ConfigError, EtleError, ModelError
 from etle.ingest.sources import expand_sources, file_mtime_start, open_source
-from etle.pipeline import Pipeline, RunConfig, RunSummary
+from etle.pipeline import Pipeline, RunSummary
 from etle.types import Frame, PlateResult, TrackedObject, Violation
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from etle.camera.config import CameraConfig
 
-#: the vehicle detector of the fast profile (derived by `etle models prepare`); without it the
-#: float model runs instead
-FAST_DETECTOR = "vehicle-detector-int8"
+log = logging.getLogger(__name__)
 
 #: the manifest name of each plate detector kind (recorded with the evidence)
 _PLATE_MODELS = {"onnx": "plate-detector", "tnkb": "plate-detector-tnkb", "pt": "plate-detector-pt", "ultralytics": "plate-detector-pt", "cascade": "plate-cascade"}
@@ -100,56 +100,49 @@ def _model_hashes(names: list[str]) -> dict[str, str]:
 
 
 def build_pipeline(
-    camera_path: Path | None = None,
+    camera: "CameraConfig | Path | None" = None,
+    options: RunOptions | None = None,
+    settings: Settings | None = None,
     *,
-    out_dir: Path = Path("etle-out"),
-    db_url: str = "sqlite:///etle.db",
-    reader: str | None = None,
-    plate_detector: str | None = None,
-    read_plates: bool = True,
-    detect_every: int = 0,
-    detect_fps: float = RunConfig.detect_fps,
-    detector_model: str = RunConfig.detector_model,
-    max_seconds: float | None = None,
-    wall_start: datetime | None = None,
-    pre_s: float = 2.0,
-    post_s: float = 2.0,
     detector: Any = None,
-    keys_dir: Path | None = None,
-    detect_on_motion: bool = RunConfig.detect_on_motion,
-    country: str = RunConfig.country,
 ) -> tuple[Pipeline, Any]:
-    """The real pipeline for one camera file (models, rules, guard, signal, evidence, store).
+    """The real pipeline for a camera (its file or its loaded config; ``None``: no rules) run with
+    ``options``, in the environment ``settings`` (one reading of ``ETLE_*``; default: now).
 
-    Returns ``(pipeline, camera_config_or_None)``.  Raises typed errors for a bad camera file,
-    a missing model or an unusable database before anything is processed.  Evidence manifests
-    are signed with the site key in ``keys_dir`` (default ``$ETLE_KEYS_DIR`` or ``./etle-keys``;
-    unsigned, with a warning, when there is none).
+    The one assembler of the stages: ``etle run``, the edge site's camera workers, ``etle batch``
+    workers, ``etle bench`` and ``etle eval`` all build their pipeline here.  Returns
+    ``(pipeline, camera_config_or_None)``.  Raises typed errors for a bad camera file, a missing
+    model or an unusable database before anything is processed.  Evidence manifests are signed
+    with the site key in ``settings.keys_dir`` (unsigned, with a warning, when there is none).
+    ``detector`` replaces the vehicle detector (a shared or batching one; tests pass fakes).
     """
     from etle.camera.config import load_camera
+    from etle.config.settings import settings as current_settings
 
-    camera = load_camera(camera_path) if camera_path is not None else None
-    config = RunConfig(
-        out_dir=out_dir, db_url=db_url, detect_every=detect_every, detect_fps=detect_fps, reader=reader,
-        plate_detector=plate_detector, read_plates=read_plates, pre_s=pre_s, post_s=post_s,
-        max_seconds=max_seconds, wall_start=wall_start, detector_model=detector_model,
-        detect_on_motion=detect_on_motion, country=country,
-    )
+    if isinstance(camera, (str, Path)):
+        camera = load_camera(camera)
+    config = options if options is not None else RunOptions()
+    env = settings if settings is not None else current_settings()
+    if config.device is not None:
+        from etle.onnxrt import set_device
+
+        set_device(config.device)
+    country, reader = config.country, config.reader
     if detector is None:
         from etle.detect.detector import load_detector
 
         try:
-            detector = load_detector(config.detector_model, conf_threshold=config.conf_threshold)
+            detector = load_detector(config.detector, conf_threshold=config.conf_threshold)
         except ModelError as exc:
-            if config.detector_model != FAST_DETECTOR:
+            if config.detector != FAST_DETECTOR:
                 raise
             # the derived int8 model is made once by `etle models prepare`; run, slower, without it
             log.warning("%s; using the float vehicle-detector (run 'etle models prepare' for the fast one)", exc)
-            config = replace(config, detector_model="vehicle-detector")
-            detector = load_detector(config.detector_model, conf_threshold=config.conf_threshold)
+            config = config.model_copy(update={"detector": DEFAULT_DETECTOR})
+            detector = load_detector(config.detector, conf_threshold=config.conf_threshold)
     plate_factory = None
-    model_names = [config.detector_model]
-    if read_plates:
+    model_names = [config.detector]
+    if config.read_plates:
         from etle.plate.stage import build_plate_stage
 
         from etle.plate.tnkb import get_format
@@ -171,33 +164,34 @@ def build_pipeline(
             log.warning("%s; using the original plate detector (run 'etle models prepare' for the TNKB one)", exc)
             kind = "onnx"
             plate_factory = build_plate_stage(detector=kind, reader=reader, country=country, overlays=overlays)
-        config = replace(config, plate_detector=kind)
+        config = config.model_copy(update={"plate_detector": kind})
         model_names += [_PLATE_MODELS.get(kind, kind), "ocr-rapidocr-rec"]
     rules_factory = guard_factory = signal_factory = None
     sink = None
     if camera is not None:
-        from etle.camera.viewguard import ViewGuard
+        from etle.viewguard.guard import ViewGuard
         from etle.evidence.builder import CameraMeta, EvidenceWriter, cleanup_partial
         from etle.rules.engine import build_rules
-        from etle.rules.signal import build_signal
-        from etle.evidence.signing import default_keys_dir, load_signer_if_present
+        from etle.signal.source import build_signal
+        from etle.evidence.signing import load_signer_if_present
         from etle.store import CameraIn, open_store
 
         build_rules(camera)  # validate the rule set now
-        signer = load_signer_if_present(keys_dir or default_keys_dir())
+        signer = load_signer_if_present(env.keys_dir)
         if camera.view_guard is not None:
             ViewGuard.from_config(camera)  # load the reference now: a missing one fails here
             guard_factory = lambda: ViewGuard.from_config(camera)  # noqa: E731
         rules_factory = lambda: build_rules(camera)  # noqa: E731
         signal_factory = (lambda: build_signal(camera)) if camera.signal is not None else None  # noqa: E731
-        store = open_store(db_url)
+        store = open_store(config.db_url)
+        out_dir = config.out_dir
         out_dir.mkdir(parents=True, exist_ok=True)
         cleanup_partial(out_dir)
         meta = CameraMeta(id=camera.id, name=camera.name, location=camera.location, lat=camera.lat, lon=camera.lon, timezone=camera.timezone)
         store.register_camera(CameraIn(meta.id, meta.name, meta.location, meta.lat, meta.lon, meta.timezone))
         if signer is None:
             log.warning("no site key in %s: evidence manifests will be unsigned (create one with 'etle keys init')",
-                        keys_dir or default_keys_dir())
+                        env.keys_dir)
         else:
             store.register_site_key(signer.key_id, signer.public_key_b64, site=camera.id)
         writer = EvidenceWriter(out_dir, signer=signer)
@@ -225,37 +219,24 @@ def build_pipeline(
 
 def run_sources(
     source: str,
+    camera: "CameraConfig | Path | None" = None,
+    options: RunOptions | None = None,
+    settings: Settings | None = None,
     *,
-    camera_path: Path | None = None,
-    out_dir: Path = Path("etle-out"),
-    db_url: str = "sqlite:///etle.db",
-    reader: str | None = None,
-    plate_detector: str | None = None,
-    read_plates: bool = True,
-    detect_every: int = 0,
-    detect_fps: float = RunConfig.detect_fps,
-    detector_model: str = RunConfig.detector_model,
-    max_seconds: float | None = None,
-    wall_start: datetime | None = None,
-    pre_s: float = 2.0,
-    post_s: float = 2.0,
     progress: bool = True,
     console: Any = None,
     detector: Any = None,
-    keys_dir: Path | None = None,
     sync_target: Any = None,
     sync_interval_s: float = 30.0,
     frame_callback: Callable[[Frame], None] | None = None,
-    detect_on_motion: bool = RunConfig.detect_on_motion,
-    country: str = RunConfig.country,
     streams: int = 1,
 ) -> list[RunSummary]:
     """Run every source of ``source`` (a file, a folder, a URL) and return one summary each.
 
-    Manifests are signed with the site key in ``keys_dir`` (see :func:`build_pipeline`).  With a ``sync_target``
-    (an :class:`etle.sync.SyncTarget`; default from ``ETLE_CENTRAL_DB`` and
-    ``ETLE_CENTRAL_EVIDENCE``) tickets and evidence are pushed to the central store in the
-    background every ``sync_interval_s`` and once more at the end.
+    ``camera`` and ``options`` as for :func:`build_pipeline` (manifests signed with the site key
+    in ``settings.keys_dir``).  With a ``sync_target`` (an :class:`etle.sync.SyncTarget`; default
+    from ``ETLE_CENTRAL_DB`` and ``ETLE_CENTRAL_EVIDENCE``) tickets and evidence are pushed to the
+    central store in the background every ``sync_interval_s`` and once more at the end.
 
     With ``streams`` > 1 up to that many sources run at once, in threads sharing one detector
     whose frames run as one batch (:mod:`etle.detect.batching`): what one GPU serving several
@@ -264,19 +245,17 @@ def run_sources(
     from etle.camera.config import load_camera
     from etle.sync import SyncTarget
 
-    camera = load_camera(camera_path) if camera_path is not None else None
+    if isinstance(camera, (str, Path)):
+        camera = load_camera(camera)
+    options = options if options is not None else RunOptions()
+    max_seconds = options.max_seconds
     target = sync_target if sync_target is not None else SyncTarget.from_env()
     specs = expand_sources(source)
     # open every source before processing any, so a bad one in a batch fails up front
-    start = wall_start or (camera.start_time if camera is not None else None)
+    start = options.wall_start or (camera.start_time if camera is not None else None)
     opened = [open_source(s, wall_start=start, max_seconds=max_seconds) for s in specs]
     # then models, rules and the database: a missing model fails before anything is written
-    pipeline, _ = build_pipeline(
-        camera_path, out_dir=out_dir, db_url=db_url, reader=reader, plate_detector=plate_detector,
-        read_plates=read_plates, detect_every=detect_every, detect_fps=detect_fps, detector_model=detector_model,
-        max_seconds=max_seconds, wall_start=wall_start, pre_s=pre_s, post_s=post_s, detector=detector,
-        keys_dir=keys_dir, detect_on_motion=detect_on_motion, country=country,
-    )
+    pipeline, _ = build_pipeline(camera, options, settings, detector=detector)
     background = None
     sink = pipeline.sink
     if target is not None and isinstance(sink, EvidenceSink):

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Figures of the code's shape, for issue reviews: the largest modules, import cycles between
 modules and between the sibling packages of ``etle`` (deferred imports inside functions count),
-and the places issue 15 names (default database URL, ``ETLE_*`` settings, store methods).
+and the places issue 15 names (default database URL, ``ETLE_*`` settings, the largest classes and functions).
 
     .venv/bin/python scripts/architecture.py [--json out.json] [--root DIR]
 
@@ -50,18 +50,25 @@ def main() -> int:
 
     text = {f: f.read_text(encoding="utf-8") for f in files}
     db_default = sum(t.count("sqlite:///etle.db") for t in text.values())
-    env_modules = sorted(str(f.relative_to(root)) for f, t in text.items() if re.search(r"environ(\.get)?[\[(]\s*[\"']ETLE_", t) or re.search(r"getenv\(\s*[\"']ETLE_", t))
+    env_modules = sorted(str(f.relative_to(root)) for f, t in text.items() if re.search(r"environ\.get\(\s*[\"']ETLE_", t) or re.search(r"environ\[\s*[\"']ETLE_[A-Z0-9_]+[\"']\s*\](?!\s*=)", t) or re.search(r"getenv\(\s*[\"']ETLE_", t))
     env_names = sorted({m for t in text.values() for m in re.findall(r"[\"'](ETLE_[A-Z0-9_]+)[\"']", t)})
-    store_methods = 0
+    classes: list[tuple[int, str]] = []
+    functions: list[tuple[int, str]] = []
     for f, t in text.items():
         for node in ast.walk(ast.parse(t)):
-            if isinstance(node, ast.ClassDef) and node.name == "TicketStore":
-                store_methods = len([b for b in node.body if isinstance(b, ast.FunctionDef)])
+            if isinstance(node, ast.ClassDef):
+                n = len([b for b in node.body if isinstance(b, (ast.FunctionDef, ast.AsyncFunctionDef))])
+                classes.append((n, f"{f.relative_to(root)}:{node.name}"))
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                functions.append((node.end_lineno - node.lineno + 1, f"{f.relative_to(root)}:{node.name}"))
+    classes.sort(reverse=True)
+    functions.sort(reverse=True)
     report = {
         "files": len(files), "lines": sum(s for s, _ in sizes), "largest": [{"lines": s, "file": f} for s, f in sizes[: args.top]],
         "module_cycles": module_cycles, "package_cycles": package_cycles,
         "sqlite_default_literals": db_default, "etle_env_names": len(env_names), "modules_reading_etle_env": len(env_modules),
-        "ticketstore_methods_in_class_body": store_methods,
+        "largest_classes_by_methods": [{"methods": n, "class": c} for n, c in classes[:5]],
+        "longest_functions": [{"lines": n, "function": c} for n, c in functions[:5]],
     }
     print(f"etle: {report['files']} files, {report['lines']} lines")
     print("largest modules:")
@@ -73,8 +80,10 @@ def main() -> int:
     print(f"sibling-package import cycles: {len(package_cycles)}")
     for c in package_cycles:
         print("  " + " <-> ".join(c))
-    print(f"'sqlite:///etle.db' literals: {db_default}; ETLE_* names: {len(env_names)}, read in {len(env_modules)} modules; "
-          f"TicketStore methods in its class body: {store_methods}")
+    print(f"'sqlite:///etle.db' literals: {db_default}; ETLE_* names: {len(env_names)}, read from the environment outside etle/config/settings.py in "
+          f"{len(env_modules)} modules: {', '.join(env_modules)}")
+    print("classes with the most methods: " + "; ".join(f"{c} {n}" for n, c in classes[:5]))
+    print("longest functions: " + "; ".join(f"{c} {n} lines" for n, c in functions[:5]))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     return 0

@@ -80,8 +80,7 @@ def measure(clips: list[str], workers: int, args: argparse.Namespace) -> Measure
     from etle.batch import BatchOptions, run_batch
 
     fast = args.profile == "fast"
-    options = BatchOptions(detector="vehicle-detector-int8" if fast else "vehicle-detector", detect_fps=6.0 if fast else 0.0,
-                           threads=1)
+    options = BatchOptions.fast(threads=1) if fast else BatchOptions(threads=1)
     with tempfile.TemporaryDirectory(prefix="etle-scale-") as tmp:
         t0 = time.perf_counter()
         report = run_batch(clips, db_url=f"sqlite:///{tmp}/t.db", evidence=f"{tmp}/ev", options=options, cluster="local",

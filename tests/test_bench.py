@@ -83,6 +83,7 @@ def test_run_unknown_country_fails_before_work(tmp_path: Path) -> None:
 
 def test_run_country_reaches_the_plate_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import etle.plate.stage as stage_mod
+    from etle.config.run import RunOptions
     from etle.runner import build_pipeline
 
     seen: dict[str, object] = {}
@@ -92,5 +93,5 @@ def test_run_country_reaches_the_plate_stage(tmp_path: Path, monkeypatch: pytest
         return lambda: None
 
     monkeypatch.setattr(stage_mod, "build_plate_stage", fake_build)
-    pipe, _ = build_pipeline(None, out_dir=tmp_path, db_url=f"sqlite:///{tmp_path}/t.db", detector=object(), country="generic")
+    pipe, _ = build_pipeline(None, RunOptions(out_dir=tmp_path, db_url=f"sqlite:///{tmp_path}/t.db", country="generic"), detector=object())
     assert seen["country"] == "generic" and pipe.config.country == "generic"

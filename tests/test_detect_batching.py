@@ -227,6 +227,7 @@ def test_a_batch_gives_the_detections_of_single_frames(name: str) -> None:
 def test_streams_give_the_tickets_of_one_source_at_a_time(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """Two recordings (copies of the sample clip) run side by side through one batching
     detector: each gets the tickets, plates and key frames it gets when they run one by one."""
+    from etle.config.run import RunOptions
     from etle.runner import run_sources
     from etle.store import open_store
 
@@ -239,7 +240,7 @@ def test_streams_give_the_tickets_of_one_source_at_a_time(tmp_path: Path, caplog
 
     def tickets(streams: int) -> list[tuple[str, str, str, str | None, str]]:
         db = f"sqlite:///{tmp_path}/s{streams}.db"
-        summaries = run_sources(str(clips), camera_path=CAM, out_dir=tmp_path / f"out{streams}", db_url=db,
+        summaries = run_sources(str(clips), CAM, RunOptions(out_dir=tmp_path / f"out{streams}", db_url=db),
                                 progress=False, streams=streams)
         assert [Path(s.source).name for s in summaries] == ["a.mp4", "b.mp4"]
         store = open_store(db)

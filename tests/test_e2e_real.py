@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from etle.evidence.builder import verify_bundle
+from etle.config.run import RunOptions, StageOptions
 from etle.runner import run_sources
 from etle.store import open_store
 
@@ -48,7 +49,7 @@ def camera_file(tmp: Path, shared: Path, name: str, *, phases: list[dict] | None
 
 def run(tmp: Path, clip: Path, cam: Path, detector, **kw):  # type: ignore[no-untyped-def]
     summaries = run_sources(
-        str(clip), camera_path=cam, out_dir=tmp / "out", db_url=f"sqlite:///{tmp}/t.db", progress=False, detector=detector, **kw
+        str(clip), cam, RunOptions(out_dir=tmp / "out", db_url=f"sqlite:///{tmp}/t.db", **kw), progress=False, detector=detector
     )
     assert len(summaries) == 1
     return summaries[0], open_store(f"sqlite:///{tmp}/t.db").list()
@@ -126,8 +127,9 @@ def test_cilacap_ticket_carries_the_registered_plate(tmp_path: Path, shared_data
     require_model("ocr-rapidocr-rec-distant")
     cam = camera_file(tmp_path, shared_data, CLP)
     summaries = run_sources(
-        str(shared_data / "videos" / f"{CLP}.mp4"), camera_path=cam, out_dir=tmp_path / "out", db_url=f"sqlite:///{tmp_path}/t.db",
-        progress=False, detector_model="vehicle-detector-int8", detect_fps=6, max_seconds=14.0,
+        str(shared_data / "videos" / f"{CLP}.mp4"), cam,
+        RunOptions.of(StageOptions.fast(), out_dir=tmp_path / "out", db_url=f"sqlite:///{tmp_path}/t.db", max_seconds=14.0),
+        progress=False,
     )
     tickets = open_store(f"sqlite:///{tmp_path}/t.db").list()
     assert summaries[0].violations_by_rule == {"no_helmet": 1}

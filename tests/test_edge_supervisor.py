@@ -109,7 +109,6 @@ def test_cameras_are_isolated_restarted_and_reconnected(tmp_path: Path, clip: Pa
 
 
 def test_watchdog_kills_a_stuck_worker(tmp_path: Path) -> None:
-    from etle.edge.supervisor import _Worker
 
     class Proc:
         killed = 0

@@ -30,7 +30,7 @@ def fast_results(shared_data: Path):  # type: ignore[no-untyped-def]
     if not all(c.video.is_file() for c in truth.clips):  # shared/ elsewhere (ETLE_SHARED_DIR)
         truth = truth.model_copy(update={"clips": tuple(
             c.model_copy(update={"video": shared_data / "videos" / c.video.name}) for c in truth.clips)})
-    options = EvalOptions(detector_model="vehicle-detector-int8", detect_fps=6.0)
+    options = EvalOptions.fast()
     return truth, options, evaluate_truth(truth, options)
 
 

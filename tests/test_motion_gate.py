@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -84,7 +83,7 @@ def test_pipeline_detects_off_the_stride_while_the_gate_fires(tmp_path: Path) ->
             return self.i in self.frames
 
     pipe, _ = build(tmp_path, "red", Counting(speed=12.0))
-    pipe.config = dataclasses.replace(pipe.config, detect_every=3)
+    pipe.config = pipe.config.model_copy(update={"detect_every": 3})
     rates: list[tuple[float, ...]] = []
     inner = pipe.tracker_factory
 
@@ -101,7 +100,7 @@ def test_pipeline_detects_off_the_stride_while_the_gate_fires(tmp_path: Path) ->
     assert summary.tickets == 1
     # the gate is not built when there is no stride, or when the run turns it off
     Counting.calls.clear()
-    pipe.config = dataclasses.replace(pipe.config, detect_every=3, detect_on_motion=False)
+    pipe.config = pipe.config.model_copy(update={"detect_every": 3, "detect_on_motion": False})
     assert pipe.run_source(make_source(60)).motion_detections == 0 and len(Counting.calls) == 20
 
 
@@ -119,6 +118,8 @@ def test_motion_gate_keeps_the_sample_red_light_ticket_on_a_stride() -> None:
 
     from conftest import require_model
 
+    from etle.config.run import RunOptions
+    from etle.config.settings import settings
     from etle.runner import run_sources
 
     require_model("vehicle-detector")
@@ -126,11 +127,12 @@ def test_motion_gate_keeps_the_sample_red_light_ticket_on_a_stride() -> None:
     found = {}
     for gate in (False, True):
         with tempfile.TemporaryDirectory() as tmp:
+            options = RunOptions(out_dir=Path(tmp) / "out", db_url=f"sqlite:///{tmp}/t.db", read_plates=False, detect_fps=4.0,
+                                 detect_on_motion=gate, detector="vehicle-detector")
             (s,) = run_sources(
                 str(repo / "sample_videos" / "intel_car_detection_parking.mp4"),
-                camera_path=repo / "examples" / "cameras" / "intel_car_detection_parking.yaml",
-                out_dir=Path(tmp) / "out", db_url=f"sqlite:///{tmp}/t.db", read_plates=False, detect_fps=4.0,
-                detect_on_motion=gate, detector_model="vehicle-detector", progress=False, keys_dir=Path(tmp) / "keys",
+                repo / "examples" / "cameras" / "intel_car_detection_parking.yaml",
+                options, settings().model_copy(update={"keys_dir": Path(tmp) / "keys"}), progress=False,
             )
         assert s.detect_every == 3
         found[gate] = (s.violations_by_rule.get("red_light", 0), s.motion_detections)

@@ -14,9 +14,10 @@ import pytest
 from etle.camera.config import load_camera
 from etle.evidence.builder import CameraMeta, EvidenceWriter, verify_bundle
 from etle.ingest.sources import SourceInfo
-from etle.pipeline import Pipeline, RunConfig
+from etle.config.run import RunOptions
+from etle.pipeline import Pipeline
 from etle.rules.engine import build_rules
-from etle.rules.signal import build_signal
+from etle.signal.source import build_signal
 from etle.runner import EvidenceSink
 from etle.store import open_store
 from etle.track.bytetrack import ByteTrackTracker
@@ -61,7 +62,7 @@ class FakePlates:
     def __init__(self) -> None:
         self.seen: dict[int, int] = {}
 
-    def process(self, frame: Frame, vehicles) -> None:  # type: ignore[no-untyped-def]
+    def process(self, frame: Frame, vehicles, priority=()) -> None:  # type: ignore[no-untyped-def]
         for v in vehicles:
             self.seen[v.track_id] = self.seen.get(v.track_id, 0) + 1
 
@@ -105,7 +106,7 @@ def build(tmp: Path, state: str, detector) -> tuple[Pipeline, object]:  # type: 
         signal_factory=lambda: build_signal(cam),
         plate_stage_factory=FakePlates,
         sink=sink,
-        config=RunConfig(pre_s=1.0, post_s=1.0),
+        config=RunOptions(pre_s=1.0, post_s=1.0),
     )
     return pipe, store
 
@@ -156,7 +157,7 @@ class PausedGuard:
     """A view guard that reports a foreign view for the whole run."""
 
     def update(self, frame: Frame):  # type: ignore[no-untyped-def]
-        from etle.camera.viewguard import ViewStatus
+        from etle.viewguard.guard import ViewStatus
 
         return ViewStatus(ok=False, score=0.0, changed=frame.index == 0)
 

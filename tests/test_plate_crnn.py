@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from conftest import require_model
 
-from etle.plate import ctc, synth
+from etle.plate import ctc
+from etle.train import synth
 from etle.plate.crnn import CrnnReader, digits_only, forced_align, prepare
 from etle.plate.readers import available_readers, load_reader
 from etle.plate.tnkb import ALPHABET, is_tnkb

@@ -394,6 +394,7 @@ def test_real_ticket_letter_photo_hides_bystanders_and_verify_passes(tmp_path: P
     the ticketed one to the plate detector, and `etle verify` passes on the bundle with it."""
     for name in ("vehicle-detector-int8", "plate-detector-tnkb", "face-mtcnn-pnet", "face-mtcnn-rnet", "face-mtcnn-onet"):
         require_model(name)
+    from etle.config.run import RunOptions, StageOptions
     from etle.runner import run_sources
     from etle.store import open_store
 
@@ -402,9 +403,9 @@ def test_real_ticket_letter_photo_hides_bystanders_and_verify_passes(tmp_path: P
     info = init_keys(tmp_path / "keys")
     monkeypatch.setenv("ETLE_KEYS_DIR", str(tmp_path / "keys"))
     cam = camera_file(tmp_path, shared_data, CLP)
-    run_sources(str(shared_data / "videos" / f"{CLP}.mp4"), camera_path=cam, out_dir=tmp_path / "ev",
-                db_url=f"sqlite:///{tmp_path}/t.db", progress=False, detector_model="vehicle-detector-int8",
-                detect_fps=6, max_seconds=14.0)
+    run_sources(str(shared_data / "videos" / f"{CLP}.mp4"), cam,
+                RunOptions.of(StageOptions.fast(), out_dir=tmp_path / "ev", db_url=f"sqlite:///{tmp_path}/t.db", max_seconds=14.0),
+                progress=False)
     (t,) = open_store(f"sqlite:///{tmp_path}/t.db").list()
     bundle = Path(t.evidence_path)
     photo = public_image(bundle, "overview.jpg")
@@ -448,7 +449,7 @@ def test_review_app_letter_refused_without_a_blurred_photo(signed_site, monkeypa
     from argon2 import PasswordHasher
     from fastapi.testclient import TestClient
 
-    import etle.web.app as web_app
+    import etle.web.routers.letters as web_letters
     from etle.web import WebConfig, auth, create_app
 
     store, folder, root = signed_site
@@ -470,7 +471,7 @@ def test_review_app_letter_refused_without_a_blurred_photo(signed_site, monkeypa
     def refuse(bundle: Path, name: str) -> Path:
         raise PrivacyError("no face model")
 
-    monkeypatch.setattr(web_app, "public_image", refuse)
+    monkeypatch.setattr(web_letters, "public_image", refuse)
     r = c.get(f"/tickets/{t.reference}/letter.pdf")
     assert r.status_code == 503 and "letter refused" in r.text
 

@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 
 from etle.camera.config import load_camera
-from etle.pipeline import Pipeline, RunConfig
+from etle.config.run import RunOptions
+from etle.pipeline import Pipeline
 from etle.rules.engine import build_rules
-from etle.rules.signal import build_signal
+from etle.signal.source import build_signal
 from etle.types import Violation
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,7 +55,7 @@ def detector():  # type: ignore[no-untyped-def]
 
 
 def run(shared: Path, name: str, seconds: float, detector) -> list[Violation]:  # type: ignore[no-untyped-def]
-    from etle.camera.viewguard import ViewGuard
+    from etle.viewguard.guard import ViewGuard
     from etle.ingest.sources import open_source
     from etle.track.bytetrack import ByteTrackTracker
 
@@ -70,7 +71,7 @@ def run(shared: Path, name: str, seconds: float, detector) -> list[Violation]:  
         guard_factory=(lambda: ViewGuard.from_config(camera)) if camera.view_guard is not None else None,
         signal_factory=(lambda: build_signal(camera)) if camera.signal is not None else None,
         sink=sink,
-        config=RunConfig(read_plates=False, max_seconds=seconds, post_s=0.5),
+        config=RunOptions(read_plates=False, max_seconds=seconds, post_s=0.5),
     )
     src = open_source(str(shared / "videos" / f"{name}.mp4"), wall_start=camera.start_time, max_seconds=seconds)
     pipe.run_source(src)

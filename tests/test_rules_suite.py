@@ -86,7 +86,8 @@ def test_pipeline_gives_rules_the_plates_of_tracks():
     from typing import Iterator
 
     from etle.ingest.sources import SourceInfo
-    from etle.pipeline import Pipeline, RunConfig
+    from etle.config.run import RunOptions
+    from etle.pipeline import Pipeline
     from etle.types import Detection, PlateRead, PlateResult
 
     @dataclass
@@ -106,7 +107,7 @@ def test_pipeline_gives_rules_the_plates_of_tracks():
             return tuple(TrackedObject(7, d.box, d.label, d.confidence) for d in dets)
 
     class Plates:
-        def process(self, frame, vehicles):  # type: ignore[no-untyped-def]
+        def process(self, frame, vehicles, priority=()):  # type: ignore[no-untyped-def]
             pass
 
         def result(self, track_id):  # type: ignore[no-untyped-def]
@@ -133,7 +134,7 @@ def test_pipeline_gives_rules_the_plates_of_tracks():
     info = SourceInfo("s.mp4", "file", 400, 240, 10.0, 2.0, 20, START, "given")
     pipe = Pipeline(
         detector=Detector(), tracker_factory=lambda fps: Tracker(), rules_factory=lambda: RuleEngine([spy]),
-        plate_stage_factory=Plates, config=RunConfig(read_plates=True),
+        plate_stage_factory=Plates, config=RunOptions(read_plates=True),
     )
     pipe.run_source(Source(info))
     assert spy.seen and set(spy.seen) == {"B1237XY"}

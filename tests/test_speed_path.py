@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from conftest import require_model
-from etle.pipeline import RunConfig, detect_stride
+from etle.config.run import RunOptions
+from etle.pipeline import detect_stride
 from etle.track.bytetrack import ByteTrackTracker, TrackerSettings
 from etle.types import Box, Detection, Frame
 
@@ -89,7 +90,7 @@ def test_prefetch_bounds_read_ahead() -> None:
     [(0, 10.0, 30.0, 3), (0, 10.0, 8.0, 1), (0, 0.0, 25.0, 1), (0, 6.0, 25.0, 4), (2, 10.0, 30.0, 2), (0, 0.0, 30.0, 1), (0, 10.0, 0.0, 1)],
 )
 def test_detect_stride(every: int, dfps: float, fps: float, want: int) -> None:
-    assert detect_stride(RunConfig(detect_every=every, detect_fps=dfps), fps) == want
+    assert detect_stride(RunOptions(detect_every=every, detect_fps=dfps), fps) == want
 
 
 def _frame(i: int, fps: float = 30.0) -> Frame:
@@ -154,7 +155,6 @@ def test_int8_detector_keeps_the_float_models_boxes(shared_data: Path) -> None:
 
 
 def test_pipeline_on_a_stride_detects_every_nth_frame_and_still_tickets(tmp_path: Path) -> None:
-    import dataclasses
 
     from test_pipeline import CarDownTheRoad, build, make_source
 
@@ -166,7 +166,7 @@ def test_pipeline_on_a_stride_detects_every_nth_frame_and_still_tickets(tmp_path
             return super().detect(image)
 
     pipe, store = build(tmp_path, "red", Counting(speed=12.0))  # 12 px per detector call = 4 px/frame
-    pipe.config = dataclasses.replace(pipe.config, detect_every=3)
+    pipe.config = pipe.config.model_copy(update={"detect_every": 3})
     seen: list[tuple[int, bool]] = []
     inner_factory = pipe.plate_stage_factory
 
@@ -174,7 +174,7 @@ def test_pipeline_on_a_stride_detects_every_nth_frame_and_still_tickets(tmp_path
         def __init__(self) -> None:
             self.inner = inner_factory()  # type: ignore[misc]
 
-        def process(self, frame, vehicles):  # type: ignore[no-untyped-def]
+        def process(self, frame, vehicles, priority=()):  # type: ignore[no-untyped-def]
             seen.extend((frame.index, v.predicted) for v in vehicles)
             return self.inner.process(frame, vehicles)
 
@@ -299,15 +299,15 @@ def test_fast_profile_falls_back_to_the_float_detector_when_int8_was_not_made(
         return object()
 
     monkeypatch.setattr(detector_mod, "load_detector", fake_load)
-    pipe, _ = build_pipeline(None, out_dir=tmp_path, db_url=f"sqlite:///{tmp_path}/t.db", read_plates=False,
-                             detector_model="vehicle-detector-int8")
+    pipe, _ = build_pipeline(None, RunOptions(out_dir=tmp_path, db_url=f"sqlite:///{tmp_path}/t.db", read_plates=False,
+                                              detector="vehicle-detector-int8"))
     assert asked == ["vehicle-detector-int8", "vehicle-detector"]
-    assert pipe.config.detector_model == "vehicle-detector"
+    assert pipe.config.detector == "vehicle-detector"
     assert "float vehicle-detector" in caplog.text
     asked.clear()
     with pytest.raises(ModelError):  # any other model that is missing is an error
         monkeypatch.setattr(detector_mod, "load_detector", lambda name, **k: (_ for _ in ()).throw(ModelError("gone")))
-        build_pipeline(None, out_dir=tmp_path, db_url=f"sqlite:///{tmp_path}/t.db", read_plates=False, detector_model="mine.onnx")
+        build_pipeline(None, RunOptions(out_dir=tmp_path, db_url=f"sqlite:///{tmp_path}/t.db", read_plates=False, detector="mine.onnx"))
 
 
 def test_reshaped_sessions_are_capped() -> None:
@@ -346,12 +346,12 @@ def test_plates_fall_back_to_the_original_detector_when_the_tnkb_one_was_not_mad
     monkeypatch.setattr(plate_mod, "load_plate_detector", fake_plate)
     monkeypatch.setattr(readers_mod, "load_reader", lambda *a, **k: object())
     db = f"sqlite:///{tmp_path}/t.db"
-    pipe, _ = build_pipeline(None, out_dir=tmp_path, db_url=db)  # Indonesian plates: tnkb by default
+    pipe, _ = build_pipeline(None, RunOptions(out_dir=tmp_path, db_url=db))  # Indonesian plates: tnkb by default
     assert asked == ["tnkb", "onnx"] and pipe.config.plate_detector == "onnx"
     assert "original plate detector" in caplog.text
     asked.clear()
-    pipe, _ = build_pipeline(None, out_dir=tmp_path, db_url=db, country="generic")
+    pipe, _ = build_pipeline(None, RunOptions(out_dir=tmp_path, db_url=db, country="generic"))
     assert asked == ["onnx"] and pipe.config.plate_detector == "onnx"
     asked.clear()
     with pytest.raises(ModelError):  # asked for by name: missing is an error
-        build_pipeline(None, out_dir=tmp_path, db_url=db, plate_detector="tnkb")
+        build_pipeline(None, RunOptions(out_dir=tmp_path, db_url=db, plate_detector="tnkb"))

@@ -73,13 +73,14 @@ def pipeline_site(tmp_path_factory, make_evidence_request):
     The whole clip is run (no ``max_seconds``): stopping PyAV's threaded decoder early can hang
     when the container closes (seen on this machine; reported to the ingest owner)."""
     from etle.evidence import EvidenceWriter, record_violation
+    from etle.config.run import RunOptions
     from etle.runner import run_sources
     from etle.store import TicketStore
 
     root = tmp_path_factory.mktemp("web-e2e")
     out = root / "evidence"
     db = f"sqlite:///{root / 'etle.db'}"
-    run_sources(str(SAMPLE), camera_path=SAMPLE_CAMERA, out_dir=out, db_url=db, progress=False)
+    run_sources(str(SAMPLE), SAMPLE_CAMERA, RunOptions(out_dir=out, db_url=db), progress=False)
     with TicketStore(db) as store:
         sample = [t for t in store.list(limit=100) if t.camera_id == "sample-parking"]
         assert sample, "the real pipeline made no ticket from the sample clip"

@@ -17,16 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from etle.rules.registry import file_fields
 from etle.errors import ConfigError
 
-#: (section, rule, field) of every file a camera file can name
-_FILE_FIELDS: tuple[tuple[str, ...], ...] = (
-    ("view_guard", "reference"),
-    ("rules", "no_helmet", "model"),
-    ("rules", "seatbelt", "model"),
-    ("rules", "phone_use", "model"),
-    ("rules", "invalid_plate", "registry"),
-)
+#: (section, rule, field) of every file a camera file can name: the view guard's reference and
+#: the files the rules declare (etle.rules.registry)
+_FILE_FIELDS: tuple[tuple[str, ...], ...] = (("view_guard", "reference"), *(("rules", r, f) for r, f in file_fields()))
 #: a camera's files travel through the cluster's object store: keep them small
 MAX_FILE_BYTES = 256 * 1024 * 1024
 

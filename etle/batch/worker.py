@@ -24,15 +24,18 @@ import shutil
 import socket
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
 from etle import __version__
 from etle.batch.camera import CameraBundle, unpack_camera
 from etle.batch.ledger import SegmentDone, mark_done, write_marks
+from etle.config.run import Device, RunOptions, StageOptions
 from etle.batch.plan import Segment, SegmentPlan, event_of, run_id, ticket_uid
 from etle.errors import EtleError, StoreError
 from etle.types import Frame, PlateResult, TrackedObject, Violation
@@ -40,24 +43,13 @@ from etle.types import Frame, PlateResult, TrackedObject, Violation
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class BatchOptions:
-    """How every segment of a batch runs (the options of ``etle run`` that apply)."""
+class BatchOptions(StageOptions):
+    """How every segment of a batch runs: ``etle run``'s stage options
+    (:class:`etle.config.run.StageOptions`), with one ONNX Runtime thread per worker (each worker
+    holds one CPU of the cluster)."""
 
-    detector: str = "vehicle-detector"
-    detect_every: int = 0
-    detect_fps: float = 0.0
-    detect_on_motion: bool = True
-    reader: str | None = None
-    plate_detector: str | None = None
-    read_plates: bool = True
-    country: str = "id"
-    pre_s: float = 2.0
-    post_s: float = 2.0
-    #: ONNX Runtime threads per worker (each worker holds one CPU of the cluster)
-    threads: int = 1
-    #: where each worker runs the detectors: cpu, cuda or auto (:mod:`etle.onnxrt`)
-    device: str = "cpu"
+    threads: int = Field(1, ge=1)
+    device: Device = "cpu"
 
 
 @dataclass(frozen=True)
@@ -296,13 +288,9 @@ class SegmentProcessor:
             return self._pipelines[key]
         from etle.runner import build_pipeline
 
-        o = self.options
         camera_path = unpack_camera(camera, self.scratch / "cameras" / key[:16]) if camera is not None else None
-        pipeline, cfg = build_pipeline(
-            camera_path, out_dir=self.scratch / "base", db_url=self.db_url, reader=o.reader, plate_detector=o.plate_detector,
-            read_plates=o.read_plates, detect_every=o.detect_every, detect_fps=o.detect_fps, detector_model=o.detector,
-            pre_s=o.pre_s, post_s=o.post_s, detector=self._detector, detect_on_motion=o.detect_on_motion, country=o.country,
-        )
+        options = RunOptions.of(self.options, out_dir=self.scratch / "base", db_url=self.db_url)
+        pipeline, cfg = build_pipeline(camera_path, options, detector=self._detector)
         self._detector = pipeline.detector
         self.loads += 1
         self._pipelines[key] = (pipeline, cfg)

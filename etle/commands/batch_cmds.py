@@ -12,7 +12,8 @@ from typing import Any, Optional
 
 import typer
 
-from etle.commands.options import parse_start
+from etle.commands.options import options_of, parse_start
+from etle.config.run import DEFAULT_DB, DEFAULT_OUT, FAST_DETECT_FPS, FAST_DETECTOR
 from etle.errors import EtleError
 
 __all__ = ["register"]
@@ -40,8 +41,8 @@ def register(app: typer.Typer) -> None:
     def batch(
         sources: list[str] = typer.Argument(..., help="Video files or folders of videos (readable at the same path by every worker)."),
         cluster: Optional[str] = typer.Option(None, "--cluster", help="Ray cluster: auto (the running one), ray://HOST:PORT (Ray Client), HOST:PORT, or local; default: a local Ray instance on this machine's cores."),
-        db: str = typer.Option("sqlite:///etle.db", "--db", help="Central ticket database (a PostgreSQL URL for a cluster of several machines)."),
-        out_dir: str = typer.Option("etle-out", "--out", "-o", help="Central evidence store: a folder every worker can write, or s3://bucket/prefix."),
+        db: str = typer.Option(DEFAULT_DB, "--db", help="Central ticket database (a PostgreSQL URL for a cluster of several machines)."),
+        out_dir: str = typer.Option(str(DEFAULT_OUT), "--out", "-o", help="Central evidence store: a folder every worker can write, or s3://bucket/prefix."),
         camera: Optional[Path] = typer.Option(None, "--camera", "-c", help="Camera YAML file for every clip (its content travels with the job)."),
         camera_dir: Optional[Path] = typer.Option(None, "--camera-dir", help="Camera files named <clip stem>.yaml, one per clip."),
         workers: int = typer.Option(0, "--workers", min=0, help="Worker actors (one CPU each; 0: every CPU of the cluster)."),
@@ -79,17 +80,17 @@ def register(app: typer.Typer) -> None:
         out, err = Console(), Console(stderr=True)
         out = out if out.is_terminal else Console(width=200)
         err = err if err.is_terminal else Console(stderr=True, width=200)
-        options = BatchOptions(
-            detector=detector_model or ("vehicle-detector-int8" if fast else "vehicle-detector"),
-            detect_every=detect_every,
-            detect_fps=detect_fps if detect_fps is not None else (6.0 if fast else 0.0),
-            detect_on_motion=not no_motion, reader=reader, plate_detector=plate_detector, read_plates=not no_plates,
-            country=country, pre_s=pre_s, post_s=post_s, threads=threads, device=device.strip().lower(),
+        stages = dict(
+            detect_every=detect_every, detect_on_motion=not no_motion, reader=reader, plate_detector=plate_detector,
+            read_plates=not no_plates, country=country, pre_s=pre_s, post_s=post_s, threads=threads,
+            device=device.strip().lower(),
         )
-        from etle.onnxrt import DEVICES
-
-        if options.device not in DEVICES:
-            raise typer.BadParameter(f"--device must be one of {', '.join(DEVICES)}")
+        if detector_model is not None:
+            stages["detector"] = detector_model
+        if detect_fps is not None:
+            stages["detect_fps"] = detect_fps
+        profile = {"detector": FAST_DETECTOR, "detect_fps": FAST_DETECT_FPS} if fast else {}
+        options = options_of(BatchOptions, **{**profile, **stages})
         show = not no_progress and not json_out
         progress: Any = None
         tasks: dict[str, Any] = {}

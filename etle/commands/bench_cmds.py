@@ -15,6 +15,8 @@ from typing import Optional
 
 import typer
 
+from etle.commands.options import options_of
+from etle.config.run import FAST_DETECT_FPS, FAST_DETECTOR
 from etle.errors import EtleError
 
 __all__ = ["register"]
@@ -32,9 +34,9 @@ def register(app: typer.Typer) -> None:
         folder: Path = typer.Argument(..., help="A folder of clips (or one clip)."),
         max_seconds: Optional[float] = typer.Option(None, "--max-seconds", min=0.0, help="Only the first seconds of each clip (both sides)."),
         baseline: bool = typer.Option(True, "--baseline/--no-baseline", help="Also run the naive baseline (needs the ultralytics extra)."),
-        detector: str = typer.Option("vehicle-detector-int8", "--detector", help="etle's vehicle detector (manifest name or file)."),
+        detector: str = typer.Option(FAST_DETECTOR, "--detector", help="etle's vehicle detector (manifest name or file)."),
         detect_every: int = typer.Option(0, "--detect-every", min=0, help="etle: detector on every Nth frame (0: from --detect-fps)."),
-        detect_fps: float = typer.Option(6.0, "--detect-fps", min=0.0, help="etle: detector runs per second of video (the edge default)."),
+        detect_fps: float = typer.Option(FAST_DETECT_FPS, "--detect-fps", min=0.0, help="etle: detector runs per second of video (the edge default)."),
         reader: Optional[str] = typer.Option(None, "--reader", help="Plate reader for both sides (default: the measured best)."),
         country: str = typer.Option("id", "--country", help="Plate format for both sides: id (TNKB grammar) or generic."),
         camera_dir: Path = typer.Option(Path("examples/cameras"), "--camera-dir", help="Camera files named <clip stem>.yaml (rules, evidence, tickets)."),
@@ -64,8 +66,8 @@ def register(app: typer.Typer) -> None:
             get_format(country)
         except ValueError as exc:
             raise EtleError(str(exc)) from None
-        opts = BenchOptions(
-            detector=detector, detect_every=detect_every, detect_fps=detect_fps, reader=reader, country=country,
+        opts = options_of(
+            BenchOptions, detector=detector, detect_every=detect_every, detect_fps=detect_fps, reader=reader, country=country,
             max_seconds=max_seconds, camera_dir=camera_dir if camera_dir.is_dir() else None,
         )
         out = Console() if Console().is_terminal else Console(width=200)

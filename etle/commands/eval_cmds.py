@@ -33,6 +33,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from etle.commands.options import options_of
+from etle.config.run import DEFAULT_DETECTOR, FAST_DETECT_FPS, FAST_DETECTOR
 from etle.errors import ConfigError, EtleError, ModelError, SourceError
 
 __all__ = ["register", "resolve_readers"]
@@ -220,7 +222,7 @@ def register(app: typer.Typer) -> None:
         truth_file: Path = typer.Argument(..., help="Truth file (YAML): clips, camera files, counted windows, labelled events."),
         clip: Optional[list[str]] = typer.Option(None, "--clip", help="Only this clip (repeatable)."),
         videos: Optional[Path] = typer.Option(None, "--videos", help="Find each clip's video by its file name in this folder instead."),
-        detector: str = typer.Option("vehicle-detector", "--detector", help="vehicle-detector, vehicle-detector-int8 (fast profile) or an ONNX file."),
+        detector: str = typer.Option(DEFAULT_DETECTOR, "--detector", help="vehicle-detector, vehicle-detector-int8 (fast profile) or an ONNX file."),
         detect_fps: float = typer.Option(0.0, "--detect-fps", min=0, help="Detections per second (0: every frame, as etle run; 6: the fast profile)."),
         fast: bool = typer.Option(False, "--fast", help="The edge box's fast profile: --detector vehicle-detector-int8 --detect-fps 6."),
         reader: Optional[str] = typer.Option(None, "--reader", help="Plate reader (default: the measured default for the country)."),
@@ -249,9 +251,9 @@ def register(app: typer.Typer) -> None:
             truth = truth.model_copy(update={"clips": tuple(c.model_copy(update={"video": videos / c.video.name}) for c in truth.clips)})
         clips = ev.select_clips(truth, clip or ())
         if fast:
-            detector, detect_fps = "vehicle-detector-int8", 6.0
-        options = ev.EvalOptions(
-            detector_model=detector, detect_fps=detect_fps, reader=reader, plate_detector=plate_detector,
+            detector, detect_fps = FAST_DETECTOR, FAST_DETECT_FPS
+        options = options_of(
+            ev.EvalOptions, detector=detector, detect_fps=detect_fps, reader=reader, plate_detector=plate_detector,
             read_plates=not no_plates, country=country.lower(), out_dir=out,
         )
         for c in clips:  # every video and camera file is checked before the first frame

@@ -14,7 +14,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-DEFAULT_DB = "sqlite:///etle.db"
+from etle.config.run import DEFAULT_DB  # noqa: E402
 
 
 def _console(stderr: bool = False) -> Console:

@@ -17,7 +17,7 @@ from rich.console import Console
 
 from etle.errors import RegistryError
 
-DEFAULT_DB = "sqlite:///etle.db"
+from etle.config.run import DEFAULT_DB  # noqa: E402
 _REGISTRY_HELP = ("Vehicle registry: a .csv file, sqlite:///file.db, an http(s):// base URL, or 'trial' "
                   "(the shipped fictitious one); default $ETLE_REGISTRY.")
 

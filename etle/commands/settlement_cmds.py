@@ -15,7 +15,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-DEFAULT_DB = "sqlite:///etle.db"
+from etle.config.run import DEFAULT_DB  # noqa: E402
 _ACTOR_HELP = "Who the audit log names (a user or system:<name>)."
 
 

@@ -22,7 +22,7 @@ from rich.table import Table
 
 from etle.errors import EtleError
 
-DEFAULT_DB = "sqlite:///etle.db"
+from etle.config.run import DEFAULT_DB  # noqa: E402
 DEFAULT_EVIDENCE = "etle-out"
 
 

@@ -5,7 +5,6 @@ Wire with ``from etle.commands.web_cmds import register; register(app)`` in :mod
 
 from __future__ import annotations
 
-import os
 import secrets
 import sys
 from pathlib import Path
@@ -15,14 +14,15 @@ import typer
 
 from etle.errors import EtleError, StoreError
 
-DEFAULT_DB = "sqlite:///etle.db"
+from etle.config.run import DEFAULT_DB  # noqa: E402
+from etle.config.settings import settings  # noqa: E402
 ROLES = ("reviewer", "supervisor", "admin")
 
 
 def _read_password(password_stdin: bool) -> str:
     if password_stdin:
         return sys.stdin.readline().rstrip("\n")
-    env = os.environ.get("ETLE_USER_PASSWORD")
+    env = settings().user_password
     if env:
         return env
     return typer.prompt("Password", hide_input=True, confirmation_prompt=True)
@@ -50,7 +50,7 @@ def register(app: typer.Typer) -> None:
 
         from etle.web.app import WebConfig, create_app
 
-        secret = os.environ.get("ETLE_WEB_SECRET")
+        secret = settings().web_secret
         config = WebConfig(db_url=db, evidence_root=evidence,
                            secret=secret.encode() if secret else secrets.token_bytes(32),
                            secure_cookies=not insecure_cookies, public_url=public_url,

@@ -26,11 +26,12 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Optional, Literal
+from typing import Any, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from etle.config.run import DEFAULT_DB, FAST_DETECT_FPS, FAST_DETECTOR, Device, StageOptions
 from etle.errors import ConfigError
 
 __all__ = ["SiteConfig", "CameraEntry", "MqttConfig", "WebhookConfig", "HealthConfig", "LiveOptions",
@@ -61,27 +62,19 @@ class LiveOptions(_Model):
     max_fps: Optional[float] = Field(None, gt=0)
 
 
-class PipelineOptions(_Model):
-    """What each camera's pipeline runs (as ``etle run`` options)."""
+class PipelineOptions(StageOptions):
+    """What each camera's pipeline runs: ``etle run``'s stage options
+    (:class:`etle.config.run.StageOptions`) with the edge box's fast profile as the default --
+    the int8 detector 6 times a second, tracks predicted in between, plus detections while
+    something crosses a line.  The int8 model (made by ``etle models prepare``; the float one is
+    used, with a warning, where it was not made) is what ``etle bench`` measures, at 2x real time
+    or more on 2 cores; where recall matters more than speed, set ``detector: vehicle-detector``
+    (docs/accuracy.md, fast profile).  ``threads`` defaults to the CPU count shared out over the
+    cameras (``ETLE_THREADS``)."""
 
-    read_plates: bool = True
-    #: detector on every Nth frame, tracks predicted in between (0: from detect_fps)
-    detect_every: int = Field(0, ge=0)
-    #: the edge box's fast profile: 6 detector runs a second, tracks predicted in between, plus
-    #: detections while something crosses a line (0 here and in detect_every: every frame)
-    detect_fps: float = Field(6.0, ge=0)
-    #: on a stride, also detect while something moves across one of the camera's lines
-    detect_on_motion: bool = True
-    #: vehicle detector: a manifest name or a model file; the int8 model (made by `etle models
-    #: prepare`; the float one is used, with a warning, where it was not made) is what `etle bench`
-    #: measures, at 2x real time or more on 2 cores.  It keeps the Cilacap no-helmet ticket, but on
-    #: the current CI machine it misses the red-light cars of the sample and Banjarmasin clips, which
-    #: the COCO model sees only weakly from above (docs/accuracy.md, fast profile): where recall
-    #: matters more than speed, set ``detector: vehicle-detector``
-    detector: str = "vehicle-detector-int8"
-    reader: Optional[str] = None
-    #: plate format: id (Indonesian TNKB) or generic
-    country: str = "id"
+    detector: str = FAST_DETECTOR
+    detect_fps: float = Field(FAST_DETECT_FPS, ge=0)
+    device: Device = "cpu"
 
     @field_validator("country")
     @classmethod
@@ -90,15 +83,6 @@ class PipelineOptions(_Model):
 
         get_format(value)  # ValueError: unknown plate format '...'; known: ...
         return value
-    #: None: tnkb for Indonesian plates, onnx otherwise (etle.plate.detector.default_plate_detector)
-    plate_detector: Optional[str] = None
-    pre_s: float = Field(2.0, ge=0)
-    post_s: float = Field(2.0, ge=0)
-    #: inference threads per camera (ETLE_THREADS); default: the CPU count shared out over the cameras
-    threads: Optional[int] = Field(None, ge=1)
-    #: where the detectors run: cpu, cuda (ONNX Runtime's TensorRT/CUDA providers; the camera's
-    #: worker fails without them) or auto (the GPU when there is one, else the CPU with a warning)
-    device: Literal["cpu", "cuda", "auto"] = "cpu"
 
 
 class RestartPolicy(_Model):
@@ -184,7 +168,7 @@ class HealthConfig(_Model):
 class SiteConfig(_Model):
     site: str = Field("site", pattern=r"^[A-Za-z0-9_.-]+$")
     output_dir: Path = Path("etle-out")
-    db_url: str = "sqlite:///etle.db"
+    db_url: str = DEFAULT_DB
     #: the site signing key's folder (default: $ETLE_KEYS_DIR, else ./etle-keys; see `etle keys init`)
     keys_dir: Optional[Path] = None
     cameras: list[CameraEntry] = Field(min_length=1)

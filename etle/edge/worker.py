@@ -70,28 +70,16 @@ def build_real_pipeline(spec: WorkerSpec) -> Any:
     """The real pipeline of ``etle run`` for the camera file of ``spec``."""
     from etle.runner import build_pipeline
 
-    p = spec.pipeline
-    extra: dict[str, Any] = {"keys_dir": Path(spec.keys_dir)} if spec.keys_dir else {}
-    if p.get("device", "cpu") != "cpu":
-        from etle.onnxrt import set_device
+    from etle.config.run import RunOptions
+    from etle.config.settings import settings
+    from etle.edge.site import PipelineOptions
 
-        set_device(str(p["device"]))  # this camera's process only
-    pipeline, _ = build_pipeline(
-        Path(spec.camera_path),
-        out_dir=Path(spec.out_dir),
-        db_url=spec.db_url,
-        reader=p.get("reader"),
-        country=str(p.get("country", "id")),
-        plate_detector=p.get("plate_detector"),
-        read_plates=bool(p.get("read_plates", True)),
-        detect_every=int(p.get("detect_every", 0)),
-        detect_fps=float(p.get("detect_fps", 6.0)),
-        detect_on_motion=bool(p.get("detect_on_motion", True)),
-        detector_model=str(p.get("detector", "vehicle-detector-int8")),
-        pre_s=float(p.get("pre_s", 2.0)),
-        post_s=float(p.get("post_s", 2.0)),
-        **extra,
-    )
+    stages = PipelineOptions.model_validate(spec.pipeline)
+    options = RunOptions.of(stages, out_dir=Path(spec.out_dir), db_url=spec.db_url)
+    env = settings()
+    if spec.keys_dir:
+        env = env.model_copy(update={"keys_dir": Path(spec.keys_dir)})
+    pipeline, _ = build_pipeline(Path(spec.camera_path), options, env)
     return pipeline
 
 

@@ -58,6 +58,7 @@ from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from etle.config.run import StageOptions
 from etle.types import Box, Frame, PlateResult, TrackedObject, Violation
 
 __all__ = [
@@ -360,24 +361,12 @@ def score(results: Sequence[ClipResult]) -> dict[str, RuleScore]:
 
 
 # ------------------------------------------------------------------------------- running clips
-@dataclass(frozen=True)
-class EvalOptions:
-    """How the pipeline runs for the evaluation (``etle run``'s options)."""
+class EvalOptions(StageOptions):
+    """How the pipeline runs for the evaluation: ``etle run``'s stage options
+    (:class:`etle.config.run.StageOptions`; ``profile`` names the fast or default one), and
+    where each clip's evidence is kept (default: a scratch folder, removed)."""
 
-    detector_model: str = "vehicle-detector"
-    detect_fps: float = 0.0
-    reader: str | None = None
-    plate_detector: str | None = None
-    read_plates: bool = True
-    country: str = "id"
-    detect_on_motion: bool = True
-    out_dir: Path | None = None  # keep the evidence here (default: a scratch folder, removed)
-
-    @property
-    def profile(self) -> str:
-        fast = self.detector_model.endswith("int8") and self.detect_fps > 0
-        default = self.detector_model == "vehicle-detector" and self.detect_fps <= 0
-        return "fast" if fast else "default" if default else "custom"
+    out_dir: Path | None = None
 
 
 class _RecordingTracker:
@@ -429,6 +418,8 @@ def run_clip(clip: TruthClip, options: EvalOptions, progress: Callable[[Frame], 
     """Run ``etle run``'s pipeline on one clip; the tickets it wrote and the run summary."""
     from etle.errors import SourceError
     from etle.ingest.sources import open_source
+    from etle.config.run import RunOptions
+    from etle.config.settings import settings
     from etle.runner import _tracker_factory, build_pipeline
 
     if not clip.video.is_file():
@@ -440,13 +431,9 @@ def run_clip(clip: TruthClip, options: EvalOptions, progress: Callable[[Frame], 
         unsigned = _DropUnsignedWarning()  # the scratch run is unsigned on purpose; other warnings stay
         runner_log.addFilter(unsigned)
         try:
-            pipeline, camera = build_pipeline(
-                clip.camera, out_dir=out_dir, db_url=f"sqlite:///{db}", reader=options.reader,
-                plate_detector=options.plate_detector, read_plates=options.read_plates,
-                detect_fps=options.detect_fps, detector_model=options.detector_model,
-                max_seconds=clip.max_seconds, detect_on_motion=options.detect_on_motion, country=options.country,
-                keys_dir=Path(scratch) / "no-keys",
-            )
+            run = RunOptions.of(options, out_dir=out_dir, db_url=f"sqlite:///{db}", max_seconds=clip.max_seconds)
+            env = settings().model_copy(update={"keys_dir": Path(scratch) / "no-keys"})
+            pipeline, camera = build_pipeline(clip.camera, run, env)
         finally:
             runner_log.removeFilter(unsigned)
         history: dict[int, list[tuple[float, Box, bool]]] = defaultdict(list)
@@ -536,7 +523,7 @@ def report_dict(truth_path: Path, truth: TruthFile, options: EvalOptions, result
         "kind": "violations",
         "truth": str(truth_path),
         "profile": options.profile,
-        "options": {"detector": options.detector_model, "detect_fps": options.detect_fps, "reader": options.reader,
+        "options": {"detector": options.detector, "detect_fps": options.detect_fps, "reader": options.reader,
                     "plate_detector": options.plate_detector, "read_plates": options.read_plates,
                     "country": options.country, "detect_on_motion": options.detect_on_motion},
         "matching": {"tolerance_s": truth.tolerance_s, "max_gap_s": truth.max_gap_s, "box_margin": truth.box_margin},

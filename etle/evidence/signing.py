@@ -32,6 +32,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from etle.config.settings import DEFAULT_KEYS_DIR as _DEFAULT_KEYS_DIR, settings
 from etle.errors import StoreError
 
 log = logging.getLogger(__name__)
@@ -44,12 +45,12 @@ SIGNATURE_SCHEMA = "etle.signature"
 ALGORITHM = "Ed25519"
 KEYS_ENV = "ETLE_KEYS_DIR"
 PASSPHRASE_ENV = "ETLE_KEY_PASSPHRASE"
-DEFAULT_KEYS_DIR = Path("etle-keys")
+DEFAULT_KEYS_DIR = _DEFAULT_KEYS_DIR
 
 
 def default_keys_dir() -> Path:
     """``$ETLE_KEYS_DIR`` or ``./etle-keys``."""
-    return Path(os.environ.get(KEYS_ENV) or DEFAULT_KEYS_DIR)
+    return settings().keys_dir
 
 
 def _raw_public(key: Ed25519PublicKey) -> bytes:
@@ -82,7 +83,7 @@ class KeyInfo:
 
 
 def _passphrase() -> bytes | None:
-    value = os.environ.get(PASSPHRASE_ENV)
+    value = settings().key_passphrase
     return value.encode() if value else None
 
 

@@ -13,7 +13,6 @@ import importlib.metadata
 import importlib.util
 import json
 import logging
-import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from etle.config.settings import settings
 from etle.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -30,16 +30,15 @@ _PACKAGED_MANIFEST = Path(__file__).resolve().parents[1] / "_data" / "manifest.y
 
 
 def manifest_path() -> Path:
-    env = os.environ.get("ETLE_MODEL_MANIFEST")
-    if env:
-        return Path(env)
+    env = settings().model_manifest
+    if env is not None:
+        return env
     return _REPO_MANIFEST if _REPO_MANIFEST.is_file() else _PACKAGED_MANIFEST
 
 
 def model_dir() -> Path:
     """Where derived and user-supplied model files live (``ETLE_MODEL_DIR``)."""
-    env = os.environ.get("ETLE_MODEL_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "etle" / "models"
+    return settings().model_dir.expanduser()
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,10 @@ records the answer with the ticket (:meth:`etle.store.TicketStore.record_owner_l
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from etle.config.settings import settings
 from etle.errors import ConfigError
 from etle.registry.base import (
     FOUND,
@@ -83,7 +83,7 @@ def open_registry(
     lower = text.lower()
     if lower.startswith(("http://", "https://")):
         return HttpRegistry(text, timeout_s=timeout_s, retries=retries, cache_ttl_s=cache_ttl_s,
-                            token=token if token is not None else os.environ.get("ETLE_REGISTRY_TOKEN") or None)
+                            token=token if token is not None else settings().registry_token)
     if lower.startswith("sqlite:///"):
         return SqliteRegistry(text[len("sqlite:///"):])
     if lower.endswith(".csv"):

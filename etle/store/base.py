@@ -32,6 +32,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from etle.config.run import DEFAULT_DB
 from etle.errors import StoreError
 from etle.store import lifecycle
 from etle.store.models import Camera, Ticket, User
@@ -40,7 +41,7 @@ from etle.store.views import CameraIn
 log = logging.getLogger("etle.store.repository")
 """The store's one logger, under the name it had before the split (``etle.store.repository``)."""
 
-DEFAULT_URL = "sqlite:///etle.db"
+DEFAULT_URL = DEFAULT_DB
 REFERENCE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 """Reference-code characters: digits and capitals without the look-alikes 0, O, 1 and I."""
 REFERENCE_LENGTH = 6

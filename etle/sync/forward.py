@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from etle.config.settings import settings
 from etle.errors import EtleError, StoreError
 from etle.evidence.builder import PRUNED_NAME
 from etle.evidence.chain import head_key
@@ -50,10 +51,11 @@ class SyncTarget:
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> SyncTarget | None:
         """From ``ETLE_CENTRAL_DB`` and ``ETLE_CENTRAL_EVIDENCE`` (None when unset)."""
-        import os
-
-        env = environ if environ is not None else dict(os.environ)
-        db, evidence = env.get(CENTRAL_DB_ENV, ""), env.get(CENTRAL_EVIDENCE_ENV, "")
+        if environ is not None:
+            db, evidence = environ.get(CENTRAL_DB_ENV, ""), environ.get(CENTRAL_EVIDENCE_ENV, "")
+        else:
+            now = settings()
+            db, evidence = now.central_db, now.central_evidence
         if not db and not evidence:
             return None
         if not db or not evidence:

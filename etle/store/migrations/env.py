@@ -29,6 +29,8 @@ connection = config.attributes.get("connection")
 if connection is not None:
     _run(connection)
 else:  # pragma: no cover - developer command line
-    engine = create_engine(config.get_main_option("sqlalchemy.url") or "sqlite:///etle.db")
+    from etle.config.run import DEFAULT_DB
+
+    engine = create_engine(config.get_main_option("sqlalchemy.url") or DEFAULT_DB)
     with engine.begin() as conn:
         _run(conn)

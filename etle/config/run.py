@@ -1,0 +1,118 @@
+"""What a pipeline runs and where a run writes: the options of ``etle run``, declared once.
+
+:class:`StageOptions` is what shapes the stages (which detector, how often it runs, plates,
+clip length, device); the edge site's ``pipeline:`` section, ``etle batch``, ``etle bench`` and
+``etle eval`` take it as it is or with their own profile's defaults.  :class:`RunOptions` adds
+where one run writes and how long it runs; :class:`etle.pipeline.Pipeline` runs on it.
+The command-line flags map onto these fields one to one (:meth:`StageOptions.from_flags`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DEFAULT_DB = "sqlite:///etle.db"
+"""The ticket database when none is given: SQLite in the working directory."""
+DEFAULT_OUT = Path("etle-out")
+"""The evidence folder when none is given, in the working directory."""
+
+DEFAULT_DETECTOR = "vehicle-detector"
+"""The float COCO detector: a clerk's batch has time, every weakly seen vehicle counts."""
+FAST_DETECTOR = "vehicle-detector-int8"
+"""The detector of the fast (edge) profile, made by ``etle models prepare``; where it was not
+made, the float one runs instead with a warning."""
+FAST_DETECT_FPS = 6.0
+"""Detector runs per second of video in the fast profile (tracks predicted in between)."""
+
+Device = Literal["cpu", "cuda", "auto"]
+DEVICES: tuple[str, ...] = ("cpu", "cuda", "auto")
+
+
+class StageOptions(BaseModel):
+    """What the pipeline's stages run (one camera's, one clip's or one worker's)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: vehicle detector: a manifest name (vehicle-detector, vehicle-detector-int8) or a model file
+    detector: str = DEFAULT_DETECTOR
+    #: run the detector on every Nth frame and predict tracks in between; 0 = from ``detect_fps``
+    detect_every: int = Field(0, ge=0)
+    #: detector runs per second of video when ``detect_every`` is 0 (the stride is rounded, >= 1);
+    #: 0 = every frame
+    detect_fps: float = Field(0.0, ge=0)
+    #: on a stride, also detect on frames where something moves across a rule line of the camera
+    #: (:class:`etle.detect.motion.MotionGate`): crossings are judged at the line
+    detect_on_motion: bool = True
+    #: the detector's score threshold
+    conf_threshold: float = Field(0.25, gt=0, lt=1)
+    #: plate OCR backend; None: the measured default for ``country``
+    reader: str | None = None
+    #: plate format: ``id`` (Indonesian TNKB grammar) or ``generic`` (any country, no grammar);
+    #: checked where the plate stage is built (and by the site file)
+    country: str = "id"
+    #: plate detector kind; None: the measured default for ``country``
+    #: (:func:`etle.plate.detector.default_plate_detector`)
+    plate_detector: str | None = None
+    read_plates: bool = True
+    #: a track's plate below this consensus confidence is stored as unread (candidates kept)
+    min_plate_confidence: float = Field(0.3, ge=0, le=1)
+    #: a ticket prints a plate only when at least this many reads, from distinct frames, spell it
+    #: exactly: one read is not a consensus, and a confident wrong plate costs a citizen; below
+    #: it the ticket shows ``?`` with the candidates for the officer
+    min_plate_agreement: int = Field(2, ge=0)
+    #: seconds of clip before and after a violation
+    pre_s: float = Field(2.0, ge=0)
+    post_s: float = Field(2.0, ge=0)
+    #: where the detectors run: cpu, cuda (ONNX Runtime's TensorRT/CUDA providers; an error
+    #: without them) or auto (the GPU when there is one, else the CPU with a warning); None: as
+    #: ``ETLE_DEVICE`` says (cpu where unset)
+    device: Device | None = None
+    #: ONNX Runtime threads; None: every core (``ETLE_THREADS`` where set)
+    threads: int | None = Field(None, ge=1)
+
+    @classmethod
+    def fast(cls, **overrides: Any) -> "StageOptions":
+        """The fast (edge) profile: the int8 detector at 6 runs a second, with ``overrides``."""
+        return cls(**{"detector": FAST_DETECTOR, "detect_fps": FAST_DETECT_FPS, **overrides})
+
+    @classmethod
+    def from_flags(cls, **flags: Any) -> "StageOptions":
+        """Options from command-line values: a flag left at ``None`` keeps the default."""
+        return cls(**{k: v for k, v in flags.items() if v is not None})
+
+    @property
+    def profile(self) -> str:
+        """``fast`` (int8 detector on a stride), ``default`` (float detector on every frame) or ``custom``."""
+        if self.detector.endswith("int8") and self.detect_fps > 0:
+            return "fast"
+        if self.detector == DEFAULT_DETECTOR and self.detect_fps <= 0 and self.detect_every <= 1:
+            return "default"
+        return "custom"
+
+    def stages(self) -> "StageOptions":
+        """Only the fields of :class:`StageOptions` (drops what a subclass adds)."""
+        return StageOptions(**{k: getattr(self, k) for k in StageOptions.model_fields})
+
+
+class RunOptions(StageOptions):
+    """One run: the stages' options plus where it writes and how much of each source it reads."""
+
+    out_dir: Path = DEFAULT_OUT
+    db_url: str = DEFAULT_DB
+    #: stop each source after this many seconds of video
+    max_seconds: float | None = Field(None, ge=0)
+    #: wall-clock start of the footage; None: camera file, container metadata, file time
+    wall_start: datetime | None = None
+    #: frames decoded ahead in a separate thread (0: decode in the processing thread)
+    prefetch: int = Field(8, ge=0)
+    #: seconds between the frames of a folder of images
+    image_interval_s: float = Field(1.0, gt=0)
+
+    @classmethod
+    def of(cls, stages: StageOptions, **run: Any) -> "RunOptions":
+        """A run of ``stages`` (any subclass: only its stage fields are taken) with ``run``'s fields."""
+        return cls(**{**{k: getattr(stages, k) for k in StageOptions.model_fields}, **run})
