@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from etle.errors import ModelError
-from etle.rules.crop_model import OnnxCropModel
+from etle.models.crop import OnnxCropModel
 
 __all__ = ["CLASSES", "HelmetClassifier", "MODEL_NAME", "load_helmet_classifier", "locate_helmet_model"]
 
