@@ -115,7 +115,7 @@ def main() -> int:
     factory = "etle.edge.worker:build_real_pipeline"
     overrides = None
     if args.pipeline == "fake":
-        factory, overrides = "tests.edge_fakes:fake_pipeline", {"ticket_every_s": 10.0}
+        factory, overrides = "tests.fixtures.edge_fakes:fake_pipeline", {"ticket_every_s": 10.0}
     sup = Supervisor(site, factory=factory, max_seconds=args.minutes * 60.0, log_level=logging.WARNING,
                      pipeline_overrides=overrides, stats_interval_s=2.0)
     runner = threading.Thread(target=lambda: setattr(sup, "report", sup.run()), daemon=True)

@@ -44,6 +44,24 @@ def require_model(name: str):
         pytest.skip(f"model {name} not available: {exc}")
 
 
+def onnx_plate_detector() -> Path:
+    """The ONNX plate detector, exported here when the source weights and tools are installed
+    (what `etle models prepare` does); else skip (or fail under ETLE_REQUIRE_MODELS=1)."""
+    import importlib.util
+
+    from etle.errors import ModelError
+    from etle.models import registry
+    from etle.train import export
+
+    try:
+        return registry.resolve("plate-detector")
+    except ModelError:
+        pass
+    if registry.status("plate-detector-pt").ok and all(importlib.util.find_spec(m) for m in ("ultralytics", "onnx")):
+        return export.export_plate_detector()
+    return require_model("plate-detector")
+
+
 # ---------------------------------------------------------------- PostgreSQL
 
 PG_ADMIN_URL = os.environ.get("ETLE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

@@ -1,0 +1,115 @@
+"""``etle zones preview``: zones drawn over a frame (the command, registered on a Typer app)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from etle.camera.config import load_camera
+from etle.commands.zones_cmds import draw_zones, register, rule_zones
+
+REPO = Path(__file__).resolve().parents[2]
+
+CAM = """\
+id: preview-test
+signal:
+  type: roi
+  polygon: [[300, 10], [320, 10], [320, 60], [300, 60]]
+calibration:
+  image_points: [[40, 200], [280, 200], [220, 80], [100, 80]]
+  world_points: [[0, 0], [7, 0], [7, 30], [0, 30]]
+zones:
+  stop_line: {points: [[20, 150], [300, 160]], approach_side: [150, 100]}
+  zebra: {polygon: [[20, 165], [300, 170], [300, 200], [20, 195]]}
+  lane: {polygon: [[100, 0], [220, 0], [300, 150], [20, 150]], direction: [0, 1]}
+rules:
+  red_light: {}
+  stop_line: {zones: [zebra]}
+  wrong_way: {lanes: [lane]}
+  speeding: {limits_kmh: {lane: 40}}
+"""
+
+
+@pytest.fixture
+def app() -> typer.Typer:
+    app = typer.Typer()
+    register(app)
+
+    @app.callback()
+    def _root() -> None:  # a group, as in etle.cli
+        pass
+
+    return app
+
+
+@pytest.fixture
+def cam(tmp_path: Path) -> Path:
+    p = tmp_path / "cam.yaml"
+    p.write_text(CAM, encoding="utf-8")
+    return p
+
+
+def frame() -> np.ndarray:
+    img = np.zeros((240, 400, 3), np.uint8)
+    img[:] = (70, 80, 90)
+    return img
+
+
+def test_draw_zones_draws_everything_and_leaves_the_input_alone(cam):
+    img = frame()
+    img.flags.writeable = False
+    out = draw_zones(img, load_camera(cam))
+    assert out.shape == img.shape and (img == (70, 80, 90)).all()
+    changed = (out != img).any(axis=2)
+    for x, y in [(160, 155), (160, 185), (160, 60), (300, 35), (40, 200)]:  # line, polygons, signal, calibration
+        assert changed[y - 3 : y + 4, x - 3 : x + 4].any(), (x, y)
+
+
+def test_rule_zones_lists_what_each_rule_uses(cam):
+    assert rule_zones(load_camera(cam)) == {
+        "red_light": ["stop_line"],
+        "stop_line": ["zebra"],
+        "wrong_way": ["lane"],
+        "speeding": ["lane"],
+    }
+
+
+def test_preview_command_on_an_image(app, cam, tmp_path):
+    src = tmp_path / "view.png"
+    cv2.imwrite(str(src), frame())
+    out = tmp_path / "out" / "zones.png"
+    r = CliRunner().invoke(app, ["zones", "preview", str(src), "--camera", str(cam), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "preview-test" in r.output and out.is_file()
+    drawn = cv2.imread(str(out))
+    assert drawn.shape == (240, 400, 3) and (drawn != frame()).any()
+
+
+def test_preview_warns_about_zones_outside_the_frame(app, cam, tmp_path):
+    src = tmp_path / "small.png"
+    cv2.imwrite(str(src), np.zeros((120, 200, 3), np.uint8))
+    r = CliRunner().invoke(app, ["zones", "preview", str(src), "--camera", str(cam), "-o", str(tmp_path / "z.png")])
+    assert r.exit_code == 0
+    assert "outside the 200x120 frame" in r.output
+
+
+def test_preview_command_on_the_sample_video(app, tmp_path):
+    video = REPO / "sample_videos" / "intel_car_detection_parking.mp4"
+    out = tmp_path / "zones.png"
+    r = CliRunner().invoke(
+        app, ["zones", "preview", str(video), "--camera", str(REPO / "examples/cameras/intel_car_detection_parking.yaml"), "--at", "1.5", "-o", str(out)]
+    )
+    assert r.exit_code == 0, r.output
+    assert "1.5" in r.output and cv2.imread(str(out)).shape == (432, 768, 3)
+
+
+def test_preview_bad_camera_file_is_an_error(app, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("id: Bad Id\n")
+    r = CliRunner().invoke(app, ["zones", "preview", "x.png", "--camera", str(bad)])
+    assert r.exit_code != 0

@@ -1,0 +1,80 @@
+"""``etle eval violations`` on the shipped truth file of the four shared clips (slow; CI).
+
+The fast profile (the edge box's default: int8 detector, 6 detections/s, motion gate) runs on
+every clip as ``etle eval violations eval/truth/shared_clips.yaml --fast`` does.  The floors are
+the figures measured when the truth was labelled (docs/accuracy.md); a change that loses a right
+ticket or adds a false one fails here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from etle.evaluate.report import render
+from etle.evaluate.violations import EvalOptions, evaluate_truth, load_truth, report_dict, score
+
+REPO = Path(__file__).resolve().parents[2]
+TRUTH = REPO / "eval" / "truth" / "shared_clips.yaml"
+
+pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
+
+
+@pytest.fixture(scope="module")
+def fast_results(shared_data: Path):  # type: ignore[no-untyped-def]
+    from conftest import require_model
+
+    require_model("vehicle-detector-int8")
+    truth = load_truth(TRUTH)
+    if not all(c.video.is_file() for c in truth.clips):  # shared/ elsewhere (ETLE_SHARED_DIR)
+        truth = truth.model_copy(update={"clips": tuple(
+            c.model_copy(update={"video": shared_data / "videos" / c.video.name}) for c in truth.clips)})
+    options = EvalOptions.fast()
+    return truth, options, evaluate_truth(truth, options)
+
+
+def test_no_false_ticket_on_the_shared_clips(fast_results) -> None:  # type: ignore[no-untyped-def]
+    _, _, results = fast_results
+    scores = score(results)
+    false = {rule: s.fp for rule, s in scores.items() if s.fp}
+    assert not false, f"false tickets: {false}"
+
+
+def test_right_tickets_floors(fast_results) -> None:  # type: ignore[no-untyped-def]
+    _, _, results = fast_results
+    s = score(results)
+    # measured (fast profile): no_helmet 1 of 1 (Cilacap).  red_light: 0 of 6 on the current CI
+    # machine -- the int8 detector no longer sees the top-down red-light cars that the float one
+    # finds weakly (docs/accuracy.md); the red-light floor is on the default profile below.
+    assert s["no_helmet"].tp >= 1 and s["no_helmet"].recall == 1.0, s["no_helmet"]
+    # the one readable plate on a ticket is exact, never a confident wrong one
+    assert s["no_helmet"].plates_exact >= 1 and s["no_helmet"].plates_wrong == 0, s["no_helmet"]
+    assert sum(x.plates_wrong for x in s.values()) == 0
+
+
+def test_every_clip_ran_and_the_report_renders(fast_results) -> None:  # type: ignore[no-untyped-def]
+    truth, options, results = fast_results
+    assert [r.clip for r in results] == [c.name for c in truth.clips]
+    assert all(r.frames > 200 for r in results)
+    report = report_dict(TRUTH, truth, options, results)
+    page = render({"violations-fast.json": report})
+    assert "| no_helmet | " in page and "fast profile" in page
+    # scored rules of a clip default to its camera file's rules; the highway clip scores wrong_way only
+    assert {r.clip: r.rules for r in results}["highway"] == ("wrong_way",)
+
+
+def test_red_light_floor_in_the_default_profile(shared_data: Path) -> None:
+    """The float detector on every frame, on the two clips with red-light crossings: measured 2 of
+    the 4 certain crossings (Banjarmasin's car at 3.9 s, the sample's grey car at 16 s), no false
+    ticket.  The other Banjarmasin cars are seen too weakly from above by the COCO model."""
+    from conftest import require_model
+
+    require_model("vehicle-detector")
+    truth = load_truth(TRUTH)
+    clips = tuple(c for c in truth.clips if c.name in ("banjarmasin", "parking"))
+    if not all(c.video.is_file() for c in clips):  # shared/ elsewhere (ETLE_SHARED_DIR)
+        clips = tuple(c.model_copy(update={"video": shared_data / "videos" / c.video.name}) for c in clips)
+    results = evaluate_truth(truth.model_copy(update={"clips": clips}), EvalOptions(read_plates=False))
+    s = score(results)
+    assert s["red_light"].tp >= 2 and s["red_light"].fp == 0, s["red_light"]

@@ -1,0 +1,406 @@
+"""The review web app with FastAPI's TestClient: login, CSRF, roles, escaping, evidence paths,
+filters, rate limiting, actions, letters and the JSON API (fast; no browser)."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("reportlab")
+
+from fastapi.routing import iter_route_contexts  # noqa: E402
+from fastapi.testclient import TestClient  # noqa: E402
+
+from etle.evidence import EvidenceWriter, record_violation  # noqa: E402
+from etle.store import TicketStore  # noqa: E402
+from etle.web import WebConfig, create_app  # noqa: E402
+from etle.web import auth  # noqa: E402
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(autouse=True)
+def _fast_hashing(monkeypatch):
+    """Cheap Argon2 parameters in tests (production keeps argon2-cffi's defaults)."""
+    from argon2 import PasswordHasher
+    monkeypatch.setattr(auth, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+
+
+@pytest.fixture
+def site(tmp_path: Path, make_evidence_request):
+    root = tmp_path / "evidence"
+    store = TicketStore(f"sqlite:///{tmp_path / 'etle.db'}")
+    writer = EvidenceWriter(root)
+    refs = []
+    for track in (1, 2, 3):
+        rec = record_violation(writer, store, make_evidence_request(track, plate=f"BH{track}234AB"))
+        refs.append(store.get(rec.ticket_id).reference)
+    for name, role in (("rev", "reviewer"), ("sup", "supervisor"), ("adm", "admin")):
+        store.add_user(name, role=role)
+        auth.set_password(store.engine, name, PASSWORD)
+    (tmp_path / "secret.txt").write_text("top secret")
+    app = create_app(WebConfig(db_url=store.url, evidence_root=root, secret=b"k" * 32, secure_cookies=False,
+                               login_limit=5), store=store)
+    yield app, store, refs, tmp_path
+    store.close()
+
+
+def client(app) -> TestClient:
+    return TestClient(app, base_url="http://testserver", follow_redirects=False)
+
+
+def csrf_of(html: str) -> str:
+    m = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert m, html[:500]
+    return m.group(1)
+
+
+def login(app, user: str = "rev", password: str = PASSWORD) -> TestClient:
+    c = client(app)
+    page = c.get("/login")
+    r = c.post("/login", data={"username": user, "password": password, "csrf": csrf_of(page.text)})
+    assert r.status_code == 303, r.text
+    return c
+
+
+def test_every_route_refuses_anonymous(site) -> None:
+    app, store, refs, _ = site
+    c = client(app)
+    ref = refs[0]
+    gets = ["/", "/queue", f"/tickets/{ref}", f"/tickets/{ref}/files/overview.jpg", f"/tickets/{ref}/files/clip.mp4",
+            f"/tickets/{ref}/letter.pdf", "/letters/2026-11-28.pdf", "/audit", "/admin/users", "/lang/en",
+            "/api/v1/tickets", f"/api/v1/tickets/{ref}", f"/api/v1/tickets/{ref}/actions", "/api/v1/counts",
+            "/api/docs", "/api/openapi.json", "/docs", "/openapi.json", "/redoc", "/settlement"]
+    for path in gets:
+        r = c.get(path)
+        assert r.status_code in (303, 401, 404), path
+        if r.status_code == 303:
+            assert r.headers["location"].startswith("/login"), path
+        assert b"BH1234AB" not in r.content and not r.content.startswith(b"\xff\xd8"), path
+    posts = [f"/tickets/{ref}/approve", f"/tickets/{ref}/reject", f"/tickets/{ref}/plate", f"/tickets/{ref}/reopen",
+             "/logout", "/admin/users", f"/api/v1/tickets/{ref}/approve", f"/api/v1/tickets/{ref}/reject",
+             f"/api/v1/tickets/{ref}/plate", f"/api/v1/tickets/{ref}/reopen",
+             f"/tickets/{ref}/confirm", "/settlement/payments", "/settlement/block-overdue",
+             f"/api/v1/tickets/{ref}/confirm", "/api/v1/payments/import", "/api/v1/tickets/block-overdue"]
+    for path in posts:
+        assert c.post(path, data={"reason": "occluded", "plate": "B1A"}).status_code in (401, 403, 422), path
+    # every registered route was tried
+    tried = {p.split("?")[0] for p in gets + posts}
+    for route in iter_route_contexts(app.routes):  # included routers expanded (FastAPI >= 0.137)
+        path = getattr(route, "path", "")
+        if path in ("/login",) or path.startswith("/konfirmasi"):  # public by design: tests/web/test_web_citizen.py
+            continue
+        concrete = path.replace("{ref}", ref).replace("{name}", "overview.jpg").replace("{day}", "2026-11-28").replace("{lang}", "en")
+        assert concrete in tried, f"route {path} not covered"
+    assert store.get(ref).status == "pending_review"
+
+
+def test_bad_api_token_and_good_token(site) -> None:
+    app, store, refs, _ = site
+    c = client(app)
+    assert c.get("/api/v1/tickets", headers={"Authorization": "Bearer nope"}).status_code == 401
+    token = auth.new_api_token(store.engine, "rev", "payment")
+    h = {"Authorization": f"Bearer {token}"}
+    body = c.get("/api/v1/tickets", headers=h).json()
+    assert body["total"] == 3 and body["counts"] == {"pending_review": 3}
+    assert c.get("/api/openapi.json", headers=h).json()["paths"]["/api/v1/tickets"]
+    assert c.get(f"/api/v1/tickets/{refs[0]}", headers=h).json()["verification"] == "verified"
+    r = c.post(f"/api/v1/tickets/{refs[0]}/plate", headers=h, json={"plate": "bh 9999 zz"})
+    assert r.status_code == 200 and r.json()["plate_text"] == "BH9999ZZ"
+    assert c.post(f"/api/v1/tickets/{refs[0]}/approve", headers=h).json()["status"] == "approved"
+    assert c.post(f"/api/v1/tickets/{refs[0]}/approve", headers=h).status_code == 409
+    assert c.post(f"/api/v1/tickets/{refs[1]}/reject", headers=h, json={"reason": "bogus"}).status_code == 400
+    assert c.get(f"/api/v1/tickets/{refs[0]}/actions", headers=h).status_code == 403  # reviewer
+
+
+def test_forms_without_valid_csrf_are_refused(site) -> None:
+    app, store, refs, _ = site
+    c = login(app)
+    ref = refs[0]
+    for token in (None, "", "forged-token"):
+        data = {"reason": "occluded", "plate": "B1234CD"}
+        if token is not None:
+            data["csrf"] = token
+        for action in ("approve", "reject", "plate"):
+            assert c.post(f"/tickets/{ref}/{action}", data=data).status_code == 403, (action, token)
+        assert c.post("/logout", data=data).status_code == 403
+    assert store.get(ref).status == "pending_review"
+    assert [a.action for a in store.actions(ref)] == ["create"]
+    # the session API refuses writes without the header token too
+    assert c.post(f"/api/v1/tickets/{ref}/approve").status_code == 403
+    # the login form needs its own token
+    fresh = client(app)
+    assert fresh.post("/login", data={"username": "rev", "password": PASSWORD}).status_code in (403, 422)
+    assert fresh.post("/login", data={"username": "rev", "password": PASSWORD, "csrf": "x"}).status_code == 403
+    # a tampered session cookie is no session
+    bad = client(app)
+    bad.cookies.set("etle_session", c.cookies.get("etle_session")[:-3] + "abc")
+    assert bad.get("/queue").status_code == 303
+
+
+def test_session_cookie_flags_and_logout(tmp_path: Path, site) -> None:
+    app, store, refs, _ = site
+    secure = create_app(WebConfig(db_url=store.url, secret=b"s" * 32), store=store)
+    c = TestClient(secure, base_url="https://testserver", follow_redirects=False)
+    page = c.get("/login")
+    r = c.post("/login", data={"username": "rev", "password": PASSWORD, "csrf": csrf_of(page.text)})
+    cookie = [h for h in r.headers.get_list("set-cookie") if h.startswith("etle_session=")][0].lower()
+    assert "httponly" in cookie and "secure" in cookie and "samesite=strict" in cookie
+    q = c.get("/queue")
+    assert q.status_code == 200
+    r = c.post("/logout", data={"csrf": csrf_of(q.text)})
+    assert r.status_code == 303
+    assert c.get("/queue").status_code == 303
+
+
+def test_html_in_plate_and_reason_is_escaped(site) -> None:
+    app, store, refs, _ = site
+    evil = "<script>alert(1)</script>"
+    store.correct_plate(refs[0], "X<b>1", actor="rev")  # store-side normalisation keeps the markup
+    c = login(app, "sup")
+    page = c.get(f"/tickets/{refs[1]}")
+    r = c.post(f"/tickets/{refs[1]}/reject", data={"reason": "other", "other": evil, "csrf": csrf_of(page.text)})
+    assert r.status_code == 303
+    html = c.get(f"/tickets/{refs[1]}").text
+    assert evil not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    audit = c.get("/audit").text
+    assert evil not in audit and "&lt;script&gt;" in audit
+    html = c.get(f"/tickets/{refs[0]}").text
+    assert "X<b>1" not in html and "X&lt;B&gt;1" in html
+    queue = c.get("/queue?plate=" + "%3Cb%3E").text
+    assert "<B>" not in queue and "&lt;B&gt;" in queue
+    # the web form refuses a plate that is not letters and digits
+    page = c.get(f"/tickets/{refs[2]}")
+    r = c.post(f"/tickets/{refs[2]}/plate", data={"plate": evil, "csrf": csrf_of(page.text)})
+    assert r.status_code == 400 and evil not in r.text
+
+
+ESCAPES = [
+    "../secret.txt", "..%2Fsecret.txt", "%2e%2e%2fsecret.txt", "%2E%2E/%2E%2E/secret.txt", "....//secret.txt",
+    "%252e%252e%252fsecret.txt", "/etc/passwd", "%2Fetc%2Fpasswd", "..\\secret.txt", "..%5Csecret.txt",
+    "manifest.sig", ".hidden", "overview.jpg%00.txt", "..", ".", "..%2F..%2F..%2Fetc%2Fpasswd",
+    "%c0%ae%c0%ae%2fsecret.txt", "../../../../../../etc/passwd",
+]
+
+
+def test_evidence_paths_cannot_escape(site) -> None:
+    app, store, refs, tmp = site
+    c = login(app)
+    for name in ESCAPES:
+        r = c.get(f"/tickets/{refs[0]}/files/{name}")
+        if name in ("..", "."):  # the client resolves dot segments first: a page, never a file
+            assert r.status_code == 404 or r.headers["content-type"].startswith("text/html"), name
+        else:
+            assert r.status_code in (400, 404, 405), (name, r.status_code)
+        assert b"top secret" not in r.content and b"root:" not in r.content, name
+    # the ticket reference cannot be a path either
+    r = c.get("/tickets/..%2F..%2F/files/overview.jpg")
+    assert r.status_code == 404
+
+
+def test_bundle_outside_the_evidence_root_is_not_served(site) -> None:
+    app, store, refs, tmp = site
+    c = login(app)
+    assert c.get(f"/tickets/{refs[0]}/files/overview.jpg").content.startswith(b"\xff\xd8")
+    # a ticket whose stored path points outside the root (a tampered row) serves nothing
+    from sqlalchemy import update
+
+    from etle.store.models import Ticket
+    with store.engine.begin() as conn:
+        conn.execute(update(Ticket).where(Ticket.reference == refs[1]).values(evidence_path=str(tmp)))
+    assert c.get(f"/tickets/{refs[1]}/files/overview.jpg").status_code == 404
+    assert c.get(f"/tickets/{refs[1]}").text.count('data-state="missing"') == 1
+
+
+def test_sql_metacharacters_in_filters_are_harmless(site) -> None:
+    app, store, refs, _ = site
+    c = login(app)
+    for key, needle in [(k, n) for k in ("plate", "camera", "rule")
+                        for n in ("' OR 1=1 --", "%", "_", "\"; DROP TABLE tickets; --", "B%' OR '1'='1", "\\")]:
+        r = c.get("/queue", params={key: needle, "status": "all"})
+        assert r.status_code == 200
+        assert 'id="empty"' in r.text, (key, needle)
+    assert c.get("/queue", params={"from": needle}).status_code == 400
+    assert c.get("/queue", params={"status": needle}).status_code == 400
+    assert store.count() == 3
+
+
+def test_wrong_passwords_are_rate_limited(site) -> None:
+    app, store, refs, _ = site
+    c = client(app)
+    for i in range(5):
+        page = c.get("/login")
+        r = c.post("/login", data={"username": "rev", "password": f"wrong{i}", "csrf": csrf_of(page.text)})
+        assert r.status_code == 401
+    page = c.get("/login")
+    r = c.post("/login", data={"username": "rev", "password": PASSWORD, "csrf": csrf_of(page.text)})
+    assert r.status_code == 429  # even the right password, until the window passes
+    assert "etle_session" not in r.cookies
+    # unknown users take the same path (no user enumeration)
+    other = client(app)
+    page = other.get("/login")
+    assert other.post("/login", data={"username": "ghost", "password": "x" * 9,
+                                      "csrf": csrf_of(page.text)}).status_code in (401, 429)
+
+
+def test_passwords_are_argon2_hashed(site) -> None:
+    app, store, *_ = site
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+    with Session(store.engine) as s:
+        row = s.scalars(select(auth.WebCredential).where(auth.WebCredential.username == "rev")).one()
+    assert row.password_hash.startswith("$argon2id$") and PASSWORD not in row.password_hash
+    with pytest.raises(ValueError):
+        auth.hash_password("short")
+
+
+def test_roles_limit_actions(site) -> None:
+    app, store, refs, _ = site
+    rev = login(app, "rev")
+    assert rev.get("/audit").status_code == 403
+    assert rev.get("/admin/users").status_code == 403
+    page = rev.get("/queue")
+    assert rev.post("/admin/users", data={"username": "x", "password": "y" * 9, "role": "admin",
+                                          "csrf": csrf_of(page.text)}).status_code == 403
+    sup = login(app, "sup")
+    assert sup.get("/audit").status_code == 200 and sup.get("/admin/users").status_code == 403
+    adm = login(app, "adm")
+    page = adm.get("/admin/users")
+    assert page.status_code == 200
+    r = adm.post("/admin/users", data={"username": "newbie", "password": "n" * 10, "role": "reviewer",
+                                       "csrf": csrf_of(page.text)})
+    assert r.status_code == 303 and "newbie" in {u.username for u in store.users()}
+    login(app, "newbie", "n" * 10)
+
+
+def test_queue_filters_counts_and_pagination(site) -> None:
+    app, store, refs, _ = site
+    c = login(app)
+    html = c.get("/queue").text
+    assert all(ref in html for ref in refs)
+    assert 'data-status="pending_review"' in html
+    assert refs[1] in c.get("/queue", params={"plate": "bh2"}).text
+    assert refs[0] not in c.get("/queue", params={"plate": "bh2"}).text
+    assert refs[0] in c.get("/queue", params={"camera": "jbi-01", "rule": "no_helmet", "from": "2026-11-28",
+                                              "to": "2026-11-28"}).text
+    assert 'id="empty"' in c.get("/queue", params={"from": "2026-11-29"}).text
+    assert 'id="empty"' in c.get("/queue", params={"status": "approved"}).text
+    assert c.get("/queue", params={"page": "2"}).status_code == 200
+
+
+def test_review_actions_are_audited_and_letter_pdf(site) -> None:
+    PdfReader = pytest.importorskip("pypdf").PdfReader
+
+    app, store, refs, _ = site
+    c = login(app, "rev")
+    ref = refs[0]
+    page = c.get(f"/tickets/{ref}")
+    assert page.status_code == 200
+    for img in ("overview.jpg", "closeup.jpg", "plate.jpg", "clip.mp4"):
+        assert f"/tickets/{ref}/files/{img}" in page.text
+    assert 'data-state="verified"' in page.text and "Setujui" in page.text
+    assert c.get(f"/tickets/{ref}/letter.pdf").status_code == 409  # not approved yet
+    token = csrf_of(page.text)
+    assert c.post(f"/tickets/{ref}/plate", data={"plate": "bh 4321 xy", "csrf": token}).status_code == 303
+    assert c.post(f"/tickets/{ref}/approve", data={"csrf": token}).status_code == 303
+    assert c.post(f"/tickets/{ref}/reject", data={"reason": "occluded", "csrf": token}).status_code == 409
+    t = store.get(ref)
+    assert (t.status, t.plate_text) == ("approved", "BH4321XY")
+    reads = store.plate_reads(ref)
+    assert any(r.text == "BH1234AB" and r.source != "reviewer" for r in reads)  # the original read is kept
+    assert [(a.action, a.actor) for a in store.actions(ref)] == [("create", "system:pipeline"), ("correct_plate", "rev"),
+                                                                  ("approve", "rev")] or \
+        [a.action for a in store.actions(ref)][-2:] == ["correct_plate", "approve"]
+    pdf = c.get(f"/tickets/{ref}/letter.pdf")
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    text = PdfReader(io.BytesIO(pdf.content)).pages[0].extract_text()
+    for needle in ("BH4321XY", ref, "Rp 250.000", "SURAT KONFIRMASI", "Tugu Juang", "291(1)", "Kota Jambi"):
+        assert needle in text, needle
+    day = t.status_changed_at.date().isoformat()
+    batch = c.get(f"/letters/{day}.pdf")
+    assert len(PdfReader(io.BytesIO(batch.content)).pages) == 1
+    # English on request
+    c.get("/lang/en")
+    assert "Approve" in c.get(f"/tickets/{refs[1]}").text
+    en = PdfReader(io.BytesIO(c.get(f"/tickets/{ref}/letter.pdf").content)).pages[0].extract_text()
+    assert "CONFIRMATION LETTER" in en
+    token = csrf_of(c.get(f"/tickets/{refs[1]}").text)
+    r = c.post(f"/tickets/{refs[1]}/reject", data={"reason": "duplicate", "csrf": token})
+    assert r.status_code == 303
+    last = store.actions(refs[1])[-1]
+    assert (last.action, last.actor, last.reason) == ("reject", "rev", "duplicate")
+
+
+def test_altered_bundle_is_shown_altered(site) -> None:
+    app, store, refs, _ = site
+    t = store.get(refs[2])
+    (Path(t.evidence_path) / "plate.jpg").write_bytes(b"\xff\xd8tampered")
+    c = login(app)
+    assert 'data-state="altered"' in c.get(f"/tickets/{refs[2]}").text
+
+
+def test_cli_users_add_and_list(tmp_path: Path) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from etle.commands.web_cmds import register
+
+    app = typer.Typer()
+    register(app)
+    db = f"sqlite:///{tmp_path / 'u.db'}"
+    runner = CliRunner()
+    r = runner.invoke(app, ["users", "add", "budi", "--role", "supervisor", "--db", db, "--password-stdin"],
+                      input="s3cret-pass\n")
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["users", "list", "--db", db])
+    assert "budi\tsupervisor" in r.output
+    with TicketStore(db) as store:
+        assert auth.check_password(store.engine, "budi", "s3cret-pass")
+        assert not auth.check_password(store.engine, "budi", "wrong")
+    r = runner.invoke(app, ["users", "token", "budi", "--db", db])
+    assert r.exit_code == 0 and r.output.startswith("etle_")
+
+
+def test_only_a_supervisor_reopens_a_decided_ticket(site) -> None:
+    app, store, refs, _ = site
+    rev = login(app, "rev")
+    page = rev.get(f"/tickets/{refs[0]}")
+    assert rev.post(f"/tickets/{refs[0]}/reject", data={"reason": "occluded", "csrf": csrf_of(page.text)}).status_code == 303
+    page = rev.get(f"/tickets/{refs[0]}")
+    assert 'id="reopen-form"' not in page.text
+    assert rev.post(f"/tickets/{refs[0]}/reopen", data={"reason": "x", "csrf": csrf_of(page.text)}).status_code == 403
+    assert store.get(refs[0]).status == "rejected"
+    sup = login(app, "sup")
+    page = sup.get(f"/tickets/{refs[0]}")
+    assert 'id="reopen-form"' in page.text
+    r = sup.post(f"/tickets/{refs[0]}/reopen", data={"reason": "plate visible in the clip", "csrf": csrf_of(page.text)})
+    assert r.status_code == 303 and store.get(refs[0]).status == "pending_review"
+    actions = [a.action for a in store.actions(store.get(refs[0]).id)]
+    assert actions[-2:] == ["reject", "reopen"]
+    # a pending ticket cannot be reopened
+    page = sup.get(f"/tickets/{refs[0]}")
+    assert sup.post(f"/tickets/{refs[0]}/reopen", data={"reason": "", "csrf": csrf_of(page.text)}).status_code == 409
+
+
+def test_violation_details_and_review_only_flags_are_shown(site, make_evidence_request) -> None:
+    from dataclasses import replace
+
+    app, store, refs, tmp_path = site
+    req = make_evidence_request(7, plate="XX12")
+    details = {"review_only": True, "reasons": ["grammar", "<b>odd</b>"], "plate": "XX12"}
+    req = replace(req, violation=replace(req.violation, rule="invalid_plate", details=details))
+    rec = record_violation(EvidenceWriter(tmp_path / "evidence"), store, req)
+    flagged = store.get(rec.ticket_id).reference
+    c = login(app)
+    html = c.get(f"/tickets/{flagged}").text
+    assert 'id="review-only"' in html
+    table = html[html.index('id="violation-details"'):]
+    table = table[: table.index("</table>")]
+    assert "reasons" in table and "grammar, &lt;b&gt;odd&lt;/b&gt;" in table and "XX12" in table
+    assert "review_only" not in table  # shown as the banner, not as a row
+    plain = c.get(f"/tickets/{refs[0]}").text  # a no_helmet ticket without details
+    assert 'id="review-only"' not in plain and 'id="violation-details"' not in plain
