@@ -226,29 +226,31 @@ def test_a_batch_gives_the_detections_of_single_frames(name: str) -> None:
 @pytest.mark.slow
 def test_streams_give_the_tickets_of_one_source_at_a_time(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """Two recordings (copies of the sample clip) run side by side through one batching
-    detector: each gets the tickets, plates and key frames it gets when they run one by one."""
+    detector: each gets the tickets and key frames it gets when they run one by one.  The
+    detector runs 4 times a second plus while the car crosses the line (what keeps the sample's
+    red-light ticket on a stride, tests/detect/test_motion_gate.py); plates are not read (they
+    do not go through the shared detector), which keeps the test short."""
     from etle.config.run import RunOptions
     from etle.runner import run_sources
     from etle.store import open_store
 
     require_model("vehicle-detector")
-    require_model("plate-detector")
     clips = tmp_path / "clips"
     clips.mkdir()
     for name in ("a.mp4", "b.mp4"):
         shutil.copy(SAMPLE, clips / name)
 
-    def tickets(streams: int) -> list[tuple[str, str, str, str | None, str]]:
+    def tickets(streams: int) -> list[tuple[str, str, str, str]]:
         db = f"sqlite:///{tmp_path}/s{streams}.db"
-        summaries = run_sources(str(clips), CAM, RunOptions(out_dir=tmp_path / f"out{streams}", db_url=db),
-                                progress=False, streams=streams)
+        options = RunOptions(out_dir=tmp_path / f"out{streams}", db_url=db, detect_fps=4.0, read_plates=False)
+        summaries = run_sources(str(clips), CAM, options, progress=False, streams=streams)
         assert [Path(s.source).name for s in summaries] == ["a.mp4", "b.mp4"]
         store = open_store(db)
         try:
             out = []
             for t in store.list(limit=100):
                 original = [f.sha256 for f in t.evidence_files if f.role == "original"]
-                out.append((Path(t.source).name, t.occurred_at.isoformat(), t.rule, t.plate_text, original[0] if original else ""))
+                out.append((Path(t.source).name, t.occurred_at.isoformat(), t.rule, original[0] if original else ""))
             return sorted(out)
         finally:
             store.close()
