@@ -1,5 +1,8 @@
 """``etle eval violations`` on the shipped truth file of the four shared clips (slow; CI).
 
+The sample clip is labelled twice: with its camera file (red light against a declared plan) and
+with the aisle declared one-way (``eval/cameras/intel_parking_one_way.yaml``, wrong way).
+
 The fast profile (the edge box's default: int8 detector, 6 detections/s, motion gate) runs on
 every clip as ``etle eval violations eval/truth/shared_clips.yaml --fast`` does.  The floors are
 the figures measured when the truth was labelled (docs/accuracy.md); a change that loses a right
@@ -51,6 +54,9 @@ def test_right_tickets_floors(fast_results) -> None:  # type: ignore[no-untyped-
     # the one readable plate on a ticket is exact, never a confident wrong one
     assert s["no_helmet"].plates_exact >= 1 and s["no_helmet"].plates_wrong == 0, s["no_helmet"]
     assert sum(x.plates_wrong for x in s.values()) == 0
+    # measured (fast profile): wrong_way 1 of 2 on the sample clip with its aisle declared one-way
+    # (the red car driving up; the white car at 4.5-8.5 s is not seen from above by the COCO model)
+    assert s["wrong_way"].tp >= 1, s["wrong_way"]
 
 
 def test_every_clip_ran_and_the_report_renders(fast_results) -> None:  # type: ignore[no-untyped-def]
