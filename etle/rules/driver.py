@@ -27,7 +27,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from etle.models.crop import CropModel, OnnxCropModel
 from etle.rules.base import RuleContext, RuleSpec, make_violation
-from etle.rules.options import Labels, check_labels, existing_file
+from etle.rules.options import Labels, existing_file
 from etle.schema import ConfigModel, LocatedError
 from etle.types import Box, FrameContext, Violation
 
@@ -59,11 +59,6 @@ class DriverModelOptions(ConfigModel):
     every_n_frames: int = Field(default=3, ge=1, description="Score a vehicle every n frames.")
     min_crop_px: int = Field(default=24, ge=4, description="Smallest crop side to score.")
     labels: Labels = Field(default=("car", "truck", "bus"), description="Classes.")
-
-    @field_validator("labels")
-    @classmethod
-    def _labels(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        return check_labels(v)
 
     @field_validator("model", mode="after")
     @classmethod

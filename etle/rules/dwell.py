@@ -19,11 +19,11 @@ import math
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from etle.geometry import Point
 from etle.rules.base import PerTrackState, RuleContext, RuleSpec, ZoneRef, anchor_point, inside_any, make_violation
-from etle.rules.options import Anchor, Labels, check_labels, normalise_plates
+from etle.rules.options import Anchor, LabelSet, Labels, Plates
 from etle.schema import ConfigModel
 from etle.types import FrameContext, Violation
 from etle.zones import PolygonZone
@@ -50,10 +50,10 @@ class RestrictedLaneOptions(ConfigModel):
     """Busway: a vehicle of a class that is not allowed inside the lane for too long."""
 
     zones: tuple[str, ...] = Field(min_length=1, description="Polygon zones of the lane.")
-    allowed_labels: tuple[str, ...] = Field(
+    allowed_labels: LabelSet = Field(
         default=("bus",), description="Classes allowed in the lane."
     )
-    exempt_plates: tuple[str, ...] = Field(
+    exempt_plates: Plates = Field(
         default=(), description="Listed vehicles allowed in the lane (emergency), by plate."
     )
     min_dwell_s: float = Field(
@@ -64,15 +64,6 @@ class RestrictedLaneOptions(ConfigModel):
     )
     labels: Labels = Field(default=("car", "motorcycle", "bus", "truck"), description="Classes.")
     anchor: Anchor = Field(default="bottom_center", description="Point of the box tested.")
-
-    @field_validator("labels", "allowed_labels")
-    @classmethod
-    def _labels(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        return check_labels(v) if v else v
-    @field_validator("exempt_plates")
-    @classmethod
-    def _plates(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        return normalise_plates(v)
 
 
 class RestrictedLaneRule(PerTrackState):
@@ -170,11 +161,6 @@ class NoStoppingOptions(ConfigModel):
     )
     labels: Labels = Field(default=("car", "motorcycle", "bus", "truck"), description="Classes.")
     anchor: Anchor = Field(default="bottom_center", description="Point of the box tested.")
-
-    @field_validator("labels")
-    @classmethod
-    def _labels(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        return check_labels(v)
 
 
 class NoStoppingRule(PerTrackState):

@@ -24,7 +24,7 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from etle.plate.tnkb import regions, split_tnkb
 from etle.rules.base import PerTrackState, RuleContext, RuleSpec, make_violation
-from etle.rules.options import Labels, check_labels, existing_file
+from etle.rules.options import Labels, existing_file
 from etle.rules.plates import CsvPlateRegistry, PlateRegistry, plate_colour
 from etle.schema import ConfigModel
 from etle.types import FrameContext, PlateResult, Violation
@@ -57,11 +57,6 @@ class InvalidPlateOptions(ConfigModel):
         default=False, description="Flag valid plates that are not in the registry."
     )
     labels: Labels = Field(default=("car", "motorcycle", "bus", "truck"), description="Classes.")
-
-    @field_validator("labels")
-    @classmethod
-    def _labels(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        return check_labels(v)
 
     @field_validator("registry", mode="after")
     @classmethod

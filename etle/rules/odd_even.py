@@ -28,7 +28,7 @@ from pydantic import Field, field_validator
 from etle.geometry import Point, point_in_polygon
 from etle.plate.tnkb import split_tnkb
 from etle.rules.base import RuleContext, RuleSpec, ZoneRef, anchor_point, make_violation
-from etle.rules.options import Labels, check_labels, normalise_plates
+from etle.rules.options import LabelSet, Labels, Plates
 from etle.rules.plates import plate_colour
 from etle.schema import ConfigModel
 from etle.types import FrameContext, Violation
@@ -65,28 +65,19 @@ class OddEvenOptions(ConfigModel):
         default=("car", "truck", "bus", "motorcycle"),
         description="Classes considered (exempt_labels are then left out).",
     )
-    exempt_labels: tuple[str, ...] = Field(
+    exempt_labels: LabelSet = Field(
         default=("motorcycle", "bus"), description="Exempt vehicle classes."
     )
     exempt_colours: tuple[Literal["yellow", "red", "green", "white", "black"], ...] = Field(
         default=("yellow", "red"),
         description="Exempt plate colours (yellow: public transport, red: government).",
     )
-    exempt_plates: tuple[str, ...] = Field(
+    exempt_plates: Plates = Field(
         default=(), description="Listed exempt vehicles (emergency, electric, ...), by plate."
     )
     min_plate_confidence: float = Field(
         default=0.7, ge=0, le=1, description="Plate consensus confidence needed to judge."
     )
-
-    @field_validator("labels", "exempt_labels")
-    @classmethod
-    def _labels(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        return check_labels(v) if v else v
-    @field_validator("exempt_plates")
-    @classmethod
-    def _plates(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        return normalise_plates(v)
 
     @field_validator("hours")
     @classmethod

@@ -11,11 +11,11 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationInfo
+from pydantic import AfterValidator, Field, ValidationInfo
 
 from etle.types import VEHICLE_LABELS
 
-__all__ = ["Anchor", "Labels", "check_labels", "existing_file", "normalise_plates"]
+__all__ = ["Anchor", "LabelSet", "Labels", "Plates", "check_labels", "existing_file", "normalise_plates"]
 
 _LABELS_ALLOWED = VEHICLE_LABELS | {"bicycle"}
 _PLATE = re.compile(r"^[A-Z0-9]{1,12}$")
@@ -49,5 +49,10 @@ def normalise_plates(value: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(out)
 
 
-Labels = Annotated[tuple[str, ...], Field(min_length=1)]
+#: vehicle classes a rule applies to (at least one), checked against the detector's labels
+Labels = Annotated[tuple[str, ...], Field(min_length=1), AfterValidator(check_labels)]
+#: vehicle classes, possibly none (exemptions), checked alike
+LabelSet = Annotated[tuple[str, ...], AfterValidator(check_labels)]
+#: plate numbers, normalised to upper-case letters and digits
+Plates = Annotated[tuple[str, ...], AfterValidator(normalise_plates)]
 Anchor = Literal["bottom_center", "center"]

@@ -22,7 +22,7 @@ import logging
 from dataclasses import dataclass
 from typing import Iterable, Literal, Sequence
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from etle.geometry import (
     Point,
@@ -32,7 +32,7 @@ from etle.geometry import (
     side,
 )
 from etle.rules.base import PerTrackState, RuleContext, RuleSpec, ZoneRef, make_violation
-from etle.rules.options import check_labels
+from etle.rules.options import LabelSet
 from etle.schema import ConfigModel
 from etle.types import Box, FrameContext, Violation
 from etle.zones import LineZone
@@ -86,17 +86,12 @@ class RedLightOptions(ConfigModel):
     max_gap_s: float = Field(
         default=1.0, gt=0, description="Longest gap between two observations that still counts."
     )
-    labels: tuple[str, ...] = Field(
+    labels: LabelSet = Field(
         default=("car", "motorcycle", "bus", "truck"), min_length=1, description="Classes enforced."
     )
     anchor: Literal["bottom_center", "center"] = Field(
         default="bottom_center", description="Point of the box that must cross the line."
     )
-
-    @field_validator("labels")
-    @classmethod
-    def _labels(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return check_labels(value)
 
 
 class RedLightRule(PerTrackState):

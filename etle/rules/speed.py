@@ -32,7 +32,7 @@ from pydantic import Field, field_validator, model_validator
 
 from etle.geometry import Point, fit_homography, point_in_polygon
 from etle.rules.base import PerTrackState, RuleContext, RuleSpec, ZoneRef, anchor_point, make_violation
-from etle.rules.options import Anchor, Labels, check_labels
+from etle.rules.options import Anchor, Labels
 from etle.schema import ConfigModel, LocatedError
 from etle.types import FrameContext, Violation
 from etle.zones import PolygonZone
@@ -81,11 +81,6 @@ class SpeedingOptions(ConfigModel):
     anchor: Anchor = Field(
         default="bottom_center", description="Box point on the road surface (tracked)."
     )
-
-    @field_validator("labels")
-    @classmethod
-    def _labels(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        return check_labels(v)
 
     @field_validator("limits_kmh")
     @classmethod

@@ -21,11 +21,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from etle.geometry import Point
 from etle.rules.base import PerTrackState, RedClock, RuleContext, RuleSpec, ZoneRef, anchor_point, inside_any, make_violation
-from etle.rules.options import Anchor, Labels, check_labels
+from etle.rules.options import Anchor, Labels
 from etle.schema import ConfigModel
 from etle.types import FrameContext, Violation
 from etle.zones import PolygonZone
@@ -58,11 +58,6 @@ class StopLineOptions(ConfigModel):
     max_gap_s: float = Field(default=1.0, gt=0, description="Longest gap between observations.")
     labels: Labels = Field(default=("car", "motorcycle", "bus", "truck"), description="Classes.")
     anchor: Anchor = Field(default="bottom_center", description="Point of the box tested.")
-
-    @field_validator("labels")
-    @classmethod
-    def _labels(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        return check_labels(v)
 
 
 @dataclass(slots=True)

@@ -22,11 +22,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from etle.geometry import Point, point_in_polygon
 from etle.rules.base import PerTrackState, RuleContext, RuleSpec, ZoneRef, anchor_point, make_violation
-from etle.rules.options import Anchor, Labels, check_labels
+from etle.rules.options import Anchor, Labels
 from etle.schema import ConfigModel, LocatedError
 from etle.types import FrameContext, Violation
 from etle.zones import PolygonZone
@@ -64,11 +64,6 @@ class WrongWayOptions(ConfigModel):
     )
     labels: Labels = Field(default=("car", "motorcycle", "bus", "truck"), description="Classes.")
     anchor: Anchor = Field(default="bottom_center", description="Point of the box tracked.")
-
-    @field_validator("labels")
-    @classmethod
-    def _labels(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        return check_labels(v)
 
     @model_validator(mode="after")
     def _window(self) -> "WrongWayOptions":
