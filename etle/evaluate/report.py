@@ -28,7 +28,9 @@ How a ticket is matched to a labelled event (`etle/evaluate/violations.py`):
 2. A ticket *matches* an event when the rules are equal, the ticket's time lies inside the
    event's window widened by `tolerance_s` on each side, and the ticket's vehicle is the event's
    vehicle: the ticket's track, at its observed box nearest in time to the event's `at` (no
-   further than `max_gap_s`), contains the event's `point` (boxes grown by `box_margin`).
+   further than `max_gap_s`), contains the event's `point` (boxes grown by `box_margin`). For an
+   event marked `stationary` (the vehicle stands at `point` all through the window, e.g. waiting
+   at the line) the track's box nearest in time to the ticket itself is taken instead.
 3. One to one, closest in time first. A matched event is a true positive; a ticket matched to an
    `uncertain` event is ignored; a scored ticket matched to nothing is a false positive; a
    certain event inside a counted window that no ticket matched is a miss.

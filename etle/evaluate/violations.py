@@ -33,6 +33,8 @@ Paths are relative to the truth file.  The matching rules (also in ``docs/accura
    window widened by ``tolerance_s`` on each side, and the ticket's vehicle is the event's
    vehicle: the ticket's track, at its observation nearest to ``at`` (no further than
    ``max_gap_s``), has a box containing ``point`` (boxes grown by ``box_margin`` of their size).
+   For an event marked ``stationary`` (the vehicle stands at ``point`` all through the window)
+   the track's observation nearest to the ticket's own time is taken instead.
 3. Matching is one to one, closest in time first.  A matched certain event is a true positive;
    a ticket matched to an ``uncertain`` event is ignored; a scored ticket matched to nothing is a
    false positive; a certain event inside a counted window matched by no ticket is a miss.
@@ -114,6 +116,12 @@ class TruthEvent(_Model):
     label: str | None = Field(None, description="the vehicle's class, for the record (not matched)")
     plate: str | None = Field(None, description="the registration where a person can read it")
     uncertain: bool = Field(False, description="not scored: a ticket for it is neither right nor wrong")
+    stationary: bool = Field(
+        False,
+        description="the vehicle stands at `point` throughout the window (a queue at a red light): "
+        "a ticket's track matches at its observation nearest to the ticket's own time, so that a "
+        "track that began after `at` (the tracker lost and found the vehicle) still matches",
+    )
     note: str = ""
 
     @field_validator("rule")
@@ -246,7 +254,8 @@ def _matches(ticket: TicketObs, event: TruthEvent, truth: TruthFile) -> bool:
         return False
     if not (event.t[0] - truth.tolerance_s <= ticket.pts <= event.t[1] + truth.tolerance_s):
         return False
-    box = ticket.box_near(event.moment, truth.max_gap_s)
+    moment = ticket.pts if event.stationary else event.moment
+    box = ticket.box_near(moment, truth.max_gap_s)
     return box is not None and _contains(box, event.point, truth.box_margin)
 
 

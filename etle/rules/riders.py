@@ -23,6 +23,15 @@ fraction of the person's box inside that rider's box, when the person's feet are
 motorcycle (its height band, and within half its width left or right) and the person's head is
 level with the rider's (at most 15 % of the rider's height higher, 35 % lower: a child).  Both
 rules that need riders (the passenger count and the helmet rule) use these scores.
+
+The same seating geometry also takes a person *away* from a motorcycle.  When a passenger's own
+motorcycle is not detected (hidden behind its rider), their box still overlaps the neighbouring
+motorcycle, and the neighbour's rider is the only one the scores above can place them with.  A
+person who is not a motorcycle's rider is therefore not given to it when they sit with someone
+else more than with its rider: another person, not riding that motorcycle, whose head is level
+with theirs and whose box shares a larger part of their width (:func:`_sits_elsewhere`).  This
+only ever removes a person from a motorcycle, never adds one: a wrong vehicle on a ticket costs
+a citizen, a missed one costs a ticket.
 """
 
 from __future__ import annotations
@@ -114,6 +123,28 @@ def _behind(person: Box, rider: Box, motorcycle: Box) -> bool:
     )
 
 
+def _shared_width(a: Box, b: Box) -> float:
+    """The fraction of the narrower box's width that the two boxes share."""
+    narrower = min(a.width, b.width)
+    return max(0.0, min(a.x2, b.x2) - max(a.x1, b.x1)) / narrower if narrower > 0 else 0.0
+
+
+def _level(a: Box, b: Box) -> bool:
+    """Whether ``a``'s head (box top) is level with ``b``'s, as a passenger's is with a rider's."""
+    return b.height > 0 and -PASSENGER_ABOVE * b.height <= a.y1 - b.y1 <= PASSENGER_BELOW * b.height
+
+
+def _sits_elsewhere(person: TrackedObject, rider: TrackedObject, others: Iterable[TrackedObject]) -> bool:
+    """Whether ``person`` sits with one of ``others`` (persons whose scores do not put them on this
+    motorcycle) more than with its ``rider``: head level with theirs and a larger share of their
+    width."""
+    with_rider = _shared_width(person.box, rider.box)
+    return any(
+        _shared_width(person.box, q.box) > with_rider and (_level(person.box, q.box) or _level(q.box, person.box))
+        for q in others
+    )
+
+
 def association_scores(
     objects: Iterable[TrackedObject],
     *,
@@ -142,12 +173,22 @@ def association_scores(
         rider = max(persons, key=lambda p: (base[p.track_id], -p.track_id), default=None)
         if rider is not None and base[rider.track_id] < min_overlap:
             rider = None
+        scores = {}
         for person in persons:
             score = base[person.track_id]
             if rider is not None and person.track_id != rider.track_id and _behind(person.box, rider.box, moto.box):
                 score += person.box.intersection(rider.box) / person.box.area
-            if score > 0:
-                out[(person.track_id, moto.track_id)] = score
+            scores[person.track_id] = score
+        elsewhere = [q for q in persons if scores[q.track_id] < min_overlap]  # not on this motorcycle
+        for person in persons:
+            score = scores[person.track_id]
+            if score <= 0:
+                continue
+            if rider is not None and person.track_id != rider.track_id and _sits_elsewhere(
+                person, rider, (q for q in elsewhere if q.track_id != person.track_id)
+            ):
+                continue
+            out[(person.track_id, moto.track_id)] = score
     return out
 
 

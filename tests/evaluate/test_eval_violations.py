@@ -66,6 +66,18 @@ def test_the_vehicle_is_placed_by_the_track_box_nearest_to_the_event_moment() ->
     assert sorted(_kinds(truth, [late])) == ["fn", "fp"]
 
 
+def test_a_stationary_vehicle_is_placed_at_the_ticket_time() -> None:
+    # a vehicle waiting at the line all through 0-10 s; the tracker lost it and its second track,
+    # which carries the ticket, begins at 6 s: nothing of that track is near the labelled moment
+    waiting = {**EVENT, "rule": "no_helmet", "t": [0.0, 10.0], "at": 2.0}
+    second_track = _ticket(rule="no_helmet", pts=8.0, track=((6.0, Box(100, 100, 200, 200)), (8.0, Box(102, 100, 202, 200))))
+    assert sorted(_kinds(_truth([waiting]), [second_track], ("no_helmet",))) == ["fn", "fp"]
+    assert _kinds(_truth([{**waiting, "stationary": True}]), [second_track], ("no_helmet",)) == ["tp"]
+    # still the same vehicle only: a stationary event does not match a ticket on another one
+    other = _ticket(rule="no_helmet", pts=8.0, track=((8.0, Box(300, 100, 400, 200)),))
+    assert sorted(_kinds(_truth([{**waiting, "stationary": True}]), [other], ("no_helmet",))) == ["fn", "fp"]
+
+
 def test_box_margin_grows_the_box() -> None:
     truth = _truth([{**EVENT, "point": [205, 150]}])  # 5 px right of the box, margin 10 px
     assert _kinds(truth, [_ticket()]) == ["tp"]

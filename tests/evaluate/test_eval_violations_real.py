@@ -48,10 +48,11 @@ def test_no_false_ticket_on_the_shared_clips(fast_results) -> None:  # type: ign
 def test_right_tickets_floors(fast_results) -> None:  # type: ignore[no-untyped-def]
     _, _, results = fast_results
     s = score(results)
-    # measured (fast profile): no_helmet 1 of 1 (Cilacap).  red_light: 0 of 6 on the current CI
-    # machine -- the int8 detector no longer sees the top-down red-light cars that the float one
-    # finds weakly (docs/accuracy.md); the red-light floor is on the default profile below.
-    assert s["no_helmet"].tp >= 1 and s["no_helmet"].recall == 1.0, s["no_helmet"]
+    # red_light: the int8 detector sees the top-down red-light cars weakly and not alike on
+    # every CPU (docs/accuracy.md); the red-light floor is on the default profile below.
+    # measured (fast profile): no_helmet 2 of 2 (Cilacap, both framings: the child behind the
+    # rider of R 2333 RK), no false ticket
+    assert s["no_helmet"].tp >= 2 and s["no_helmet"].recall == 1.0, s["no_helmet"]
     # the one readable plate on a ticket is exact, never a confident wrong one
     assert s["no_helmet"].plates_exact >= 1 and s["no_helmet"].plates_wrong == 0, s["no_helmet"]
     assert sum(x.plates_wrong for x in s.values()) == 0

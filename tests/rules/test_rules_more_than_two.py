@@ -157,3 +157,36 @@ def test_seated_together_groups_riders_by_overlap() -> None:
     side_by_side = [Box(100, 50, 150, 200), Box(140, 40, 180, 200), Box(300, 60, 350, 200)]
     assert seated_together(side_by_side) == 2
     assert seated_together([Box(0, 0, 10, 10), Box(20, 0, 30, 10)]) == 1
+
+
+def test_a_passenger_whose_own_bike_is_hidden_is_not_given_to_the_neighbour() -> None:
+    """From the Cilacap clip's last framing at 25.5 s: the boy riding behind the man in the grey
+    hoodie (their motorcycle hidden, not detected) sticks out over the next motorcycle, whose
+    rider is the woman in the hijab; the woman in pink waits on the bike behind hers.  He sits
+    with the man (head level, half his width shared), not with her rider: not hers."""
+    from etle.rules.riders import assign_riders, association_scores
+
+    neighbour = _obj(21, "motorcycle", (403, 154, 541, 348))
+    rider = _obj(1, "person", (416, 99, 523, 340))
+    boy = _obj(27, "person", (381, 85, 424, 286))
+    man = _obj(17, "person", (306, 90, 402, 321))
+    behind = _obj(24, "person", (381, 1, 455, 146))  # further back, higher up: not level with the boy
+    objs = [neighbour, rider, boy, man, behind]
+    assert (27, 21) not in association_scores(objs)
+    assert assign_riders(objs)[21] == (1,)
+    # without the man beside him nothing places the boy elsewhere: the neighbour keeps him
+    assert (27, 21) in association_scores([neighbour, rider, boy, behind])
+
+
+def test_a_passenger_sitting_with_the_rider_is_kept_beside_other_riders() -> None:
+    """A passenger behind the rider shares most of the rider's width; a rider on the next bike,
+    head level, shares less of the passenger's: the passenger stays (three on one bike count)."""
+    from etle.rules.riders import assign_riders
+
+    moto = _obj(1, "motorcycle", (100, 150, 200, 300))
+    rider = _obj(2, "person", (110, 40, 190, 280))
+    passenger = _obj(3, "person", (120, 30, 200, 270))
+    child = _obj(4, "person", (125, 120, 175, 270))
+    next_moto = _obj(5, "motorcycle", (215, 150, 315, 300))
+    next_rider = _obj(6, "person", (190, 35, 290, 280))  # overlaps the passenger by 10 px
+    assert assign_riders([moto, rider, passenger, child, next_moto, next_rider]) == {1: (2, 3, 4), 5: (6,)}
