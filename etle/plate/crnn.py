@@ -24,8 +24,8 @@ Status: on synthetic plates it reads most crops exactly, but on real Indonesian 
 well behind the rapidocr reader (figures in ``models/plate_ocr/README.md``), so it is not a
 default on its own.  It is the second opinion of the ``rapidocr+crnn`` reader, the Indonesian
 default (``etle.plate.readers.DEFAULT_READERS``): there it only settles near ties between
-PP-OCR's readings, where its knowledge of the plate font helps (84/92 exact on the ILPR crops
-against 81/92 for rapidocr alone).
+PP-OCR's readings, where its knowledge of the plate font helps (it read more ILPR crops exactly
+than rapidocr alone when it was chosen; current figures in docs/accuracy.md).
 """
 
 from __future__ import annotations
