@@ -1,10 +1,11 @@
-"""The helmet classifier: a tiny CNN on head crops, run with ONNX Runtime.
+"""The helmet classifier: a small CNN on head crops, run with ONNX Runtime.
 
-The weights (``models/helmet/helmet_cls.onnx``, about 1 MB) were trained here by
-``scripts/train_helmet.py`` on the Roboflow "Helmet and no helmet rider detection" export
-(CC BY 4.0, see ``models/helmet/ATTRIBUTION.md``).  Classes: ``helmet``, ``no_helmet``,
-``background`` (the crop shows no head).  Input: the crop of
-:func:`etle.helmet.crops.square_crop`, 64 x 64, RGB in [0, 1].
+The weights (``models/helmet/helmet_cls.onnx``, about 1.6 MB: the first stages of the COCO
+YOLOv8n fine-tuned, and a new head) were trained here by ``scripts/train_helmet.py`` on the
+Roboflow "Helmet and no helmet rider detection" export (CC BY 4.0; licence and attribution in
+``models/helmet/ATTRIBUTION.md``).  Classes: ``helmet``, ``no_helmet``, ``background`` (the crop
+shows no head).  Input: the crop of :func:`etle.helmet.crops.square_crop`,
+``INPUT_SIZE`` x ``INPUT_SIZE`` (128), RGB in [0, 1]; the model's input shape carries the size.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from fixtures.onnx_models import tiny_crop_model
 
 from etle.errors import ModelError
 from etle.helmet.classifier import CLASSES, HelmetClassifier, load_helmet_classifier, locate_helmet_model
-from etle.helmet.crops import INPUT_SIZE, head_box, square_crop, to_input
+from etle.helmet.crops import HEAD_OF_HEIGHT, HEAD_OF_WIDTH, INPUT_SIZE, head_box, square_crop, to_input
 from etle.models.crop import OnnxCropModel, probabilities
 from etle.types import Box
 
@@ -21,10 +21,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 # -------------------------------------------------------------------------------- crops
 def test_head_box_is_the_top_of_a_person():
-    hb = head_box(Box(100, 50, 160, 250), frame_width=640, frame_height=360)
+    hb = head_box(Box(100, 50, 220, 250), frame_width=640, frame_height=360)
     assert hb is not None
-    assert hb.y1 == 50 and hb.height == pytest.approx(40) and hb.width == pytest.approx(40)
-    assert hb.center[0] == pytest.approx(130)
+    side = HEAD_OF_HEIGHT * 200  # a seated rider: the height sets the head size
+    assert hb.y1 == 50 and hb.height == pytest.approx(side) and hb.width == pytest.approx(side)
+    assert hb.center[0] == pytest.approx(160)
+    narrow = head_box(Box(100, 50, 140, 250), frame_width=640, frame_height=360)
+    assert narrow is not None and narrow.width == pytest.approx(HEAD_OF_WIDTH * 40)  # never wider than the box allows
 
 
 def test_head_box_refuses_cut_and_tiny_persons():
@@ -61,6 +64,7 @@ def test_committed_model_matches_the_manifest_and_runs():
     assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     assert clf.violation_scores(crops).shape == (3,)
     assert clf.predict([]).shape[0] == 0
+    assert clf.input_size == INPUT_SIZE  # square_crop cuts what the model takes, no second resize
 
 
 def test_model_metrics_are_recorded_with_the_weights():
