@@ -300,35 +300,46 @@ def register(app: typer.Typer) -> None:
         mode: str = typer.Option("both", "--mode", help="labelled (crops of the labelled heads), run (heads found from the detector's person boxes, as in etle run) or both."),
         threshold: float = typer.Option(0.6, "--threshold", min=0.0, max=1.0, help="No-helmet probability a head needs (the no_helmet rule's default)."),
         model: Optional[Path] = typer.Option(None, "--model", help="Another helmet classifier ONNX (default: the verified helmet-classifier)."),
+        heads: str = typer.Option("detector", "--heads", help="How run mode finds heads, as the no_helmet rule's 'heads' option: detector (the head detector in each person's head region) or estimate (top centre of the person box, then the classifier)."),
+        head_model: Optional[Path] = typer.Option(None, "--head-model", help="Another head detector ONNX (default: the verified head-detector)."),
         json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the figures to this JSON file."),
         no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
     ) -> None:
-        """No-helmet precision and recall of the helmet classifier on labelled real heads."""
+        """No-helmet precision and recall on labelled real heads: the helmet classifier on the
+        labelled heads (labelled mode), and heads found as etle run finds them (run mode)."""
         from etle.evaluate import helmet as hv
 
         if mode not in ("labelled", "run", "both"):
             raise ConfigError(f"--mode {mode}: choose labelled, run or both")
+        if heads not in ("detector", "estimate"):
+            raise ConfigError(f"--heads {heads}: choose detector or estimate")
         modes = ["labelled", "run"] if mode == "both" else [mode]
         out_c, err = _console(), _console(stderr=True)
         data = [(s, hv.read_set(s)) for s in sets]
         from etle.helmet.classifier import load_helmet_classifier
 
         clf = load_helmet_classifier(model)
-        detector = None
+        detector = finder = None
         if "run" in modes:
             from etle.detect.detector import load_detector
 
             detector = load_detector()
-        table = Table(title=f"no_helmet: threshold {threshold:g}")
+            if heads == "detector":
+                from etle.helmet.heads import load_head_detector
+
+                finder = load_head_detector(head_model)
+        table = Table(title=f"no_helmet: threshold {threshold:g}, run-mode heads: {heads}")
         for h in ("set", "mode", "heads", "no-helmet heads", "found", "TP", "FP", "missed", "precision", "recall"):
             table.add_column(h)
-        report: dict[str, Any] = {"kind": "helmet", "threshold": threshold, "model": str(clf.path), "sets": []}
+        report: dict[str, Any] = {"kind": "helmet", "threshold": threshold, "model": str(clf.path), "heads": heads,
+                                  "head_model": None if finder is None else str(finder.path), "sets": []}
         for path, items in data:
             name = f"{path.parent.name}/{path.name}"
             for m in modes:
                 images = len({it.image for it in items})
                 with _progress(err, not no_progress, f"{m} {name}", images) as tick:
-                    sc = hv.evaluate_set(items, mode=m, classifier=clf, detector=detector, threshold=threshold, on_image=tick)
+                    sc = hv.evaluate_set(items, mode=m, classifier=clf, detector=detector, heads_model=finder,
+                                         threshold=threshold, on_image=tick)
                 report["sets"].append({"set": name, "path": str(path), "mode": m, **sc.as_dict()})
                 table.add_row(name, m, str(sc.n_heads), str(sc.n_no_helmet), str(sc.found), str(sc.tp), str(sc.fp), str(sc.fn),
                               "-" if sc.precision is None else f"{sc.precision:.3f}", "-" if sc.recall is None else f"{sc.recall:.3f}")

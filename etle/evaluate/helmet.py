@@ -102,6 +102,27 @@ def _is_no_helmet(probs: np.ndarray, threshold: float, max_background: float) ->
     return (probs[:, 1] >= threshold) & (probs[:, 2] < max_background)
 
 
+def _found_heads(heads_model: Any, classifier: Any, image: np.ndarray, persons: Sequence[Box]) -> tuple[list[Box], np.ndarray]:
+    """Run mode with the head detector, as the no_helmet rule judges heads: the heads found in
+    every person's :func:`~etle.helmet.heads.head_region` that belong to that person
+    (:func:`~etle.helmet.heads.own_heads`), each once, classified on their crops; rows (helmet,
+    no_helmet, background) hold the no-helmet share among the head classes, as the rule scores."""
+    from etle.helmet.crops import square_crop
+    from etle.helmet.heads import dedupe, head_region, own_heads
+
+    h, w = image.shape[:2]
+    todo = [(k, r) for k, r in enumerate(head_region(p, frame_width=w, frame_height=h) for p in persons) if r is not None]
+    found = []
+    for (k, _), heads in zip(todo, heads_model.find_many(image, [r for _, r in todo])):
+        found += own_heads(k, persons, heads)
+    heads = dedupe(found)
+    if not heads:
+        return [], np.zeros((0, 3))
+    probs = np.asarray(classifier.predict([square_crop(image, f.box) for f in heads]), np.float64)
+    share = probs[:, 1] / np.maximum(probs[:, 0] + probs[:, 1], 1e-9)
+    return [f.box for f in heads], np.stack([1.0 - share, share, probs[:, 2]], axis=1)
+
+
 def _inside(box: Box, x: float, y: float) -> bool:
     return box.x1 <= x <= box.x2 and box.y1 <= y <= box.y2
 
@@ -112,6 +133,7 @@ def evaluate_set(
     mode: str = "labelled",
     classifier: Any = None,
     detector: Any = None,
+    heads_model: Any = None,
     threshold: float = 0.6,
     max_background: float = 0.5,
     on_image: Callable[[], None] | None = None,
@@ -153,8 +175,12 @@ def evaluate_set(
 
                 detector = load_detector()
             persons = [d.box for d in detector.detect(image) if d.label == "person"]
-            run_heads = [hb for hb in (head_box(p, frame_width=w, frame_height=h, min_px=8.0) for p in persons) if hb is not None]
-            called = _is_no_helmet(classifier.predict([square_crop(image, hb) for hb in run_heads]), threshold, max_background) if run_heads else np.zeros(0, bool)
+            if heads_model is not None:
+                run_heads, probs = _found_heads(heads_model, classifier, image, persons)
+            else:
+                run_heads = [hb for hb in (head_box(p, frame_width=w, frame_height=h, min_px=8.0) for p in persons) if hb is not None]
+                probs = classifier.predict([square_crop(image, hb) for hb in run_heads]) if run_heads else np.zeros((0, 3))
+            called = _is_no_helmet(np.asarray(probs).reshape(-1, 3), threshold, max_background)
             used: set[int] = set()
             for it in heads:
                 cands = [(abs((hb.x1 + hb.x2) / 2 - (it.box.x1 + it.box.x2) / 2) + abs((hb.y1 + hb.y2) / 2 - (it.box.y1 + it.box.y2) / 2), k)

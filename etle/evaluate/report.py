@@ -110,9 +110,13 @@ def _helmet(name: str, r: Mapping[str, Any]) -> str:
     rows = [[s["set"], s["mode"], str(s["n_heads"]), str(s["n_no_helmet"]), str(s["found"]), str(s["tp"]), str(s["fp"]),
              str(s["fn"]), _f(s["precision"], 3), _f(s["recall"], 3)] for s in r["sets"]]
     return "\n".join([
-        f"### Helmet (threshold {r['threshold']:g})", "", f"From `{name}`. `labelled`: the classifier on each labelled "
-        "head's crop; `run`: heads found from the detector's person boxes as in `etle run` (a labelled head no "
-        "run-time head falls in is a miss).", "",
+        f"### Helmet (threshold {r['threshold']:g})", "", f"From `{name}`. `labelled`: the helmet classifier on each "
+        "labelled head's crop; `run`: heads found from the detector's person boxes as in `etle run` (a labelled head "
+        "no run-time head falls in is a miss), "
+        + ("each person's head found by the head detector in the upper part of its box (the no_helmet rule's "
+           "default, `heads: detector`)." if r.get("heads") == "detector" else
+           "each person's head placed at the top centre of its box and classified by the helmet classifier "
+           "(`heads: estimate`)."), "",
         _table(["set", "mode", "heads", "no-helmet heads", "found", "TP", "FP", "missed", "precision", "recall"], rows), "",
     ])
 

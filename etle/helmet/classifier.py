@@ -19,7 +19,7 @@ import numpy as np
 from etle.errors import ModelError
 from etle.models.crop import OnnxCropModel
 
-__all__ = ["CLASSES", "HelmetClassifier", "MODEL_NAME", "load_helmet_classifier", "locate_helmet_model"]
+__all__ = ["CLASSES", "HelmetClassifier", "MODEL_NAME", "load_helmet_classifier", "locate_helmet_model", "verified_repo_file"]
 
 log = logging.getLogger(__name__)
 
@@ -57,21 +57,27 @@ def locate_helmet_model() -> Path:
     ``local`` entry, for installs without the repository), then in the repository's
     ``models/helmet/``; the file's sha256 must match the manifest entry.
     """
+    return verified_repo_file(MODEL_NAME, _REPO_FILE)
+
+
+def verified_repo_file(name: str, repo_file: Path) -> Path:
+    """A model trained here: the manifest entry ``name`` from the model cache, else the
+    repository's copy ``repo_file``, whose sha256 must match the manifest."""
     from etle.models import registry
 
     try:
-        return registry.resolve(MODEL_NAME)
+        return registry.resolve(name)
     except ModelError as exc:
         cached_error = exc
-    spec = registry.spec(MODEL_NAME)
-    if _REPO_FILE.is_file():
-        got = registry._hash_cached(_REPO_FILE)
+    spec = registry.spec(name)
+    if repo_file.is_file():
+        got = registry._hash_cached(repo_file)
         if spec.sha256 and got != spec.sha256:
             raise ModelError(
-                f"helmet model {_REPO_FILE} has sha256 {got[:12]}..., the manifest expects "
+                f"{name} model {repo_file} has sha256 {got[:12]}..., the manifest expects "
                 f"{spec.sha256[:12]}...: retrained without updating models/manifest.yaml?"
             )
-        return _REPO_FILE
+        return repo_file
     raise cached_error
 
 

@@ -172,6 +172,7 @@ class RuleContext:
     tz: ZoneInfo
     calibration: Any = None
     helmet_classifier: Any = None
+    head_detector: Any = None
     crop_models: Mapping[str, Any] = field(default_factory=dict)  # rule name -> model
     plate_registry: Any = None
 

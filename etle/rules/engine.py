@@ -112,6 +112,7 @@ def build_rules(
     *,
     forget_after_s: float = 10.0,
     helmet_classifier: Any = None,
+    head_detector: Any = None,
     crop_models: Mapping[str, Any] | None = None,
     plate_registry: Any = None,
 ) -> RuleEngine:
@@ -120,7 +121,7 @@ def build_rules(
 
     Models are loaded here (once per call): the helmet classifier from the rule's ``model`` or
     the manifest, the seatbelt / phone models from their ``model`` files, the plate registry
-    from ``invalid_plate.registry``.  Tests inject fakes through ``helmet_classifier``,
+    from ``invalid_plate.registry``.  Tests inject fakes through ``helmet_classifier``, ``head_detector``,
     ``crop_models`` (rule name -> model) and ``plate_registry``.
     """
     rules: list[Rule] = []
@@ -134,6 +135,7 @@ def build_rules(
             camera.tz,
             calibration=camera.calibration,
             helmet_classifier=helmet_classifier,
+            head_detector=head_detector,
             crop_models=crop_models or {},
             plate_registry=plate_registry,
         )

@@ -2,11 +2,19 @@
 
 Riders come from :func:`etle.rules.riders.association_scores`, the scores behind the
 passenger-count rule's :func:`~etle.rules.riders.assign_riders` (same ``min_overlap``
-default), so both rules see the same persons on the same motorcycle.  For every person on or
-beside a motorcycle the head is estimated from the person box
-(:func:`etle.helmet.crops.head_box`) and classified by a head classifier (helmet / no_helmet /
-background) at most every ``every_n_frames`` frames; crops the model calls background (no head
-there: a bad box, an occluded head, a person cut by the top of the frame) are not counted.
+default), so both rules see the same persons on the same motorcycle.  Every person on or beside
+a motorcycle is judged at most every ``every_n_frames`` frames, in one of two ways (``heads``):
+
+* ``detector`` (default): the head detector finds the heads in the upper part of the person box
+  (:mod:`etle.helmet.heads`); each head that belongs to this person rather than to a neighbour
+  (:func:`~etle.helmet.heads.own_heads` -- a box over two riders owns both) is classified by the
+  head classifier on its crop (helmet / no_helmet / background), and the barest is the sample.
+  Off-centre heads and boxes covering two riders are found this way.
+* ``estimate``: the head is placed at the top centre of the person box
+  (:func:`etle.helmet.crops.head_box`) and that crop classified.
+
+A person with no head found (a bad box, an occluded head, a person cut by the top of the frame)
+gives no sample.
 
 A person counts as bare-headed once ``min_samples`` classifications are kept and their mean
 no-helmet probability reaches ``threshold`` (the last ``max_samples`` are kept, so a person
@@ -28,21 +36,22 @@ import logging
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Literal, Protocol, Sequence
 
 import numpy as np
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from etle.geometry import Point, point_in_polygon
-from etle.helmet.crops import head_box, square_crop
+from etle.helmet.crops import HEAD_OF_HEIGHT, HEAD_OF_WIDTH, head_box, square_crop
+from etle.helmet.heads import FoundHead, head_region, own_heads
 from etle.rules.base import RuleContext, RuleSpec, ZoneRef, anchor_point, make_violation
 from etle.rules.options import existing_file
 from etle.rules.riders import assign_riders, association_scores
 from etle.schema import ConfigModel, LocatedError
-from etle.types import FrameContext, TrackedObject, Violation
+from etle.types import Box, FrameContext, TrackedObject, Violation
 from etle.zones import PolygonZone
 
-__all__ = ["RULES", "HeadClassifier", "NoHelmetOptions", "NoHelmetRule"]
+__all__ = ["RULES", "HeadClassifier", "HeadFinder", "NoHelmetOptions", "NoHelmetRule"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +66,17 @@ class NoHelmetOptions(ConfigModel):
         default=None,
         description="Helmet classifier ONNX (classes helmet, no_helmet, background); default: "
         "the manifest's helmet-classifier.",
+    )
+    heads: Literal["detector", "estimate"] = Field(
+        default="detector",
+        description="How heads are found: 'detector' looks for them in the upper part of each "
+        "rider's box with the head detector (helmet / no_helmet heads); 'estimate' places the "
+        "head at the top centre of the box and classifies that crop with the helmet classifier.",
+    )
+    head_model: Path | None = Field(
+        default=None,
+        description="Head detector ONNX (classes helmet, no_helmet) for heads: detector; "
+        "default: the manifest's head-detector.",
     )
     threshold: float = Field(
         default=0.6, gt=0, lt=1, description="Mean no-helmet probability of a head to count."
@@ -101,10 +121,10 @@ class NoHelmetOptions(ConfigModel):
         default=None, description="Only motorcycles whose anchor is in this polygon zone."
     )
 
-    @field_validator("model", mode="after")
+    @field_validator("model", "head_model", mode="after")
     @classmethod
     def _resolve_model(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        return None if value is None else existing_file(value, info, "model")
+        return None if value is None else existing_file(value, info, str(info.field_name))
 
     @model_validator(mode="after")
     def _samples(self) -> "NoHelmetOptions":
@@ -117,6 +137,12 @@ class HeadClassifier(Protocol):
     """``N x 3`` probabilities (helmet, no_helmet, background) of BGR head crops."""
 
     def predict(self, crops: Sequence[np.ndarray]) -> np.ndarray: ...
+
+
+class HeadFinder(Protocol):
+    """Heads in regions of a frame (:class:`etle.helmet.heads.HeadDetector`)."""
+
+    def find_many(self, image: np.ndarray, regions: Sequence[Box]) -> list[list[FoundHead]]: ...
 
 
 @dataclass(slots=True)
@@ -136,6 +162,7 @@ class NoHelmetRule:
         self,
         classifier: HeadClassifier,
         *,
+        heads: HeadFinder | None = None,
         threshold: float = 0.6,
         min_samples: int = 4,
         max_samples: int = 15,
@@ -149,7 +176,10 @@ class NoHelmetRule:
     ) -> None:
         if not 0 < threshold < 1 or min_samples < 1 or max_samples < min_samples or every_n_frames < 1:
             raise ValueError("need 0 < threshold < 1, 1 <= min_samples <= max_samples, every_n_frames >= 1")
+        if classifier is None:
+            raise ValueError("need a head classifier")
         self._clf = classifier
+        self._heads = heads
         self._threshold = threshold
         self._min_samples = min_samples
         self._max_samples = max_samples
@@ -166,6 +196,13 @@ class NoHelmetRule:
 
     @classmethod
     def from_config(cls, options: NoHelmetOptions, ctx: RuleContext) -> "NoHelmetRule":
+        finder = None
+        if options.heads == "detector":
+            finder = ctx.head_detector
+            if finder is None:
+                from etle.helmet.heads import load_head_detector
+
+                finder = load_head_detector(options.head_model)
         clf = ctx.helmet_classifier
         if clf is None:
             from etle.helmet.classifier import load_helmet_classifier
@@ -174,6 +211,7 @@ class NoHelmetRule:
         zone = ctx.polygons[options.zone].polygon if options.zone else None
         return cls(
             clf,
+            heads=finder,
             threshold=options.threshold,
             min_samples=options.min_samples,
             max_samples=options.max_samples,
@@ -246,18 +284,12 @@ class NoHelmetRule:
                 del st.assoc[weakest]
         return near
 
-    def update(self, ctx: FrameContext) -> list[Violation]:
-        frame = ctx.frame
-        objects = ctx.by_id()
-        near = self._associate(ctx)
+    def _judge_estimated(self, frame, boxes: Sequence[Box], pids: Sequence[int]) -> list[tuple[int, Sequence[float]]]:
+        """(person, (helmet, no_helmet, background)) of the classifier on estimated head crops."""
         crops: list[np.ndarray] = []
         owners: list[int] = []
-        for pid in near:
-            person = self._person(pid)
-            if objects[pid].predicted or frame.index - person.last_try < self._every:
-                continue  # heads are classified on observed boxes only
-            person.last_try = frame.index
-            head = head_box(objects[pid].box, frame_width=frame.width, frame_height=frame.height, min_px=self._min_head)
+        for pid, box in zip(pids, boxes, strict=True):
+            head = head_box(box, frame_width=frame.width, frame_height=frame.height, min_px=self._min_head)
             if head is None:
                 continue
             try:
@@ -265,14 +297,68 @@ class NoHelmetRule:
             except ValueError:
                 continue
             owners.append(pid)
-        if crops:
-            probs = np.asarray(self._clf.predict(crops))
-            self.classified += len(crops)
-            for pid, row in zip(owners, probs, strict=True):
+        if not crops:
+            return []
+        probs = np.asarray(self._clf.predict(crops))
+        self.classified += len(crops)
+        return list(zip(owners, probs, strict=True))
+
+    def _judge_found(self, frame, boxes: Sequence[Box], pids: Sequence[int], everyone: Sequence[Box]) -> list[tuple[int, Sequence[float]]]:
+        """(person, (helmet, no_helmet, background)) with heads found by the head detector: the
+        heads in the person's head region that are its own (:func:`etle.helmet.heads.own_heads`,
+        against ``everyone``'s boxes, which start with ``boxes``), each classified by the helmet
+        classifier on its crop; the barest of those the classifier takes for a head.  Background
+        (1) when the person has no head there."""
+        assert self._heads is not None
+        todo: list[tuple[int, int, Box]] = []  # (index in everyone, person, region)
+        for me, (pid, box) in enumerate(zip(pids, boxes, strict=True)):
+            if min(HEAD_OF_HEIGHT * box.height, HEAD_OF_WIDTH * box.width) < self._min_head:
+                continue
+            region = head_region(box, frame_width=frame.width, frame_height=frame.height)
+            if region is not None:
+                todo.append((me, pid, region))
+        if not todo:
+            return []
+        found = self._heads.find_many(frame.image, [r for _, _, r in todo])
+        owned = [own_heads(me, everyone, heads) for (me, _, _), heads in zip(todo, found, strict=True)]
+        crops = [square_crop(frame.image, h.box) for heads in owned for h in heads]
+        probs = np.asarray(self._clf.predict(crops)) if crops else np.zeros((0, 3))
+        self.classified += len(crops)
+        out: list[tuple[int, Sequence[float]]] = []
+        at = 0
+        for (_, pid, _), heads in zip(todo, owned, strict=True):
+            rows = [r for r in probs[at : at + len(heads)] if r[2] < self._max_bg]
+            at += len(heads)
+            if not rows:
+                out.append((pid, (0.0, 0.0, 1.0)))
+                continue
+            out.append((pid, max(rows, key=lambda r: r[1] / max(r[0] + r[1], 1e-9))))
+        return out
+
+    def update(self, ctx: FrameContext) -> list[Violation]:
+        frame = ctx.frame
+        objects = ctx.by_id()
+        near = self._associate(ctx)
+        todo: list[int] = []
+        for pid in near:
+            person = self._person(pid)
+            if objects[pid].predicted or frame.index - person.last_try < self._every:
+                continue  # heads are classified on observed boxes only
+            person.last_try = frame.index
+            todo.append(pid)
+        if todo:
+            boxes = [objects[pid].box for pid in todo]
+            if self._heads is not None:
+                due = set(todo)
+                everyone = boxes + [o.box for o in ctx.objects if o.label == "person" and o.track_id not in due]
+                judged = self._judge_found(frame, boxes, todo, everyone)
+            else:
+                judged = self._judge_estimated(frame, boxes, todo)
+            for pid, row in judged:
                 person = self._persons[pid]
                 person.tries += 1
                 if row[2] >= self._max_bg:
-                    continue  # the crop shows no head
+                    continue  # no head there
                 # no-helmet probability among the head classes
                 person.scores.append(float(row[1] / max(row[0] + row[1], 1e-9)))
         bare_on: dict[int, list[tuple[int, float, int]]] = {}

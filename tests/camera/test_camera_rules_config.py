@@ -84,17 +84,27 @@ def test_every_rule_loads_and_builds(tmp_path):
         def predict(self, crops):  # pragma: no cover - not called here
             raise AssertionError
 
-    eng = build_rules(cam, helmet_classifier=NoHeads())
+    class NoFinder:
+        def find_many(self, image, regions):  # pragma: no cover - not called here
+            raise AssertionError
+
+    eng = build_rules(cam, helmet_classifier=NoHeads(), head_detector=NoFinder())
     assert [r.name for r in eng.rules] == [
         "red_light", "stop_line", "wrong_way", "speeding", "no_helmet", "more_than_two",
         "odd_even", "busway", "no_stopping", "invalid_plate",
     ]
 
 
-def test_no_helmet_loads_the_committed_model(tmp_path):
+def test_no_helmet_loads_the_committed_models(tmp_path):
+    from etle.helmet.classifier import HelmetClassifier
+    from etle.helmet.heads import HeadDetector
+
     cam = load_camera(write(tmp_path, "id: c1\nrules:\n  no_helmet:\n"))
     (rule,) = build_rules(cam).rules
-    assert rule.name == "no_helmet"
+    assert rule.name == "no_helmet" and isinstance(rule._heads, HeadDetector) and isinstance(rule._clf, HelmetClassifier)
+    cam = load_camera(write(tmp_path, "id: c1\nrules:\n  no_helmet: {heads: estimate}\n"))
+    (rule,) = build_rules(cam).rules
+    assert isinstance(rule._clf, HelmetClassifier) and rule._heads is None
 
 
 @pytest.mark.parametrize(

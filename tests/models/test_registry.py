@@ -88,7 +88,7 @@ def test_every_model_trained_here_ships_in_the_wheel() -> None:
     root = Path(__file__).resolve().parents[2]
     include = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]
     repo_models = {n: s for n, s in registry.manifest().items() if s.source.get("kind") == "repo"}
-    assert {"plate-ocr-crnn", "ocr-rapidocr-rec-distant", "plate-detector-tnkb-pt", "helmet-classifier"} <= set(repo_models)
+    assert {"plate-ocr-crnn", "ocr-rapidocr-rec-distant", "plate-detector-tnkb-pt", "helmet-classifier", "head-detector"} <= set(repo_models)
     for name, s in repo_models.items():
         rel = str(s.source["path"])
         assert include.get(f"models/{rel}") == f"etle/_data/{rel}", name
