@@ -113,8 +113,8 @@ def _helmet(name: str, r: Mapping[str, Any]) -> str:
         f"### Helmet (threshold {r['threshold']:g})", "", f"From `{name}`. `labelled`: the helmet classifier on each "
         "labelled head's crop; `run`: heads found from the detector's person boxes as in `etle run` (a labelled head "
         "no run-time head falls in is a miss), "
-        + ("each person's head found by the head detector in the upper part of its box (the no_helmet rule's "
-           "default, `heads: detector`)." if r.get("heads") == "detector" else
+        + ("the heads found by the head detector in the upper part of each person's box, each classified by the "
+           "helmet classifier on its crop (the no_helmet rule's default, `heads: detector`)." if r.get("heads") == "detector" else
            "each person's head placed at the top centre of its box and classified by the helmet classifier "
            "(`heads: estimate`)."), "",
         _table(["set", "mode", "heads", "no-helmet heads", "found", "TP", "FP", "missed", "precision", "recall"], rows), "",
