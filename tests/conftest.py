@@ -62,6 +62,28 @@ def onnx_plate_detector() -> Path:
     return require_model("plate-detector")
 
 
+@pytest.fixture(scope="session")
+def remembering_detector():
+    """``get(name="vehicle-detector", conf_threshold=0.25)``: that vehicle detector, loaded once for
+    the session and run once per distinct picture (:mod:`fixtures.detectors`); skips (or fails
+    under ETLE_REQUIRE_MODELS=1) without the model."""
+    loaded: dict[tuple[str, float], object] = {}
+
+    def get(name: str = "vehicle-detector", conf_threshold: float = 0.25):  # type: ignore[no-untyped-def]
+        if (name, conf_threshold) not in loaded:
+            require_model(name)
+            from etle.detect.detector import load_detector
+            from fixtures.detectors import RememberingDetector
+
+            detector = load_detector(name, conf_threshold=conf_threshold)
+            if hasattr(detector, "max_sessions"):  # one input size per clip shape, as a detector
+                detector.max_sessions = 16  # loaded for each run would have (never the square fallback)
+            loaded[name, conf_threshold] = RememberingDetector(detector)
+        return loaded[name, conf_threshold]
+
+    return get
+
+
 # ---------------------------------------------------------------- PostgreSQL
 
 PG_ADMIN_URL = os.environ.get("ETLE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

@@ -423,8 +423,11 @@ def _track_points(history: Sequence[tuple[float, Box, bool]]) -> tuple[tuple[flo
     return tuple(observed or [(t, b) for t, b, _ in history])
 
 
-def run_clip(clip: TruthClip, options: EvalOptions, progress: Callable[[Frame], None] | None = None) -> tuple[list[TicketObs], Any]:
-    """Run ``etle run``'s pipeline on one clip; the tickets it wrote and the run summary."""
+def run_clip(clip: TruthClip, options: EvalOptions, progress: Callable[[Frame], None] | None = None, *,
+             detector: Any = None) -> tuple[list[TicketObs], Any]:
+    """Run ``etle run``'s pipeline on one clip; the tickets it wrote and the run summary.
+    ``detector`` replaces the vehicle detector ``options`` name (one loaded once for several
+    clips; see :func:`etle.runner.build_pipeline`)."""
     from etle.errors import SourceError
     from etle.ingest.sources import open_source
     from etle.config.run import RunOptions
@@ -442,7 +445,7 @@ def run_clip(clip: TruthClip, options: EvalOptions, progress: Callable[[Frame], 
         try:
             run = RunOptions.of(options, out_dir=out_dir, db_url=f"sqlite:///{db}", max_seconds=clip.max_seconds)
             env = settings().model_copy(update={"keys_dir": Path(scratch) / "no-keys"})
-            pipeline, camera = build_pipeline(clip.camera, run, env)
+            pipeline, camera = build_pipeline(clip.camera, run, env, detector=detector)
         finally:
             runner_log.removeFilter(unsigned)
         history: dict[int, list[tuple[float, Box, bool]]] = defaultdict(list)
@@ -479,10 +482,10 @@ def scored_rules_of(clip: TruthClip) -> tuple[str, ...]:
 
 
 def evaluate_clip(truth: TruthFile, clip: TruthClip, options: EvalOptions,
-                  progress: Callable[[Frame], None] | None = None) -> ClipResult:
-    """Run one clip and match its tickets to its events."""
+                  progress: Callable[[Frame], None] | None = None, *, detector: Any = None) -> ClipResult:
+    """Run one clip and match its tickets to its events (``detector``: as for :func:`run_clip`)."""
     rules = scored_rules_of(clip)
-    tickets, summary = run_clip(clip, options, progress)
+    tickets, summary = run_clip(clip, options, progress, detector=detector)
     return ClipResult(
         clip=clip.name, rules=rules, outcomes=match_clip(clip, tickets, truth, rules),
         frames=summary.frames, seconds=summary.video_seconds, elapsed_s=summary.elapsed_s,
@@ -500,9 +503,9 @@ def select_clips(truth: TruthFile, only: Sequence[str] = ()) -> tuple[TruthClip,
     return tuple(c for c in truth.clips if not only or c.name in only)
 
 
-def evaluate_truth(truth: TruthFile, options: EvalOptions, *, only: Sequence[str] = ()) -> list[ClipResult]:
-    """Run and match every clip of ``truth`` (or the ``only`` ones)."""
-    return [evaluate_clip(truth, clip, options) for clip in select_clips(truth, only)]
+def evaluate_truth(truth: TruthFile, options: EvalOptions, *, only: Sequence[str] = (), detector: Any = None) -> list[ClipResult]:
+    """Run and match every clip of ``truth`` (or the ``only`` ones); ``detector``: as for :func:`run_clip`."""
+    return [evaluate_clip(truth, clip, options, detector=detector) for clip in select_clips(truth, only)]
 
 
 # ------------------------------------------------------------------------------------- report

@@ -8,6 +8,7 @@ find, list, count and read tickets as views or whole records (what export writes
 from __future__ import annotations
 
 import builtins
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
@@ -218,7 +219,7 @@ class TicketsMixin(StoreBase):
             query = _ticket_where(**filters).where(Ticket.id > last_id).order_by(Ticket.id).limit(batch)
             with self._session("export tickets") as session:
                 rows = builtins.list(session.scalars(query))
-                out = [self._record(session, row) for row in rows]
+                out = self._records(session, rows)
             yield from out
             if len(rows) < batch:
                 return
@@ -227,6 +228,25 @@ class TicketsMixin(StoreBase):
     def record(self, id_or_reference: int | str) -> TicketRecord:
         with self._session("read a ticket") as session:
             return self._record(session, self._row(session, id_or_reference))
+
+    def _records(self, session: Session, rows: Sequence[Ticket]) -> builtins.list[TicketRecord]:
+        """:meth:`_record` of each row, with the plate reads, audit entries and cameras of all the
+        rows read in three queries (not three per ticket: ``etle verify`` reads every ticket)."""
+        if not rows:
+            return []
+        ids = [row.id for row in rows]
+        reads: dict[int, builtins.list[PlateReadView]] = defaultdict(builtins.list)
+        for p in session.scalars(select(PlateRead).where(PlateRead.ticket_id.in_(ids)).order_by(PlateRead.id)):
+            reads[p.ticket_id].append(self._plate_view(p))
+        uids = {row.id: row.uid or "" for row in rows}
+        acts: dict[int, builtins.list[Any]] = defaultdict(builtins.list)
+        for a in session.scalars(select(ReviewAction).where(ReviewAction.ticket_id.in_(ids))
+                                 .order_by(ReviewAction.at, ReviewAction.id)):
+            acts[a.ticket_id].append(_action_view(a, uids[a.ticket_id]))
+        cams = {c.id: CameraIn(c.id, c.name, c.location, c.lat, c.lon, c.timezone) for c in session.scalars(
+            select(Camera).where(Camera.id.in_(sorted({row.camera_id for row in rows}))))}
+        return [TicketRecord(ticket=_to_view(row), plate_reads=tuple(reads.get(row.id, ())), actions=tuple(acts.get(row.id, ())),
+                             camera=cams.get(row.camera_id)) for row in rows]
 
     def _record(self, session: Session, row: Ticket) -> TicketRecord:
         reads = tuple(self._plate_view(p) for p in session.scalars(

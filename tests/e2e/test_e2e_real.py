@@ -24,11 +24,10 @@ from fixtures.clips import BJM, CAMS, CLP, camera_file  # noqa: F401
 
 
 @pytest.fixture(scope="module")
-def detector():  # type: ignore[no-untyped-def]
-    require_model("vehicle-detector")
-    from etle.detect.detector import load_detector
-
-    return load_detector()
+def detector(remembering_detector):  # type: ignore[no-untyped-def]
+    """The float detector, run once per distinct picture (the runs below go over Banjarmasin's
+    first seconds several times, and its first 23 s with and without the view guard)."""
+    return remembering_detector("vehicle-detector")
 
 
 def run(tmp: Path, clip: Path, cam: Path, detector, **kw):  # type: ignore[no-untyped-def]
@@ -81,10 +80,13 @@ def test_banjarmasin_view_guard_stops_tickets_from_other_views(tmp_path: Path, s
         crossing = json.loads((Path(t.evidence_path) / "manifest.json").read_text())["violation"]["details"]["crossing_pts"]
         assert crossing < 9.6
     (tmp_path / "n").mkdir()
+    hits = detector.hits
     unguarded, t_unguarded = run(
         tmp_path / "n", clip, camera_file(tmp_path / "n", shared_data, BJM, phases=red, guard=False), detector, max_seconds=23.0, read_plates=False
     )
     assert unguarded.violations > guarded.violations
+    # the same pictures as the guarded run: every detection of this run was that run's
+    assert unguarded.frames == guarded.frames and detector.hits - hits == unguarded.detections
 
 
 def test_cilacap_plates_read_and_nobody_carries_three(tmp_path: Path, shared_data: Path, detector) -> None:  # type: ignore[no-untyped-def]

@@ -26,16 +26,16 @@ pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
 
 
 @pytest.fixture(scope="module")
-def fast_results(shared_data: Path):  # type: ignore[no-untyped-def]
-    from conftest import require_model
-
-    require_model("vehicle-detector-int8")
+def fast_results(shared_data: Path, remembering_detector):  # type: ignore[no-untyped-def]
     truth = load_truth(TRUTH)
     if not all(c.video.is_file() for c in truth.clips):  # shared/ elsewhere (ETLE_SHARED_DIR)
         truth = truth.model_copy(update={"clips": tuple(
             c.model_copy(update={"video": shared_data / "videos" / c.video.name}) for c in truth.clips)})
     options = EvalOptions.fast()
-    return truth, options, evaluate_truth(truth, options)
+    # the profile's detector, loaded once and run once per distinct picture: each clip runs
+    # under two camera files, whose strides detect on the same frames
+    detector = remembering_detector(options.detector, options.conf_threshold)
+    return truth, options, evaluate_truth(truth, options, detector=detector)
 
 
 def test_no_false_ticket_on_the_shared_clips(fast_results) -> None:  # type: ignore[no-untyped-def]
@@ -75,17 +75,17 @@ def test_every_clip_ran_and_the_report_renders(fast_results) -> None:  # type: i
     assert {r.clip: r.rules for r in results}["highway"] == ("wrong_way",)
 
 
-def test_red_light_floor_in_the_default_profile(shared_data: Path) -> None:
+def test_red_light_floor_in_the_default_profile(shared_data: Path, remembering_detector) -> None:  # type: ignore[no-untyped-def]
     """The float detector on every frame, on the two clips with red-light crossings: measured 2 of
     the 4 certain crossings (Banjarmasin's car at 3.9 s, the sample's grey car at 16 s), no false
     ticket.  The other Banjarmasin cars are seen too weakly from above by the COCO model."""
-    from conftest import require_model
-
-    require_model("vehicle-detector")
     truth = load_truth(TRUTH)
     clips = tuple(c for c in truth.clips if c.name in ("banjarmasin", "parking"))
     if not all(c.video.is_file() for c in clips):  # shared/ elsewhere (ETLE_SHARED_DIR)
         clips = tuple(c.model_copy(update={"video": shared_data / "videos" / c.video.name}) for c in clips)
-    results = evaluate_truth(truth.model_copy(update={"clips": clips}), EvalOptions(read_plates=False))
+    options = EvalOptions(read_plates=False)
+    # the float detector the e2e tests ran on these clips' frames (once per distinct picture)
+    detector = remembering_detector(options.detector, options.conf_threshold)
+    results = evaluate_truth(truth.model_copy(update={"clips": clips}), options, detector=detector)
     s = score(results)
     assert s["red_light"].tp >= 2 and s["red_light"].fp == 0, s["red_light"]

@@ -41,17 +41,10 @@ class Collect:
 
 
 @pytest.fixture(scope="module")
-def detector():  # type: ignore[no-untyped-def]
-    from etle.errors import ModelError
-    from etle.models import registry
-
-    try:
-        registry.resolve("vehicle-detector")
-    except ModelError as exc:
-        pytest.skip(f"vehicle-detector not available: {exc}")
-    from etle.detect.detector import load_detector
-
-    return load_detector()
+def detector(remembering_detector):  # type: ignore[no-untyped-def]
+    """The float detector, run once per distinct picture in the session (the e2e tests ran it on
+    these clips' first seconds already)."""
+    return remembering_detector("vehicle-detector")
 
 
 def run(shared: Path, name: str, seconds: float, detector) -> list[Violation]:  # type: ignore[no-untyped-def]

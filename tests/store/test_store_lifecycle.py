@@ -180,6 +180,13 @@ def test_export_csv_and_json(store: TicketStore) -> None:
     assert data[0]["plate_reads"][0]["text"] == "BH1234AB"
     buf = io.StringIO()
     assert write_export(store.records(status="paid"), buf, "json") == 0 and json.loads(buf.getvalue()) == []
+    # read in batches (plate reads, audit logs and cameras of a batch in one query each): each
+    # record is the one read alone
+    c = store.add(ticket(3))
+    store.transition(c, "reject", actor="officer1", reason="emergency vehicle")
+    alone = [store.record(i) for i in sorted(t.id for t in store.list())]
+    assert list(store.records(batch=2)) == list(store.records()) == alone
+    assert [len(r.actions) for r in alone] == [2, 1, 2] and all(r.plate_reads and r.camera for r in alone)
     with pytest.raises(ValueError):
         write_export([], io.StringIO(), "xml")  # type: ignore[arg-type]
 
