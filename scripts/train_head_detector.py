@@ -196,7 +196,7 @@ def coco_checkpoint(path: Path) -> Path:
     return path
 
 
-def choose(data: Path, candidates: list[Path], json_path: Path | None) -> int:
+def choose(data: Path, candidates: list[Path], json_path: Path | None, conf: float | None = None) -> int:
     """Score each exported checkpoint on the valid split in run mode at the rule's threshold
     (0.6): the pick is the highest no-helmet recall with precision >= 0.95, ties to the later
     file in the order given (train longer)."""
@@ -223,7 +223,7 @@ def choose(data: Path, candidates: list[Path], json_path: Path | None) -> int:
     persons = Once()
     rows = []
     for path in candidates:
-        sc = evaluate_set(items, mode="run", classifier=clf, detector=persons, heads_model=HeadDetector(path))
+        sc = evaluate_set(items, mode="run", classifier=clf, detector=persons, heads_model=HeadDetector(path) if conf is None else HeadDetector(path, conf_threshold=conf))
         rows.append({"model": path.name, **sc.as_dict()})
         print(f"[choose] {path}: found {sc.found}/{sc.n_heads}, TP {sc.tp} FP {sc.fp} FN {sc.fn}, "
               f"P {sc.precision:.3f} R {sc.recall:.3f}", flush=True)
@@ -250,10 +250,11 @@ def main() -> int:
                     help="only score these exported checkpoints on the valid split in run mode (as etle eval "
                          "helmet --mode run) and print which the rule below picks")
     ap.add_argument("--json", type=Path, help="with --choose: also write the scores here")
+    ap.add_argument("--conf", type=float, help="with --choose: the head confidence kept (default: etle.helmet.heads.CONF_THRESHOLD)")
     args = ap.parse_args()
 
     if args.choose:
-        return choose(args.data, args.choose, args.json)
+        return choose(args.data, args.choose, args.json, args.conf)
 
     from etle.detect.ultralytics_adapter import load_yolo
 
