@@ -58,19 +58,6 @@ from etle.helmet.heads import REGION_ABOVE, REGION_SIZE, cut_region, head_region
 from etle.types import Box  # noqa: E402
 
 
-def _yolo_boxes(label_file: Path, w: int, h: int) -> list[tuple[int, Box]]:
-    out = []
-    for line in label_file.read_text(encoding="utf-8").splitlines():
-        p = line.split()
-        if len(p) != 5:
-            continue
-        c, cx, cy, bw, bh = int(p[0]), *(float(v) for v in p[1:])
-        box = Box(max((cx - bw / 2) * w, 0), max((cy - bh / 2) * h, 0), min((cx + bw / 2) * w, w), min((cy + bh / 2) * h, h))
-        if box.width > 1 and box.height > 1 and c in (0, 1):
-            out.append((c, box))
-    return out
-
-
 def person_boxes(root: Path, split: str, cache: Path) -> dict[str, np.ndarray]:
     """stem -> (N, 4) person boxes of the vehicle detector, cached in ``cache`` (.npz)."""
     det_cache: dict[str, np.ndarray] = dict(np.load(cache, allow_pickle=False)) if cache.is_file() else {}
@@ -121,17 +108,19 @@ def write_split(root: Path, split: str, persons: dict[str, np.ndarray], out: Pat
     rng = np.random.default_rng(seed)
     (out / "images" / split).mkdir(parents=True, exist_ok=True)
     (out / "labels" / split).mkdir(parents=True, exist_ok=True)
+    from etle.evaluate.helmet import read_set
+
+    by_image: dict[Path, list[tuple[int, Box]]] = {}
+    for item in read_set(root / split):  # the labelled heads, as etle eval helmet reads them
+        by_image.setdefault(item.image, []).append((int(item.no_helmet), item.box))
     n = 0
-    for f in sorted(glob.glob(str(root / split / "images" / "*"))):
-        stem = Path(f).stem
-        lab = root / split / "labels" / f"{stem}.txt"
-        if not lab.is_file():
-            continue
-        image = cv2.imread(f)
+    for path, heads in by_image.items():
+        stem = path.stem
+        image = cv2.imread(str(path))
         if image is None:
             continue
         h, w = image.shape[:2]
-        heads = _yolo_boxes(lab, w, h)
+        heads = [(c, hb) for c, hb in heads if hb.width > 1 and hb.height > 1]
         regions = [head_region(Box(*map(float, b)), frame_width=w, frame_height=h) for b in persons.get(stem, np.zeros((0, 4)))]
         if made_up:
             regions += [head_region(_made_up_person(hb, rng), frame_width=w, frame_height=h) for _, hb in heads]
