@@ -139,6 +139,16 @@ def test_classification_is_throttled():
     assert clf.crops == 10
 
 
+def test_a_settled_helmeted_person_is_judged_less_often_and_a_bare_one_is_not():
+    # every 3 frames until 15 samples are kept (frames 0..42), then every 12
+    clf = FakeHeads()
+    run(NoHelmetRule(clf, every_n_frames=3, max_samples=15), [M13, WOMAN], {10: HELMET}, n=45 + 120)
+    assert clf.crops == 15 + 10
+    bare = FakeHeads()
+    run(NoHelmetRule(bare, every_n_frames=3, max_samples=15), [M13, WOMAN], {10: BARE}, n=45 + 120)
+    assert bare.crops == 55  # never settles: judged every 3 frames throughout
+
+
 def test_needs_min_samples_before_judging():
     rule = NoHelmetRule(FakeHeads(), min_samples=6, every_n_frames=3)
     out = run(rule, [M13, WOMAN], {10: BARE}, n=15)  # 5 samples only
