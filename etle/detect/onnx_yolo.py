@@ -317,6 +317,28 @@ class OnnxYolo:
                 return False
         return True
 
+    def raw_many(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """The model's undecoded output, (4 + classes) x anchors in float32, of each image after
+        :meth:`preprocess` at the input size :meth:`detect` would use; images of one size run as one
+        batch where the graph allows (the same rows as one call per image).  For callers that
+        decode the rows themselves (e.g. :class:`etle.helmet.heads.HeadDetector`)."""
+        out: list[np.ndarray | None] = [None] * len(images)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, image in enumerate(images):
+            groups.setdefault(self._session_for(image)[1], []).append(i)
+        for size, idx in groups.items():
+            blobs = [self.preprocess(images[i], size)[0] for i in idx]
+            batched = self._batch_session_for(size, images[idx[0]]) if len(idx) > 1 else None
+            if batched is not None:
+                raw = batched.run(None, {self.input_name: np.concatenate(blobs)})[0]
+                for k, i in enumerate(idx):
+                    out[i] = np.asarray(raw[k], np.float32)
+                continue
+            single, _ = self._session_for(images[idx[0]])
+            for blob, i in zip(blobs, idx, strict=True):
+                out[i] = np.asarray(single.run(None, {self.input_name: blob})[0][0], np.float32)
+        return [o for o in out if o is not None]
+
     def detect_many(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
         """Detections of each image, images of one input size run as one batch (see
         :mod:`etle.detect.batching`); the same detections as :meth:`detect` on each image."""

@@ -108,14 +108,9 @@ def _found_heads(heads_model: Any, classifier: Any, image: np.ndarray, persons: 
     (:func:`~etle.helmet.heads.own_heads`), each once, classified on their crops; rows (helmet,
     no_helmet, background) hold the no-helmet share among the head classes, as the rule scores."""
     from etle.helmet.crops import square_crop
-    from etle.helmet.heads import dedupe, head_region, own_heads
+    from etle.helmet.heads import dedupe, find_own_heads
 
-    h, w = image.shape[:2]
-    todo = [(k, r) for k, r in enumerate(head_region(p, frame_width=w, frame_height=h) for p in persons) if r is not None]
-    found = []
-    for (k, _), heads in zip(todo, heads_model.find_many(image, [r for _, r in todo])):
-        found += own_heads(k, persons, heads)
-    heads = dedupe(found)
+    heads = dedupe([f for _, own in find_own_heads(heads_model, image, persons) for f in own])
     if not heads:
         return [], np.zeros((0, 3))
     probs = np.asarray(classifier.predict([square_crop(image, f.box) for f in heads]), np.float64)

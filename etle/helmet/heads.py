@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Protocol, Sequence
 
 import cv2
 import numpy as np
@@ -39,9 +39,12 @@ __all__ = [
     "FoundHead",
     "HeadDetector",
     "cut_region",
+    "dedupe",
+    "find_own_heads",
+    "own_heads",
     "load_head_detector",
     "head_region",
-    "pick_head",
+    "HeadFinder",
 ]
 
 #: Detector input side in pixels (the region is resized to it).
@@ -139,6 +142,31 @@ def dedupe(heads: Sequence[FoundHead], iou: float = 0.5) -> list[FoundHead]:
     return out
 
 
+class HeadFinder(Protocol):
+    """What :func:`find_own_heads` needs of a head detector (:class:`HeadDetector`, or a fake in tests)."""
+
+    def find_many(self, image: np.ndarray, regions: Sequence[Box]) -> list[list[FoundHead]]: ...
+
+
+def find_own_heads(detector: HeadFinder, image: np.ndarray, persons: Sequence[Box], *,
+                   of: Sequence[int] | None = None) -> list[tuple[int, list[FoundHead]]]:
+    """The heads of each person: for every index in ``of`` (default: every person) whose
+    :func:`head_region` lies in the frame, ``(index, heads)`` with the heads found in that region
+    that are the person's own against all of ``persons`` (:func:`own_heads`), the regions run as
+    one batch.  The one chain the no_helmet rule, ``etle eval helmet`` and the training scripts
+    use, so they judge the same heads."""
+    h, w = image.shape[:2]
+    todo: list[tuple[int, Box]] = []
+    for k in range(len(persons)) if of is None else of:
+        region = head_region(persons[k], frame_width=w, frame_height=h)
+        if region is not None:
+            todo.append((k, region))
+    if not todo:
+        return []
+    found = detector.find_many(image, [r for _, r in todo])
+    return [(k, own_heads(k, persons, heads)) for (k, _), heads in zip(todo, found, strict=True)]
+
+
 class HeadDetector:
     """The head detector (ONNX Runtime) on the head regions of person boxes.
 
@@ -167,13 +195,8 @@ class HeadDetector:
         if not regions:
             return []
         crops = [cut_region(image, r, self.size) for r in regions]
-        blobs = np.concatenate([self._yolo.preprocess(c)[0] for c in crops])
-        session = self._yolo._batch_session_for((self.size, self.size), crops[0]) if len(crops) > 1 else None
-        if session is not None:
-            raw = session.run(None, {self._yolo.input_name: blobs})[0]
-        else:
-            raw = np.concatenate([self._yolo.session.run(None, {self._yolo.input_name: b[None]})[0] for b in blobs])
-        return [self._decode(np.asarray(raw[k], np.float32).T, r) for k, r in enumerate(regions)]
+        raw = self._yolo.raw_many(crops)
+        return [self._decode(rows.T, r) for rows, r in zip(raw, regions, strict=True)]
 
     def _decode(self, pred: np.ndarray, region: Box) -> list[FoundHead]:
         """(N, 4 + 2) rows of one region -> heads in frame pixels after class-agnostic NMS."""

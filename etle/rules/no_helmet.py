@@ -45,7 +45,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from etle.geometry import Point, point_in_polygon
 from etle.helmet.crops import HEAD_OF_HEIGHT, HEAD_OF_WIDTH, head_box, square_crop
-from etle.helmet.heads import FoundHead, head_region, own_heads
+from etle.helmet.heads import HeadFinder, find_own_heads
 from etle.rules.base import RuleContext, RuleSpec, ZoneRef, anchor_point, make_violation
 from etle.rules.options import existing_file
 from etle.rules.riders import assign_riders, association_scores
@@ -143,12 +143,6 @@ class HeadClassifier(Protocol):
     """``N x 3`` probabilities (helmet, no_helmet, background) of BGR head crops."""
 
     def predict(self, crops: Sequence[np.ndarray]) -> np.ndarray: ...
-
-
-class HeadFinder(Protocol):
-    """Heads in regions of a frame (:class:`etle.helmet.heads.HeadDetector`)."""
-
-    def find_many(self, image: np.ndarray, regions: Sequence[Box]) -> list[list[FoundHead]]: ...
 
 
 @dataclass(slots=True)
@@ -311,28 +305,21 @@ class NoHelmetRule:
 
     def _judge_found(self, frame, boxes: Sequence[Box], pids: Sequence[int], everyone: Sequence[Box]) -> list[tuple[int, Sequence[float]]]:
         """(person, (helmet, no_helmet, background)) with heads found by the head detector: the
-        heads in the person's head region that are its own (:func:`etle.helmet.heads.own_heads`,
+        heads in the person's head region that are its own (:func:`etle.helmet.heads.find_own_heads`,
         against ``everyone``'s boxes, which start with ``boxes``), each classified by the helmet
         classifier on its crop; the barest of those the classifier takes for a head.  Background
         (1) when the person has no head there."""
         assert self._heads is not None
-        todo: list[tuple[int, int, Box]] = []  # (index in everyone, person, region)
-        for me, (pid, box) in enumerate(zip(pids, boxes, strict=True)):
-            if min(HEAD_OF_HEIGHT * box.height, HEAD_OF_WIDTH * box.width) < self._min_head:
-                continue
-            region = head_region(box, frame_width=frame.width, frame_height=frame.height)
-            if region is not None:
-                todo.append((me, pid, region))
-        if not todo:
-            return []
-        found = self._heads.find_many(frame.image, [r for _, _, r in todo])
-        owned = [own_heads(me, everyone, heads) for (me, _, _), heads in zip(todo, found, strict=True)]
-        crops = [square_crop(frame.image, h.box) for heads in owned for h in heads]
+        big = [me for me, box in enumerate(boxes)
+               if min(HEAD_OF_HEIGHT * box.height, HEAD_OF_WIDTH * box.width) >= self._min_head]
+        owned = find_own_heads(self._heads, frame.image, everyone, of=big)
+        crops = [square_crop(frame.image, h.box) for _, heads in owned for h in heads]
         probs = np.asarray(self._clf.predict(crops)) if crops else np.zeros((0, 3))
         self.classified += len(crops)
         out: list[tuple[int, Sequence[float]]] = []
         at = 0
-        for (_, pid, _), heads in zip(todo, owned, strict=True):
+        for me, heads in owned:
+            pid = pids[me]
             rows = [r for r in probs[at : at + len(heads)] if r[2] < self._max_bg]
             at += len(heads)
             if not rows:
