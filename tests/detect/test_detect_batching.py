@@ -224,6 +224,27 @@ def test_a_batch_gives_the_detections_of_single_frames(name: str) -> None:
 
 
 @pytest.mark.slow
+def test_raw_rows_of_a_batch_are_those_of_single_frames() -> None:
+    """OnnxYolo.raw_many (undecoded rows, for callers that decode themselves): one batch per
+    input size, each image's rows those of a call with that image alone, in the input order."""
+    from etle.detect.onnx_yolo import OnnxYolo
+
+    path = require_model("vehicle-detector")
+    det = OnnxYolo(path)
+    frames = _frames([0, 200])
+    frames.insert(1, cv2.resize(frames[0], (640, 640)))  # another input size between them
+    many = det.raw_many(frames)
+    assert len(many) == 3 and any(s is not None for s in det._batch_sessions.values())
+    assert many[0].shape != many[1].shape  # the 16:9 frames ran a rectangular input
+    for image, rows in zip(frames, many):
+        (one,) = det.raw_many([image])
+        assert rows.dtype == np.float32 and rows.shape == one.shape
+        np.testing.assert_allclose(rows, one, rtol=1e-3, atol=1e-2)
+    assert not np.allclose(many[0], many[2])  # different frames, different rows
+    assert det.raw_many([]) == []
+
+
+@pytest.mark.slow
 def test_streams_give_the_tickets_of_one_source_at_a_time(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """Two recordings (copies of the sample clip) run side by side through one batching
     detector: each gets the tickets and key frames it gets when they run one by one.  The
