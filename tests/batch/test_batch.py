@@ -609,8 +609,9 @@ def test_batch_on_a_two_node_ray_cluster_survives_a_killed_worker_and_driver(
 
     require_model("vehicle-detector-int8")
     videos = shared_data / "videos"
-    clips = [videos / "id_etle_cilacap_alun_motorcycles.mp4", videos / "id_dishub_banjarmasin_stopline.mp4",
-             videos / "intel_car_detection_parking.mp4", videos / "highway_roadside_traffic1.mp4"]
+    # two clips keep the test short: the E-TLE clip (a no-helmet ticket with its plate) and the
+    # highway (speeding tickets in all three segments); the bundled parking sample runs in the tests above
+    clips = [videos / "id_etle_cilacap_alun_motorcycles.mp4", videos / "highway_roadside_traffic1.mp4"]
     cameras = REPO / "examples" / "cameras"
     fast = ["--detector", "vehicle-detector-int8", "--detect-fps", "6", "--max-seconds", "18"]
     env = {"RAY_AUTH_MODE": "disabled", "RAY_DISABLE_DOCKER_CPU_WARNING": "1", "RAY_USAGE_STATS_ENABLED": "0",
@@ -667,8 +668,8 @@ def test_batch_on_a_two_node_ray_cluster_survives_a_killed_worker_and_driver(
         via_client = [a if a != f"127.0.0.1:{port}" else f"ray://127.0.0.1:{client_port}" for a in batch]
         res = _etle(*via_client, cwd=tmp_path, timeout=240, env=env)
         assert res.returncode == 0, res.stdout + res.stderr
-        assert _done_markers(fresh_postgres_url) == 12  # the 4 shared clips x 3 segments of 18 s, once each
-        assert partial < 12, "the first driver finished everything: nothing was resumed"
+        assert _done_markers(fresh_postgres_url) == 6  # 2 clips x 3 segments of their first 18 s, once each
+        assert partial < 6, "the first driver finished everything: nothing was resumed"
         got = _tickets(fresh_postgres_url)
         assert got == expected  # nothing lost, nothing doubled, the same key frames and plates
 
