@@ -15,8 +15,11 @@ head box), jittered in position and scale as much as the run-time head estimate 
 degraded like CCTV footage (low resolution, blur, JPEG, colour casts such as the blue tint of
 the Cilacap E-TLE camera).  Besides the labelled head boxes, the heads *the run finds* are
 trained on (``--run-crops``, default): the vehicle detector's person boxes on each train image ->
-:func:`etle.helmet.crops.head_box`, matched to the labelled head their centre falls in, so the
-classifier learns the crops it gets at run time (detections cached under ``--cache``).
+the fixed head estimate :func:`etle.helmet.crops.head_box` (``--run-heads estimate``, what the
+shipped model was trained with) or the heads the head detector finds in them (``--run-heads
+detector``, as the rule's default ``heads: detector`` places them), matched to the labelled head
+their centre falls in, so the classifier learns the crops it gets at run time (person detections
+cached under ``--cache``).
 
 Model (``--arch yolo``, default): layers 0-6 of the COCO YOLOv8n of the manifest's
 ``vehicle-detector`` (its ONNX weights, nothing downloaded; needs the ``ultralytics`` extra for
@@ -26,6 +29,16 @@ the run finds), on an exponential moving average of the weights.
 
     .venv/bin/python scripts/train_helmet.py --data ../shared/data/helmet --epochs 12
     .venv/bin/python scripts/train_helmet.py --data ../shared/data/helmet --eval-only
+    .venv/bin/python scripts/train_helmet.py --compare models/helmet/helmet_cls.onnx OTHER.onnx --run-heads detector
+
+Tried on 2026-12-07 and not adopted (``--compare`` on the valid split, heads placed by the head
+detector: 151 no-helmet heads of 338): the shipped model 0.927 no-helmet recall at precision
+>= 0.95; retrained on the head detector's crops (``--run-heads detector``, 12 epochs) 0.921;
+with two more YOLOv8n stages (``--yolo-layers 9``, stride 32, 1.17 M parameters, 4.7 MB) 0.907.
+On the labelled heads all three lie within 0.012 (0.895 / 0.907 / 0.901).  The classifier, not
+the head placement, is what limits run mode now.  Looked at by eye, its errors on valid (threshold
+0.6) are mostly scarves, a bandana, a hat and a turban read as helmets or background, blurred
+heads read as bare, and a few heads whose label looks wrong (helmets labelled bare).
 
 Measured: 518 s (12 epochs, 128 x 128) on 2 CPU cores shared with other jobs (torch), with the
 person detections already cached; caching them for the train split takes about 4 minutes more.
@@ -129,18 +142,30 @@ def load_split(root: Path, split: str, *, background_per_image: int = 1, seed: i
     return np.stack(patches), np.asarray(labels, np.int64)
 
 
-def load_run_heads(root: Path, split: str, cache: Path | None = None):
-    """Patches and labels of the heads the *run* finds: the vehicle detector's person boxes ->
-    :func:`etle.helmet.crops.head_box`, each matched to the labelled head its centre falls in
-    (the class of that label).  At run time the head is estimated from the rider's box, which
-    errs more than the jitter of the labelled crops; these teach the classifier those crops.
-    Detections are cached in ``cache`` (an .npz) because the detector is the slow part."""
+def load_run_heads(root: Path, split: str, cache: Path | None = None, *, heads: str = "detector"):
+    """Patches and labels of the heads the *run* finds in the vehicle detector's person boxes,
+    each matched to the labelled head its centre falls in (the class of that label):
+
+    - ``heads="detector"`` (the no_helmet rule's default): the heads the head detector finds in
+      each person's head region that are the person's own
+      (:func:`etle.helmet.heads.find_own_heads`, one per place), as ``etle eval helmet --heads
+      detector`` finds them;
+    - ``heads="estimate"``: :func:`etle.helmet.crops.head_box`, the fixed estimate from the box.
+
+    At run time the classifier sees these crops, placed as the run places them, which differ
+    from the labelled boxes; they teach it those crops.  Person detections are cached in
+    ``cache`` (an .npz) because the vehicle detector is the slow part."""
     from etle.helmet.crops import head_box
 
     det_cache: dict[str, np.ndarray] = {}
     if cache is not None and cache.is_file():
         det_cache = dict(np.load(cache, allow_pickle=False))
     detector = None
+    head_detector = None
+    if heads == "detector":
+        from etle.helmet.heads import load_head_detector
+
+        head_detector = load_head_detector()
     patches, labels = [], []
     for stem, image, lab in _labelled_images(root, split):
         h, w = image.shape[:2]
@@ -151,8 +176,13 @@ def load_run_heads(root: Path, split: str, cache: Path | None = None):
                 detector = load_detector()
             det_cache[stem] = np.array([[d.box.x1, d.box.y1, d.box.x2, d.box.y2] for d in detector.detect(image) if d.label == "person"],
                                        np.float32).reshape(-1, 4)
-        run_heads = [hb for hb in (head_box(Box(*map(float, b)), frame_width=w, frame_height=h, min_px=8.0) for b in det_cache[stem])
-                     if hb is not None]
+        persons = [Box(*map(float, b)) for b in det_cache[stem]]
+        if head_detector is not None:
+            from etle.helmet.heads import dedupe, find_own_heads
+
+            run_heads = [f.box for f in dedupe([f for _, own in find_own_heads(head_detector, image, persons) for f in own])]
+        else:
+            run_heads = [hb for hb in (head_box(p, frame_width=w, frame_height=h, min_px=8.0) for p in persons) if hb is not None]
         used: set[int] = set()
         for c, box in _yolo_boxes(str(lab), w, h):
             best = None
@@ -243,14 +273,14 @@ def augment(patch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------ model
-def build_model(arch: str = "yolo"):
+def build_model(arch: str = "yolo", layers: int = 7):
     """``yolo``: the first stages (layers 0-6, stride 16) of the COCO YOLOv8n of the manifest's
     ``vehicle-detector`` (weights read from its ONNX file: pretrained, nothing downloaded) and a
     small new head; ``cnn``: the small CNN from scratch of the first releases."""
     import torch.nn as nn
 
     if arch == "yolo":
-        return _yolo_model()
+        return _yolo_model(layers)
 
     def block(cin: int, cout: int) -> list:
         return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
@@ -266,10 +296,12 @@ def build_model(arch: str = "yolo"):
 
 
 YOLO_LAYERS = 7  # layers 0-6 of YOLOv8n: 128 channels at stride 16
+#: output channels of YOLOv8n's backbone after its first N layers
+YOLO_CHANNELS = {5: 64, 7: 128, 9: 256, 10: 256}
 
 
-def _yolo_model():
-    """YOLOv8n layers 0..YOLO_LAYERS-1 with the COCO weights of the vehicle detector's ONNX
+def _yolo_model(layers: int = YOLO_LAYERS):
+    """YOLOv8n layers 0..layers-1 with the COCO weights of the vehicle detector's ONNX
     (batch norm folded into the convolutions, as exported), then conv 1x1 -> pool -> linear."""
     import onnx
     import torch
@@ -293,16 +325,16 @@ def _yolo_model():
             state[k] = w
             loaded += 1
     det.load_state_dict(state)
-    backbone = det.model[:YOLO_LAYERS]
-    n_bb = sum(1 for k in state if k.split(".")[1].isdigit() and int(k.split(".")[1]) < YOLO_LAYERS)
-    print(f"[model] YOLOv8n layers 0-{YOLO_LAYERS - 1}: {loaded} COCO tensors loaded ({n_bb} backbone tensors)", flush=True)
+    backbone = det.model[:layers]
+    n_bb = sum(1 for k in state if k.split(".")[1].isdigit() and int(k.split(".")[1]) < layers)
+    print(f"[model] YOLOv8n layers 0-{layers - 1}: {loaded} COCO tensors loaded ({n_bb} backbone tensors)", flush=True)
 
     class Net(nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.backbone = nn.Sequential(*backbone)
             self.head = nn.Sequential(
-                nn.Conv2d(128, 256, 1, bias=False), nn.BatchNorm2d(256), nn.SiLU(inplace=True),
+                nn.Conv2d(YOLO_CHANNELS[layers], 256, 1, bias=False), nn.BatchNorm2d(256), nn.SiLU(inplace=True),
                 nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2), nn.Linear(256, len(CLASSES)),
             )
 
@@ -454,14 +486,34 @@ def main() -> int:
                          "uncalibrated model chosen on valid in run mode becomes the rule's default 0.6")
     ap.add_argument("--run-crops", action=argparse.BooleanOptionalAction, default=True,
                     help="also train (and choose the epoch) on the heads the run finds from the detector's person boxes")
+    ap.add_argument("--run-heads", choices=("detector", "estimate"), default="estimate",
+                    help="how --run-crops places the heads: found by the head detector in each person's box (the "
+                         "rule's default, heads: detector) or the fixed estimate from the box (heads: estimate)")
     ap.add_argument("--cache", type=Path, default=Path("/tmp/etle-helmet-detections"),
                     help="folder for the cached person detections of --run-crops")
     ap.add_argument("--ema", type=float, default=0.995, help="decay of the weight average, per step")
     ap.add_argument("--run-repeat", type=int, default=2, help="times each run-time head of train is drawn per epoch")
     ap.add_argument("--arch", choices=("yolo", "cnn"), default="yolo",
                     help="yolo: pretrained YOLOv8n stages + new head (default); cnn: the small CNN from scratch")
+    ap.add_argument("--yolo-layers", type=int, choices=sorted(YOLO_CHANNELS), default=YOLO_LAYERS,
+                    help="--arch yolo: how many of YOLOv8n's backbone layers the classifier keeps (7: stride 16, 9: stride 32)")
+    ap.add_argument("--compare", type=Path, nargs="+", default=None, metavar="ONNX",
+                    help="only print the epoch-choice figures of these models on the valid split (no-helmet recall "
+                         "at precision >= 0.95 on the heads --run-heads places, and on the labelled heads), then exit")
     args = ap.parse_args()
     rob = args.data / "roboflow_helmet_ccby"
+    if args.compare:
+        args.cache.mkdir(parents=True, exist_ok=True)
+        vx, vy = load_run_heads(rob, "valid", args.cache / "valid.npz", heads=args.run_heads)
+        lx, ly = load_split(rob, "valid", seed=args.seed + 1)
+        run_crops, lab_crops = eval_crops(vx), eval_crops(lx)
+        print(f"valid: {int((vy == 1).sum())} no-helmet heads of {len(vy)} placed by --run-heads {args.run_heads}; "
+              f"{int((ly == 1).sum())} of {int((ly != 2).sum())} labelled", flush=True)
+        for path in args.compare:
+            r_run, t_run = recall_at_precision(onnx_predict(path, run_crops), vy)
+            r_lab, t_lab = recall_at_precision(onnx_predict(path, lab_crops), ly)
+            print(f"{path}: R@P0.95 run {r_run:.3f} (thr {t_run:.2f}), labelled {r_lab:.3f} (thr {t_lab:.2f})", flush=True)
+        return 0
     if args.operating_threshold is not None:
         if not args.eval_only:
             raise SystemExit("--operating-threshold calibrates a trained model: use it with --eval-only")
@@ -482,8 +534,8 @@ def main() -> int:
         val_x, val_y = load_split(rob, "valid", seed=args.seed + 1)
         if args.run_crops:
             args.cache.mkdir(parents=True, exist_ok=True)
-            rx, ry = load_run_heads(rob, "train", args.cache / "train.npz")
-            vx, vy = load_run_heads(rob, "valid", args.cache / "valid.npz")
+            rx, ry = load_run_heads(rob, "train", args.cache / "train.npz", heads=args.run_heads)
+            vx, vy = load_run_heads(rob, "valid", args.cache / "valid.npz", heads=args.run_heads)
             print(f"[data] run-time heads: train {len(ry)} ({np.bincount(ry, minlength=3).tolist()}), "
                   f"valid {len(vy)} ({np.bincount(vy, minlength=3).tolist()})", flush=True)
             train_x = np.concatenate([train_x, *([rx] * args.run_repeat)])
@@ -492,7 +544,7 @@ def main() -> int:
         print(f"[data] train {len(train_y)} ({np.bincount(train_y).tolist()}), valid {len(val_y)}, "
               f"test {len(test_y)}, bikeshelmets {len(bikes_y)}  ({time.time() - t_start:.0f} s)", flush=True)
         val_crops = eval_crops(val_x)
-        model = build_model(args.arch)
+        model = build_model(args.arch, args.yolo_layers)
         n_params = sum(p.numel() for p in model.parameters())
         print(f"[model] {args.arch}: {n_params} parameters", flush=True)
         if args.arch == "yolo":  # pretrained stages learn slower than the new head
@@ -567,11 +619,13 @@ def main() -> int:
         result["threads"] = args.threads
         result["epochs"] = args.epochs
         result["arch"] = args.arch
+        result["yolo_layers"] = args.yolo_layers
+        result["run_heads"] = args.run_heads if args.run_crops else None
         result["input_size"] = INPUT_SIZE
     metrics_path = args.out.parent / "metrics.json"
     if train_s is None and metrics_path.is_file():
         old = json.loads(metrics_path.read_text())
-        for k in ("train_seconds", "threads", "epochs", "command", "input_size", "arch"):
+        for k in ("train_seconds", "threads", "epochs", "command", "input_size", "arch", "yolo_layers", "run_heads", "chosen_on_valid", "note"):
             if k in old:
                 result[k] = old[k]
         if args.operating_threshold is not None:
