@@ -140,6 +140,12 @@ def build_pipeline(
             log.warning("%s; using the float vehicle-detector (run 'etle models prepare' for the fast one)", exc)
             config = config.model_copy(update={"detector": DEFAULT_DETECTOR})
             detector = load_detector(config.detector, conf_threshold=config.conf_threshold)
+    if camera is not None and camera.detect_tiles:
+        from etle.detect.tiles import TiledDetector
+        from etle.zones import LineZone
+
+        zones = [camera.zones[name] for name in camera.detect_tiles]
+        detector = TiledDetector(detector, tuple(z.points if isinstance(z, LineZone) else z.polygon for z in zones))
     plate_factory = None
     model_names = [config.detector]
     if config.read_plates:

@@ -291,7 +291,9 @@ class SegmentProcessor:
         camera_path = unpack_camera(camera, self.scratch / "cameras" / key[:16]) if camera is not None else None
         options = RunOptions.of(self.options, out_dir=self.scratch / "base", db_url=self.db_url)
         pipeline, cfg = build_pipeline(camera_path, options, detector=self._detector)
-        self._detector = pipeline.detector
+        from etle.detect.tiles import untiled
+
+        self._detector = untiled(pipeline.detector)  # the next camera's tiles are its own
         self.loads += 1
         self._pipelines[key] = (pipeline, cfg)
         return pipeline, cfg

@@ -58,6 +58,8 @@ are referred to by name)::
       zebra: {polygon: [[80, 385], [560, 385], [560, 430], [80, 430]]}
       lane_in: {polygon: [[220, 200], [420, 200], [540, 380], [100, 380]], direction: [0, 1]}
       busway: {polygon: [[420, 200], [470, 200], [600, 380], [540, 380]]}
+    detect_tiles: [stop_line, zebra]      # a frame larger than the detector's input: these areas
+                                          # are also detected at full resolution (etle.detect.tiles)
     rules:
       red_light: {line: stop_line, grace_s: 0.3}
       stop_line: {zones: [zebra], grace_s: 2}
@@ -194,6 +196,12 @@ class CameraConfig(ConfigModel):
     )
     zones: dict[str, Zone] = Field(default_factory=dict, description="Named lines and polygons.")
     rules: RulesConfig = Field(default_factory=RulesConfig, description="Enabled rules.")
+    detect_tiles: tuple[str, ...] = Field(
+        default=(),
+        description="Zones where small vehicles matter (e.g. the stop line, the crossing): where the "
+        "frame is larger than the detector's input, the area around each is also detected at the "
+        "camera's resolution (etle.detect.tiles).",
+    )
     overlays: tuple[tuple[Point, ...], ...] = Field(
         default=(),
         description="Polygons (image px) of text burned into the picture (clock, camera name, "
@@ -224,6 +232,10 @@ class CameraConfig(ConfigModel):
 
     @model_validator(mode="after")
     def _verify(self) -> "CameraConfig":
+        for k, name in enumerate(self.detect_tiles):
+            if name not in self.zones:
+                names = ", ".join(sorted(self.zones)) or "none"
+                raise LocatedError(("detect_tiles", k), f"no zone named '{name}' (zones: {names})")
         verify_rules(self)  # the zones and sections each enabled rule declares it needs
         return self
 
