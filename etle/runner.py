@@ -141,11 +141,9 @@ def build_pipeline(
             config = config.model_copy(update={"detector": DEFAULT_DETECTOR})
             detector = load_detector(config.detector, conf_threshold=config.conf_threshold)
     if camera is not None and camera.detect_tiles:
-        from etle.detect.tiles import TiledDetector
-        from etle.zones import LineZone
+        from etle.detect.tiles import TiledDetector, tile_zones
 
-        zones = [camera.zones[name] for name in camera.detect_tiles]
-        detector = TiledDetector(detector, tuple(z.points if isinstance(z, LineZone) else z.polygon for z in zones))
+        detector = TiledDetector(detector, tile_zones(camera))
     plate_factory = None
     model_names = [config.detector]
     if config.read_plates:

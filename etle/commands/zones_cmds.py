@@ -1,8 +1,8 @@
 """``etle zones preview``: draw a camera file's zones over a frame, for the installer to check.
 
 Every line (with the side traffic approaches from), polygon (with lane directions), the
-signal region, the view guard's ignored regions and the calibration points (with their metre
-coordinates) are drawn over one frame of the camera's footage, with a legend of the enabled
+signal region, the view guard's ignored regions, the calibration points (with their metre
+coordinates) and the detector's zone tiles (``detect_tiles``, with what each gains) are drawn over one frame of the camera's footage, with a legend of the enabled
 rules and the zones each uses.  :func:`draw_zones` is the pure drawing function;
 :func:`register` adds the command to the main Typer app (``etle.cli`` wires it in).
 """
@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import typer
 
+from etle.detect.tiles import MIN_GAIN
 from etle.errors import EtleError
 
 __all__ = ["draw_zones", "frame_at", "register", "rule_zones"]
@@ -29,6 +30,7 @@ _LINE = (0, 0, 255)
 _SIGNAL = (0, 255, 255)
 _IGNORE = (128, 128, 128)
 _CALIB = (255, 0, 255)
+_TILE = (255, 255, 255)
 
 
 def rule_zones(camera: Any) -> dict[str, list[str]]:
@@ -137,17 +139,41 @@ def draw_zones(image: np.ndarray, camera: Any, *, legend: bool = True) -> np.nda
         for (x, y), (wx, wy) in zip(camera.calibration.image_points, camera.calibration.world_points, strict=True):
             cv2.circle(out, (int(round(x)), int(round(y))), width + 3, _CALIB, -1, cv2.LINE_AA)
             _text(out, f"({wx:g},{wy:g})m", (int(x) + 5, int(y) - 5), _CALIB, scale * 0.8)
+    tiles = _tiles(camera, w, h)
+    for tile, g in tiles:
+        colour = _TILE if g >= MIN_GAIN else _IGNORE
+        cv2.rectangle(out, (int(tile.x1), int(tile.y1)), (int(tile.x2) - 1, int(tile.y2) - 1), colour, max(1, width - 1), cv2.LINE_AA)
+        _text(out, f"tile x{g:.1f}" if g >= MIN_GAIN else "tile: no gain", (int(tile.x1) + 4, int(tile.y2) - 6), colour, scale * 0.8)
     if legend:
         lines = [f"{camera.id}  {w}x{h}"]
         signal = camera.signal.type if camera.signal is not None else "none"
         lines.append(f"signal: {signal}")
         for rule, used in rule_zones(camera).items():
             lines.append(f"{rule}: {', '.join(used) or '-'}")
+        if camera.detect_tiles:
+            lines.append(f"detect_tiles: {', '.join(camera.detect_tiles)} ({_tiles_note(tiles)})")
         y = int(16 * scale + 8)
         for line in lines:
             _text(out, line, (6, y), (255, 255, 255), scale * 0.85)
             y += int(18 * scale + 6)
     return out
+
+
+def _tiles(camera: Any, width: int, height: int) -> list[tuple[Any, float]]:
+    """The camera's detect tiles on a ``width`` x ``height`` frame with their gain (a YOLOv8
+    640-pixel input)."""
+    if not getattr(camera, "detect_tiles", ()):
+        return []
+    from etle.detect.tiles import planned_tiles, tile_zones
+
+    return planned_tiles(tile_zones(camera), width, height)
+
+
+def _tiles_note(tiles: list[tuple[Any, float]]) -> str:
+    run = [g for _, g in tiles if g >= MIN_GAIN]
+    if not run:
+        return "no tile runs: the detector does not shrink this frame"
+    return f"{len(run)} tile(s) run, {min(run):.1f}-{max(run):.1f}x the frame's pixels"
 
 
 def frame_at(source: str, at: float) -> tuple[np.ndarray, float]:
@@ -200,6 +226,8 @@ def register(app: typer.Typer) -> None:
         h, w = image.shape[:2]
         outside = _outside(cam, w, h)
         typer.echo(f"zones of '{cam.id}' drawn over {source} at {pts:.2f} s ({w}x{h}) -> {output}")
+        if cam.detect_tiles:
+            typer.echo(f"detect_tiles: {_tiles_note(_tiles(cam, w, h))}")
         for warning in outside:
             typer.echo(f"warning: {warning}", err=True)
 

@@ -4,7 +4,8 @@ the camera's own resolution.
 A detector with a 640-pixel input sees a 1920 x 1080 frame shrunk three times: a motorcycle
 waiting 40 m away at the stop line is then a dozen pixels and often missed.  A camera file can
 name zones (``detect_tiles``, e.g. the stop line and the crossing) whose surroundings are cut out
-of the full frame (:func:`zone_tiles`) and detected as well, each at up to the camera's
+of the full frame in tiles of the detector's input size (:func:`zone_tiles`; a stop line across
+the picture gives a row of overlapping tiles) and detected as well, each at the camera's
 resolution, in the same batch as the full frame.  What a tile finds is added to the full frame's
 detections unless the full frame found the same object (:func:`merge`); an object cut by a
 tile's inner edge is left to the full frame.
@@ -32,15 +33,20 @@ import numpy as np
 from etle.geometry import Point
 from etle.types import Box, Detection
 
-__all__ = ["MIN_GAIN", "TiledDetector", "gain", "merge", "untiled", "zone_tiles"]
+__all__ = ["DEFAULT_INPUT", "MIN_GAIN", "TiledDetector", "gain", "merge", "planned_tiles", "tile_zones", "untiled", "zone_areas", "zone_tiles"]
 
 #: A tile is run only when the detector sees it at least this many times larger than in the frame.
 MIN_GAIN = 1.25
-#: Margin added around a zone's bounding box, as a fraction of its larger side (vehicles stand
-#: partly outside a zone drawn on the road).
-MARGIN = 0.25
+#: Margin added around a zone's bounding box, as a fraction of the frame's shorter side (about a
+#: waiting motorcycle's height near the stop line: vehicles stand partly outside a zone drawn on
+#: the road).
+MARGIN = 0.1
+#: Overlap of neighbouring tiles of one area, as a fraction of the tile side.
+OVERLAP = 0.2
 #: Smallest margin, in pixels.
 MIN_MARGIN_PX = 32
+#: The detector input assumed when the detector does not say (YOLOv8's 640 x 640).
+DEFAULT_INPUT = (640, 640)
 #: A tile detection whose box comes this close (px) to an inner edge of its tile is cut there.
 EDGE_PX = 2.0
 
@@ -50,34 +56,58 @@ def _bounds(points: Iterable[Point]) -> tuple[float, float, float, float]:
     return min(xs), min(ys), max(xs), max(ys)
 
 
-def zone_tiles(zones: Sequence[Sequence[Point]], width: int, height: int) -> list[Box]:
-    """The tiles of the zones (their points: a line's vertices or a polygon's) in a ``width`` x
-    ``height`` frame, in whole pixels inside it: each zone's bounding box grown by ``MARGIN`` of its
-    larger side (at least ``MIN_MARGIN_PX``); two tiles whose joint box has no more pixels than
-    both together (they overlap that much) become that one tile."""
-    tiles: list[Box] = []
+def zone_areas(zones: Sequence[Sequence[Point]], width: int, height: int) -> list[Box]:
+    """The area around each zone (its points: a line's vertices or a polygon's corners) in a
+    ``width`` x ``height`` frame, in whole pixels inside it: the zone's bounding box grown by
+    ``MARGIN`` of the frame's shorter side (at least ``MIN_MARGIN_PX``); two areas whose joint box has no
+    more pixels than both together (they overlap that much) become that one area."""
+    areas: list[Box] = []
+    m = max(MARGIN * min(width, height), MIN_MARGIN_PX)
     for points in zones:
         x1, y1, x2, y2 = _bounds(points)
-        m = max(MARGIN * max(x2 - x1, y2 - y1), MIN_MARGIN_PX)
         box = Box(float(max(0, math.floor(x1 - m))), float(max(0, math.floor(y1 - m))),
                   float(min(width, math.ceil(x2 + m))), float(min(height, math.ceil(y2 + m))))
         if box.width >= 2 and box.height >= 2:
-            tiles.append(box)
+            areas.append(box)
     joined = True
     while joined:
         joined = False
-        for i in range(len(tiles)):
-            for j in range(i + 1, len(tiles)):
-                a, b = tiles[i], tiles[j]
+        for i in range(len(areas)):
+            for j in range(i + 1, len(areas)):
+                a, b = areas[i], areas[j]
                 both = Box(min(a.x1, b.x1), min(a.y1, b.y1), max(a.x2, b.x2), max(a.y2, b.y2))
                 if both.area <= a.area + b.area:
-                    tiles[i] = both
-                    del tiles[j]
+                    areas[i] = both
+                    del areas[j]
                     joined = True
                     break
             if joined:
                 break
-    return tiles
+    return areas
+
+
+def _cells(start: float, end: float, side: int, overlap: int) -> list[tuple[float, float]]:
+    """Spans of at most ``side`` px covering [start, end], evenly spread, neighbours overlapping
+    by at least ``overlap`` px."""
+    length = end - start
+    if length <= side:
+        return [(start, end)]
+    n = math.ceil((length - overlap) / (side - overlap))
+    step = (length - side) / (n - 1)
+    return [(float(round(start + k * step)), float(round(start + k * step)) + side) for k in range(n)]
+
+
+def zone_tiles(zones: Sequence[Sequence[Point]], width: int, height: int, *, side: int = 640,
+               overlap: int | None = None) -> list[Box]:
+    """The tiles of the zones in a ``width`` x ``height`` frame: each of :func:`zone_areas`, cut
+    into tiles of at most ``side`` x ``side`` pixels (the detector's input, so each is seen at the
+    camera's resolution) overlapping by ``overlap`` (default: ``OVERLAP`` of ``side``) so that a
+    vehicle cut by one tile's edge lies whole in its neighbour."""
+    lap = int(round(OVERLAP * side)) if overlap is None else overlap
+    return [Box(x1, y1, min(x2, float(width)), min(y2, float(height)))
+            for area in zone_areas(zones, width, height)
+            for y1, y2 in _cells(area.y1, area.y2, side, lap)
+            for x1, x2 in _cells(area.x1, area.x2, side, lap)]
 
 
 def _scale(width: float, height: float, size: tuple[int, int]) -> float:
@@ -96,6 +126,13 @@ def gain(tile: Box, width: int, height: int, size: tuple[int, int]) -> float:
     frame = _scale(width, height, size)
     own = min(_scale(tile.width, tile.height, size), 1.0)
     return own / frame
+
+
+def planned_tiles(zones: Sequence[Sequence[Point]], width: int, height: int,
+                  input_size: tuple[int, int] = DEFAULT_INPUT) -> list[tuple[Box, float]]:
+    """Each tile of :func:`zone_tiles` with its :func:`gain`, for a detector input of
+    ``input_size``; those with a gain of at least ``MIN_GAIN`` are the ones detected."""
+    return [(t, gain(t, width, height, input_size)) for t in zone_tiles(zones, width, height, side=min(input_size))]
 
 
 def _shift(d: Detection, tile: Box) -> Detection:
@@ -154,7 +191,7 @@ class TiledDetector:
     def __post_init__(self) -> None:
         if self.input_size is None:
             size = getattr(self.detector, "input_size", None)
-            self.input_size = (int(size[0]), int(size[1])) if size is not None else (640, 640)
+            self.input_size = (int(size[0]), int(size[1])) if size is not None else DEFAULT_INPUT
         self._tiles: dict[tuple[int, int], list[Box]] = {}
         #: tiles detected so far (for the run's figures and tests)
         self.tiles_run = 0
@@ -164,8 +201,7 @@ class TiledDetector:
         key = (width, height)
         if key not in self._tiles:
             assert self.input_size is not None
-            self._tiles[key] = [t for t in zone_tiles(self.zones, width, height)
-                                if gain(t, width, height, self.input_size) >= MIN_GAIN]
+            self._tiles[key] = [t for t, g in planned_tiles(self.zones, width, height, self.input_size) if g >= MIN_GAIN]
         return self._tiles[key]
 
     def detect(self, image: np.ndarray) -> list[Detection]:
@@ -195,3 +231,12 @@ def untiled(detector: Any) -> Any:
     """The detector a :class:`TiledDetector` wraps (any other detector as it is): what is shared
     between cameras, each of which has its own tiles."""
     return detector.detector if isinstance(detector, TiledDetector) else detector
+
+
+def tile_zones(camera: Any) -> tuple[tuple[Point, ...], ...]:
+    """The points of the zones a camera config names in ``detect_tiles`` (a line's vertices, a
+    polygon's corners)."""
+    from etle.zones import LineZone
+
+    zones = [camera.zones[name] for name in camera.detect_tiles]
+    return tuple(tuple(z.points) if isinstance(z, LineZone) else tuple(z.polygon) for z in zones)

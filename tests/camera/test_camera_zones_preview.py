@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import cv2
@@ -113,3 +114,31 @@ def test_preview_bad_camera_file_is_an_error(app, tmp_path):
     bad.write_text("id: Bad Id\n")
     r = CliRunner().invoke(app, ["zones", "preview", "x.png", "--camera", str(bad)])
     assert r.exit_code != 0
+
+
+def test_preview_draws_the_detect_tiles_and_says_whether_they_run(app, tmp_path):
+    cam = tmp_path / "tiles.yaml"
+    cam.write_text(CAM + "detect_tiles: [stop_line]\n", encoding="utf-8")
+    config = load_camera(cam)
+    small = frame()  # 400 x 240: the detector enlarges it, a tile gains nothing
+    big = cv2.resize(small, (1920, 1152))
+    # the camera's zones are drawn for 400 x 240; scaled to the big frame for its tile
+    big_cam = tmp_path / "big.yaml"
+    big_cam.write_text(CAM.replace("[[20, 150], [300, 160]]", "[[96, 720], [1440, 768]]") + "detect_tiles: [stop_line]\n",
+                       encoding="utf-8")
+    drawn = draw_zones(big, load_camera(big_cam), legend=False)
+    plain = draw_zones(big, load_camera(big_cam).model_copy(update={"detect_tiles": ()}), legend=False)
+    diff = (drawn != plain).any(axis=2)
+    ys, xs = np.nonzero(diff)
+    assert xs.min() < 96 and xs.max() > 1440 and ys.min() < 720 and ys.max() > 768  # a rectangle around the line
+    src = tmp_path / "big.png"
+    cv2.imwrite(str(src), big)
+    r = CliRunner().invoke(app, ["zones", "preview", str(src), "--camera", str(big_cam), "-o", str(tmp_path / "z.png")])
+    assert r.exit_code == 0, r.output
+    assert re.search(r"detect_tiles: \d+ tile\(s\) run, 3.0-3.0x the frame's pixels", r.output), r.output
+    src_small = tmp_path / "small.png"
+    cv2.imwrite(str(src_small), small)
+    r = CliRunner().invoke(app, ["zones", "preview", str(src_small), "--camera", str(cam), "-o", str(tmp_path / "s.png")])
+    assert r.exit_code == 0, r.output
+    assert "no tile runs: the detector does not shrink this frame" in r.output
+    assert config.detect_tiles == ("stop_line",)

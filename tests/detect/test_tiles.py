@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from etle.detect.tiles import MIN_GAIN, TiledDetector, gain, merge, untiled, zone_tiles
+from etle.detect.tiles import MIN_GAIN, TiledDetector, gain, merge, untiled, zone_areas, zone_tiles
 from etle.types import Box, Detection
 
 STOP_LINE = ((600.0, 700.0), (1300.0, 720.0))  # a stop line across a 1920 x 1080 frame
@@ -54,19 +54,32 @@ def frame_with(*squares: tuple[int, int, int], size: tuple[int, int] = (1920, 10
     return image
 
 
-def test_tile_is_the_zone_grown_by_a_margin_inside_the_frame():
-    (tile,) = zone_tiles([STOP_LINE], 1920, 1080)
-    assert tile.x1 < 600 and tile.x2 > 1300 and tile.y1 < 700 and tile.y2 > 720
-    assert tile.x1 >= 600 - 0.25 * 700 - 1 and tile.x2 <= 1300 + 0.25 * 700 + 1  # a quarter of the long side
-    (edge,) = zone_tiles([((10.0, 1000.0), (1900.0, 1070.0))], 1920, 1080)
+def test_area_is_the_zone_grown_by_a_margin_inside_the_frame():
+    (area,) = zone_areas([STOP_LINE], 1920, 1080)
+    assert (area.x1, area.y1, area.x2, area.y2) == (492.0, 592.0, 1408.0, 828.0)  # a tenth of 1080 around it
+    (edge,) = zone_areas([((10.0, 1000.0), (1900.0, 1070.0))], 1920, 1080)
     assert (edge.x1, edge.y2, edge.x2) == (0.0, 1080.0, 1920.0)  # clipped to the frame
     inner = ((700.0, 705.0), (800.0, 710.0))
-    assert zone_tiles([STOP_LINE, inner], 1920, 1080) == zone_tiles([STOP_LINE], 1920, 1080)  # one inside another
-    below = ((600.0, 760.0), (1300.0, 790.0))  # overlapping most of it: one tile around both
-    (both,) = zone_tiles([STOP_LINE, below], 1920, 1080)
+    assert zone_areas([STOP_LINE, inner], 1920, 1080) == zone_areas([STOP_LINE], 1920, 1080)  # one inside another
+    below = ((600.0, 760.0), (1300.0, 790.0))  # overlapping most of it: one area around both
+    (both,) = zone_areas([STOP_LINE, below], 1920, 1080)
     assert both.y1 < 700 and both.y2 > 790
-    apart = ((100.0, 100.0), (300.0, 120.0))  # far away: a tile of its own
-    assert len(zone_tiles([STOP_LINE, apart], 1920, 1080)) == 2
+    apart = ((100.0, 100.0), (300.0, 120.0))  # far away: an area of its own
+    assert len(zone_areas([STOP_LINE, apart], 1920, 1080)) == 2
+
+
+def test_an_area_wider_than_the_input_is_cut_into_overlapping_tiles_of_the_input_size():
+    across = ((0.0, 700.0), (1920.0, 740.0))  # a stop line across a 1080p picture
+    tiles = zone_tiles([across], 1920, 1080, side=640)
+    (area,) = zone_areas([across], 1920, 1080)
+    assert len(tiles) == 4  # 1920 px in 640-px tiles overlapping by at least 128
+    assert all(t.width <= 640 and t.height <= 640 for t in tiles)
+    assert tiles[0].x1 == 0 and tiles[-1].x2 == 1920 and {(t.y1, t.y2) for t in tiles} == {(area.y1, area.y2)}
+    assert (area.y1, area.y2) == (592.0, 848.0)
+    for a, b in zip(tiles, tiles[1:]):
+        assert a.x2 - b.x1 >= 128
+    assert all(gain(t, 1920, 1080, INPUT) == pytest.approx(3.0) for t in tiles)  # each at 1:1, not 1:3
+    assert zone_tiles([STOP_LINE], 1920, 1080, side=2000) == zone_areas([STOP_LINE], 1920, 1080)
 
 
 def test_gain_counts_only_the_cameras_own_pixels():
@@ -87,7 +100,8 @@ def test_a_vehicle_too_small_for_the_shrunk_frame_is_found_in_its_zone_tile():
     np.testing.assert_array_equal(image, before)
     assert found.label == "motorcycle"
     assert (found.box.x1, found.box.y1, found.box.x2, found.box.y2) == (900.0, 690.0, 914.0, 704.0)  # frame pixels
-    assert tiled.tiles_run == 1 and base.many_calls == 1  # the frame and its tile in one batch
+    assert len(tiled.tiles_for(1920, 1080)) == 2  # 916 px of stop line and margin: two tiles
+    assert tiled.tiles_run == 2 and base.many_calls == 1  # the frame and its tiles in one batch (found in both, kept once)
 
 
 def test_tiles_cover_only_the_named_zones():
@@ -136,7 +150,7 @@ def test_detect_many_batches_every_frame_and_tile_and_matches_detect():
     base = SmallMiss()
     tiled = TiledDetector(base, (STOP_LINE,))
     many = tiled.detect_many(frames)
-    assert base.many_calls == 1 and len(base.seen) == 4  # two frames, two tiles, one call
+    assert base.many_calls == 1 and len(base.seen) == 6  # two frames, two tiles each, one call
     assert many == [tiled.detect(f) for f in frames]
     assert [len(d) for d in many] == [1, 2]
 
@@ -147,9 +161,10 @@ def test_input_size_comes_from_the_detector_and_min_gain_decides():
             return []
 
     assert TiledDetector(Plain(), (STOP_LINE,)).input_size == (640, 640)
-    big = TiledDetector(SmallMiss(), (((0.0, 0.0), (1900.0, 1060.0)),))
-    assert big.tiles_for(1920, 1080) == []  # the tile is the frame: gain 1 < MIN_GAIN
-    assert MIN_GAIN > 1
+    big = TiledDetector(SmallMiss(), (STOP_LINE,), input_size=(1920, 1920))
+    assert big.tiles_for(1920, 1080) == []  # a detector that takes the whole frame: no gain
+    # a tile of the frame's own size gains nothing either
+    assert gain(Box(0, 0, 1920, 1080), 1920, 1080, INPUT) < MIN_GAIN
     assert untiled(big) is big.detector and untiled(big.detector) is big.detector
 
 
@@ -176,7 +191,8 @@ def test_camera_file_names_the_zones_and_the_pipeline_detects_their_tiles(tmp_pa
     options = RunOptions(read_plates=False, db_url=f"sqlite:///{tmp_path / 't.db'}", out_dir=tmp_path / "out")
     pipeline, _ = build_pipeline(cam, options, detector=base)
     assert isinstance(pipeline.detector, TiledDetector) and untiled(pipeline.detector) is base
-    assert len(pipeline.detector.tiles_for(1920, 1080)) == 1  # the crossing's tile overlaps the line's: one
+    # the crossing's area overlaps the line's: one area around both, one row of two tiles
+    assert [(t.y1, t.y2) for t in pipeline.detector.tiles_for(1920, 1080)] == [(592.0, 908.0)] * 2
 
     bad = tmp_path / "bad.yaml"
     bad.write_text(textwrap.dedent(CAMERA).replace("[stop_line, crossing]", "[stop_line, zebra]"), encoding="utf-8")
@@ -203,11 +219,11 @@ def test_real_detector_on_a_large_frame_keeps_the_frames_detections_and_adds_til
     base = load_detector("vehicle-detector-int8")
     aisle = ((800.0, 300.0), (1200.0, 300.0), (1200.0, 800.0), (800.0, 800.0))
     tiled = TiledDetector(base, (aisle,))
-    (tile,) = tiled.tiles_for(1920, 1080)
+    tiles = tiled.tiles_for(1920, 1080)
     full = base.detect(big)
     got = tiled.detect(big)
-    assert tiled.tiles_run == 1 and full
+    assert tiled.tiles_run == len(tiles) >= 1 and full
     assert got[: len(full)] == full
     for d in got[len(full):]:
-        assert tile.x1 <= d.box.x1 and d.box.x2 <= tile.x2 and tile.y1 <= d.box.y1 and d.box.y2 <= tile.y2
+        assert any(t.x1 <= d.box.x1 and d.box.x2 <= t.x2 and t.y1 <= d.box.y1 and d.box.y2 <= t.y2 for t in tiles)
         assert not any(f.label == d.label and f.box.iou(d.box) >= 0.5 for f in full)
