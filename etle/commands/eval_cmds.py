@@ -348,6 +348,47 @@ def register(app: typer.Typer) -> None:
             _write_json(json_path, report)
             _say(out_c, f"figures written to {json_path}")
 
+    @eval_app.command("riders")
+    def riders(
+        truth: Path = typer.Argument(Path("eval/truth/riders_photos.yaml"), help="Truth file of photos (eval/truth/riders_photos.yaml)."),
+        detector_name: str = typer.Option("vehicle-detector", "--detector", help="Vehicle detector: a manifest name or a model file."),
+        min_persons: int = typer.Option(3, "--min-persons", min=2, help="Persons on one motorcycle that violate (the rule's default)."),
+        json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the figures to this JSON file."),
+        no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
+    ) -> None:
+        """more_than_two on real photos: each photo's motorcycles judged as the rule judges one
+        frame, against motorcycles a person counted three or more on."""
+        from etle.config.run import RunOptions
+        from etle.detect.detector import load_detector
+        from etle.evaluate import riders as rv
+        from etle.rules.more_than_two import MoreThanTwoOptions
+
+        spec, root = rv.load_riders_truth(truth)
+        if not root.is_dir():
+            raise ConfigError(f"{truth}: the photo folder {root} does not exist (is ../shared/data beside the repository?)")
+        out_c, err = _console(), _console(stderr=True)
+        det = load_detector(detector_name, conf_threshold=RunOptions().conf_threshold)
+        with _progress(err, not no_progress, "photos", len(spec.photos)) as tick:
+            results = rv.evaluate_photos(spec, root, det, min_persons=min_persons,
+                                         min_overlap=MoreThanTwoOptions().min_overlap, tick=tick)
+        report = {"kind": "riders", **rv.report_dict(results, truth_file=str(truth), detector=detector_name),
+                  "min_persons": min_persons}
+        table = Table(title=f"more_than_two on photos ({detector_name}, {min_persons} or more)")
+        for h in ("photo", "labelled", "called", "TP", "FP", "missed", "persons", "motorcycles", "what a person sees"):
+            table.add_column(h)
+        for r in results:
+            if r.crowded or r.called:
+                table.add_row(Path(r.file).name[:28], str(len(r.crowded)), str(len(r.called)), str(r.tp), str(r.fp), str(r.fn),
+                              str(r.persons), str(r.motorcycles), r.note)
+        out_c.print(table)
+        fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
+        _say(out_c, f"{report['photos']} photos, {report['labelled']} motorcycles with three or more: "
+                    f"{report['tp']} found, {report['fp']} false, {report['fn']} missed "
+                    f"(precision {fmt(report['precision'])}, recall {fmt(report['recall'])})")
+        if json_path is not None:
+            _write_json(json_path, report)
+            _say(out_c, f"figures written to {json_path}")
+
     @eval_app.command("report")
     def report_cmd(
         results: Path = typer.Argument(Path("eval/results"), help="Folder of eval JSON files (etle eval ... --json)."),

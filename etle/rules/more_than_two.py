@@ -11,15 +11,16 @@ by side under one merged motorcycle box are not one crowded motorcycle.
 from __future__ import annotations
 
 from collections import deque
+from typing import Iterable, Mapping
 
 from pydantic import Field
 
 from etle.rules.base import PerTrackState, RuleContext, RuleSpec, make_violation
 from etle.rules.riders import assign_riders, seated_together
 from etle.schema import ConfigModel
-from etle.types import FrameContext, Violation
+from etle.types import Box, FrameContext, TrackedObject, Violation
 
-__all__ = ["RULES", "MoreThanTwoOptions", "MoreThanTwoRule"]
+__all__ = ["RULES", "MoreThanTwoOptions", "MoreThanTwoRule", "crowded_motorcycles"]
 
 
 class MoreThanTwoOptions(ConfigModel):
@@ -34,6 +35,20 @@ class MoreThanTwoOptions(ConfigModel):
         le=1,
         description="Fraction of a person's box inside the motorcycle box to count as a rider.",
     )
+
+
+def crowded_motorcycles(objects: Iterable[TrackedObject], *, min_persons: int = 3,
+                        min_overlap: float = 0.3) -> dict[int, tuple[int, ...]]:
+    """One frame's judgement: motorcycle track id -> its riders (:func:`assign_riders`), for the
+    motorcycles with ``min_persons`` or more riders seated together (:func:`seated_together`).
+    The rule asks this of every frame; ``etle eval riders`` asks it of still photos."""
+    objs = list(objects)
+    return _crowded(assign_riders(objs, min_overlap=min_overlap), {o.track_id: o.box for o in objs}, min_persons)
+
+
+def _crowded(riders: Mapping[int, tuple[int, ...]], boxes: Mapping[int, Box], min_persons: int) -> dict[int, tuple[int, ...]]:
+    return {moto: persons for moto, persons in riders.items()
+            if len(persons) >= min_persons and seated_together(boxes[p] for p in persons) >= min_persons}
 
 
 class MoreThanTwoRule(PerTrackState):
@@ -70,13 +85,14 @@ class MoreThanTwoRule(PerTrackState):
         pts = ctx.frame.pts
         objects = ctx.by_id()
         out: list[Violation] = []
-        for moto_id, persons in assign_riders(ctx.objects, min_overlap=self._min_overlap).items():
+        riders = assign_riders(ctx.objects, min_overlap=self._min_overlap)
+        crowded = _crowded(riders, {k: o.box for k, o in objects.items()}, self._min_persons)
+        for moto_id, persons in riders.items():
             hits = self._tracks.get(moto_id)
             if hits is not None:
                 while hits and hits[0] < pts - self._window:
                     hits.popleft()
-            together = seated_together(objects[p].box for p in persons) if len(persons) >= self._min_persons else 0
-            if together < self._min_persons:
+            if moto_id not in crowded:
                 if hits is not None and not hits:
                     del self._tracks[moto_id]
                 continue
