@@ -352,6 +352,7 @@ def register(app: typer.Typer) -> None:
     def riders(
         truth: Path = typer.Argument(Path("eval/truth/riders_photos.yaml"), help="Truth file of photos (eval/truth/riders_photos.yaml)."),
         detector_name: str = typer.Option("vehicle-detector", "--detector", help="Vehicle detector: a manifest name or a model file."),
+        data: Optional[Path] = typer.Option(None, "--data", help="The photos' folder (default: the truth file's `data`)."),
         min_persons: int = typer.Option(3, "--min-persons", min=2, help="Persons on one motorcycle that violate (the rule's default)."),
         json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the figures to this JSON file."),
         no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
@@ -364,6 +365,7 @@ def register(app: typer.Typer) -> None:
         from etle.rules.more_than_two import MoreThanTwoOptions
 
         spec, root = rv.load_riders_truth(truth)
+        root = data if data is not None else root
         if not root.is_dir():
             raise ConfigError(f"{truth}: the photo folder {root} does not exist (is ../shared/data beside the repository?)")
         out_c, err = _console(), _console(stderr=True)
@@ -371,7 +373,7 @@ def register(app: typer.Typer) -> None:
         with _progress(err, not no_progress, "photos", len(spec.photos)) as tick:
             results = rv.evaluate_photos(spec, root, det, min_persons=min_persons,
                                          min_overlap=MoreThanTwoOptions().min_overlap, tick=tick)
-        report = {"kind": "riders", **rv.report_dict(results, truth_file=str(truth), detector=detector_name),
+        report = {"kind": "riders", **rv.report_dict(results, truth_file=str(truth), detector=detector_name, note=spec.note),
                   "min_persons": min_persons}
         table = Table(title=f"more_than_two on photos ({detector_name}, {min_persons} or more)")
         for h in ("photo", "labelled", "called", "TP", "FP", "missed", "persons", "motorcycles", "what a person sees"):

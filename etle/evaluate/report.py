@@ -4,7 +4,7 @@
 page holds only figures read from those files (and says which file and command gave each), so a
 figure in the docs is always the output of a command in the repository.
 
-Each JSON carries ``kind`` (``violations``, ``helmet``, ``privacy``; ``scale`` is left to
+Each JSON carries ``kind`` (``violations``, ``riders``, ``helmet``, ``privacy``; ``scale`` is left to
 docs/scale.md) or is an ``etle eval plates`` report
 (``readers``); unknown files are listed as skipped.
 """
@@ -121,6 +121,25 @@ def _helmet(name: str, r: Mapping[str, Any]) -> str:
     ])
 
 
+def _riders(name: str, r: Mapping[str, Any]) -> str:
+    rows = [[Path(i["file"]).name, str(i["labelled"]), str(len(i["called"])), str(i["tp"]), str(i["fp"]), str(i["fn"]),
+             " ".join(str(i.get("note", "")).split())] for i in r["items"] if i["labelled"] or i["called"]]
+    return "\n".join([
+        f"### more_than_two on real photos (`etle eval riders`, {r['detector']})", "",
+        f"From `{name}` (truth `{r['truth']}`, labelled by looking at the photos). None of the shared clips shows a "
+        "motorcycle carrying three, so the rule's judgement of one frame (the detector's persons and motorcycles, "
+        "each person given to one motorcycle, three or more seated together) is measured on "
+        f"{r['photos']} photos: {r['labelled']} motorcycles carrying three or more, and "
+        f"{r['photos_without']} photos where every motorcycle carries one or two (pillion riders, bicycles, parked "
+        "motorcycles). A call is right when its motorcycle's box holds a labelled point. The rule also needs "
+        "`min_frames` such frames within `window_s` of video, which a photo cannot show."
+        + (f" {r['note']}" if r.get("note") else ""), "",
+        f"**{r['tp']} of {r['labelled']} found, {r['fp']} false** (precision {_f(r['precision'])}, recall "
+        f"{_f(r['recall'])}). Photos with a labelled or a called motorcycle:", "",
+        _table(["photo", "labelled", "called", "TP", "FP", "missed", "what a person sees"], rows), "",
+    ])
+
+
 def _plates(name: str, r: Mapping[str, Any]) -> str:
     rows = []
     for e in r["readers"]:
@@ -196,12 +215,15 @@ def _machines(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
 
 def render(results: Mapping[str, Mapping[str, Any]], *, command: str = "scripts/accuracy.sh") -> str:
     """The page for ``results`` (file name -> parsed JSON)."""
-    sections: dict[str, list[str]] = {"violations": [], "helmet": [], "plates": [], "privacy": [], "int8": [], "skipped": []}
+    sections: dict[str, list[str]] = {"violations": [], "riders": [], "helmet": [], "plates": [], "privacy": [], "int8": [],
+                                      "skipped": []}
     for name, r in sorted(results.items()):
         if r.get("kind") == "violations":
             sections["violations"].append(_violations(name, r))
         elif r.get("kind") == "helmet":
             sections["helmet"].append(_helmet(name, r))
+        elif r.get("kind") == "riders":
+            sections["riders"].append(_riders(name, r))
         elif r.get("kind") == "privacy":
             sections["privacy"].append(_privacy(name, r))
         elif r.get("kind") == "scale":
@@ -233,6 +255,7 @@ def render(results: Mapping[str, Mapping[str, Any]], *, command: str = "scripts/
     if notes:
         out += [notes]
     out += sections["violations"] or ["(no violations report)\n"]
+    out += sections["riders"]
     out += ["## Helmets (`etle eval helmet`)", ""] + (sections["helmet"] or ["(no helmet report)\n"])
     out += ["## Plates (`etle eval plates`)", "",
             "Speeds here are what the eval printed on the machine that ran it, under whatever else it was "

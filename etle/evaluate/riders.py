@@ -54,6 +54,7 @@ class RidersTruth(_Model):
     version: int = Field(default=1, ge=1, le=1)
     data: str = Field(description="Folder of the photos, relative to the truth file.")
     box_margin: float = Field(default=0.1, ge=0, le=1, description="Boxes grown by this share of their size.")
+    note: str = Field(default="", description="How the photos were chosen and used (shown in the report).")
     photos: tuple[TruthPhoto, ...] = Field(min_length=1)
 
     @field_validator("photos")
@@ -138,12 +139,13 @@ def evaluate_photos(truth: RidersTruth, root: Path, detector: Any, *, min_person
     return out
 
 
-def report_dict(results: Sequence[PhotoResult], *, truth_file: str, detector: str) -> dict[str, Any]:
+def report_dict(results: Sequence[PhotoResult], *, truth_file: str, detector: str, note: str = "") -> dict[str, Any]:
     """Totals and every photo, for ``--json`` and ``etle eval report``."""
     tp, fp, fn = (sum(getattr(r, k) for r in results) for k in ("tp", "fp", "fn"))
     return {
         "truth": truth_file,
         "detector": detector,
+        "note": " ".join(note.split()),
         "photos": len(results),
         "labelled": tp + fn,
         "photos_without": sum(1 for r in results if not r.crowded),

@@ -48,7 +48,8 @@ def crowded_motorcycles(objects: Iterable[TrackedObject], *, min_persons: int = 
 
 def _crowded(riders: Mapping[int, tuple[int, ...]], boxes: Mapping[int, Box], min_persons: int) -> dict[int, tuple[int, ...]]:
     return {moto: persons for moto, persons in riders.items()
-            if len(persons) >= min_persons and seated_together(boxes[p] for p in persons) >= min_persons}
+            if len(persons) >= min_persons
+            and seated_together(boxes[p] for p in persons) >= min_persons}
 
 
 class MoreThanTwoRule(PerTrackState):

@@ -12,7 +12,10 @@ Two detector artefacts are cleaned first, because each inflates a passenger coun
   draws one box around two bikes side by side) gets no riders: its persons go to the bikes
   inside it, or to none;
 - a *duplicate* person box (the same rider detected twice, e.g. upper body and whole body: one
-  box mostly inside the other with the tops level) counts once.
+  box mostly inside the other with the tops level, about as wide) counts once.  A box inside a
+  rider's that is much narrower and shorter is a child in front of the rider (or on their lap),
+  not a duplicate: its feet are hidden, so it rides the motorcycle its rider rides
+  (:func:`_child_of`).
 
 A passenger on the rear seat of a motorcycle seen at an angle often sticks out of the
 motorcycle's box (the next motorcycle hides its rear) and overlaps the neighbouring motorcycle
@@ -62,6 +65,18 @@ PASSENGER_SIDE = 0.5
 PASSENGER_ABOVE = 0.15
 #: ... and at most this fraction below it (a child sits lower).
 PASSENGER_BELOW = 0.35
+#: A child in front of (or on the lap of) a rider: a person box at least this share inside the
+#: rider's box, ...
+CHILD_INSIDE = 0.8
+#: ... at most this share of the rider's height tall and of the rider's width wide (a second
+#: box of the rider's own upper body is about as wide as the rider's box: a duplicate), ...
+CHILD_SIZE = 0.75
+#: ... its top not above the rider's, and below it by at most this share of the rider's height,
+CHILD_BELOW = 0.5
+#: ... and its bottom (where it sits) at least this share of the rider's height below the
+#: rider's top: a child sits at the rider's seat, while a distant rider behind, small enough to
+#: fall inside a near rider's box, ends high in it.
+CHILD_SEAT = 0.45
 
 
 def rider_score(person: Box, motorcycle: Box) -> float:
@@ -98,7 +113,8 @@ def duplicate_persons(persons: list[TrackedObject]) -> set[int]:
         for big in persons:
             if small.track_id == big.track_id or small.box.area >= big.box.area or big.track_id in out:
                 continue
-            if _contained(small.box, big.box) >= CONTAIN and abs(small.box.y1 - big.box.y1) <= TOP_LEVEL * big.box.height:
+            if (_contained(small.box, big.box) >= CONTAIN and abs(small.box.y1 - big.box.y1) <= TOP_LEVEL * big.box.height
+                    and not _child_sized(small.box, big.box)):
                 out.add(small.track_id)
                 break
     return out
@@ -121,6 +137,26 @@ def _behind(person: Box, rider: Box, motorcycle: Box) -> bool:
     return -PASSENGER_ABOVE * rider.height <= dy <= PASSENGER_BELOW * rider.height and _feet_at(
         person, motorcycle, PASSENGER_SIDE
     )
+
+
+def _child_of(person: Box, rider: Box) -> float:
+    """The share of ``person``'s box inside ``rider``'s when ``person`` is a child sitting in front
+    of the rider (or on their lap): small, inside the rider's box, head lower; else 0.  Such a
+    child's feet are hidden by the rider's legs and the motorcycle, so :func:`rider_score` (which
+    looks for feet at the motorcycle) does not find them."""
+    if person.area <= 0 or rider.height <= 0 or not _child_sized(person, rider):
+        return 0.0
+    inside = _contained(person, rider)
+    dy = person.y1 - rider.y1
+    if inside < CHILD_INSIDE or not 0 <= dy <= CHILD_BELOW * rider.height:
+        return 0.0
+    if person.y2 < rider.y1 + CHILD_SEAT * rider.height:
+        return 0.0
+    return inside
+
+
+def _child_sized(small: Box, big: Box) -> bool:
+    return small.height <= CHILD_SIZE * big.height and small.width <= CHILD_SIZE * big.width
 
 
 def _shared_width(a: Box, b: Box) -> float:
@@ -179,6 +215,11 @@ def association_scores(
             if rider is not None and person.track_id != rider.track_id and _behind(person.box, rider.box, moto.box):
                 score += person.box.intersection(rider.box) / person.box.area
             scores[person.track_id] = score
+        on_it = [q for q in persons if base[q.track_id] >= min_overlap]
+        for person in persons:
+            if scores[person.track_id] < min_overlap:
+                child = max((_child_of(person.box, q.box) for q in on_it if q.track_id != person.track_id), default=0.0)
+                scores[person.track_id] += child
         elsewhere = [q for q in persons if scores[q.track_id] < min_overlap]  # not on this motorcycle
         for person in persons:
             score = scores[person.track_id]
@@ -219,8 +260,6 @@ def assign_riders(
 
 #: two persons sit on one seat when their boxes share this fraction of the narrower one's width
 SEAT_OVERLAP = 0.15
-
-
 def seated_together(persons: Iterable[Box], min_overlap: float = SEAT_OVERLAP) -> int:
     """The size of the largest group of persons chained by overlapping widths.
 

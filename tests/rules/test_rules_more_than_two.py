@@ -190,3 +190,41 @@ def test_a_passenger_sitting_with_the_rider_is_kept_beside_other_riders() -> Non
     next_moto = _obj(5, "motorcycle", (215, 150, 315, 300))
     next_rider = _obj(6, "person", (190, 35, 290, 280))  # overlaps the passenger by 10 px
     assert assign_riders([moto, rider, passenger, child, next_moto, next_rider]) == {1: (2, 3, 4), 5: (6,)}
+
+
+def test_a_child_in_front_whose_feet_are_hidden_rides_the_riders_motorcycle() -> None:
+    """A child on the tank in front of the rider (photos of families on one motorcycle): its box
+    lies inside the rider's, ends at the seat, and no feet show at the motorcycle."""
+    from etle.rules.more_than_two import crowded_motorcycles
+    from etle.rules.riders import rider_score
+
+    moto = _obj(1, "motorcycle", (100, 150, 200, 300))
+    rider = _obj(2, "person", (110, 40, 190, 280))
+    passenger = _obj(3, "person", (150, 35, 230, 280))
+    child = _obj(4, "person", (125, 60, 165, 170))
+    assert rider_score(child.box, moto.box) == 0  # its feet are not at the motorcycle
+    assert assign_riders([moto, rider, child]) == {1: (2, 4)}
+    assert set(crowded_motorcycles([moto, rider, passenger, child])) == {1}
+    assert crowded_motorcycles([moto, rider, passenger]) == {}
+
+
+def test_a_distant_person_inside_a_near_riders_box_is_not_a_child() -> None:
+    """Small and inside the rider's box, but ending high in it: someone further back (a photo's
+    background rider), not a child at the seat."""
+    moto = _obj(1, "motorcycle", (100, 150, 200, 300))
+    rider = _obj(2, "person", (110, 40, 190, 280))
+    far = _obj(4, "person", (130, 45, 160, 120))
+    above = _obj(5, "person", (130, 20, 160, 160))  # head above the rider's: not in front of them
+    assert assign_riders([moto, rider, far]) == {1: (2,)}
+    assert assign_riders([moto, rider, above]) == {1: (2,)}
+
+
+def test_a_second_box_of_the_riders_upper_body_stays_a_duplicate() -> None:
+    """As wide as the rider's box with the top level: the rider detected twice, not a child."""
+    from etle.rules.riders import duplicate_persons
+
+    rider = _obj(2, "person", (110, 40, 190, 280))
+    upper = _obj(3, "person", (112, 42, 186, 170))
+    child = _obj(4, "person", (125, 45, 165, 170))  # top level too, but half the width
+    assert duplicate_persons([rider, upper]) == {3}
+    assert duplicate_persons([rider, child]) == set()
