@@ -12,6 +12,8 @@ mkdir -p "$OUT"
 $ETLE eval violations eval/truth/shared_clips.yaml --fast --details --no-progress --json "$OUT/violations-fast.json"
 $ETLE eval violations eval/truth/shared_clips.yaml --details --no-progress --json "$OUT/violations-default.json"
 $ETLE eval riders eval/truth/riders_photos.yaml --data "$DATA/helmet/roboflow_helmet_ccby" --no-progress --json "$OUT/riders.json"
+$ETLE eval riders eval/truth/riders_photos.yaml --data "$DATA/helmet/roboflow_helmet_ccby" --detector vehicle-detector-int8 \
+  --no-progress --json "$OUT/riders-fast.json"
 $ETLE eval helmet "$DATA/helmet/roboflow_helmet_ccby/test" "$DATA/helmet/bikeshelmets_subset" --no-progress --json "$OUT/helmet.json"
 $ETLE eval privacy eval/truth/faces.yaml "$DATA/helmet/roboflow_helmet_ccby/test" --no-progress --json "$OUT/privacy.json"
 $ETLE eval plates "$DATA/plates/indonesia_ilpr_test/images" --labels "$DATA/plates/indonesia_ilpr_test/labels.csv" \

@@ -1,6 +1,8 @@
 """More than two on a motorcycle (UU 22/2009 art. 292): three or more persons riding one.
 
-Per frame, riders come from :func:`etle.rules.riders.assign_riders`.  One frame is not
+Per frame, riders come from :func:`etle.rules.riders.assign_riders` (a child sitting in front of
+its rider counts, though its feet are hidden); :func:`crowded_motorcycles` is that one-frame
+judgement, which ``etle eval riders`` measures on labelled photos.  One frame is not
 evidence (a pedestrian passing behind a motorcycle is briefly "on" it), so the rule fires only
 when the motorcycle carried at least ``min_persons`` in ``min_frames`` frames within the last
 ``window_s`` seconds of pts, and only on a frame that itself shows them (good evidence).  The
