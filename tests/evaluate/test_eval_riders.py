@@ -89,3 +89,19 @@ def test_shipped_photos_with_the_real_detector(shared_data: Path):
     assert rep["labelled"] == 8 and rep["photos"] == 34
     assert rep["tp"] >= MIN_FOUND, rep
     assert rep["fp"] <= MAX_FALSE, [r.file for r in results if r.fp]
+
+
+def test_cli_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                             monkeypatch: pytest.MonkeyPatch):
+    import sys
+
+    from etle.cli import main
+
+    truth = _write(tmp_path, "data: photos\nphotos:\n  - {file: a.jpg}\n")
+    for args, message in ((["eval", "riders", str(tmp_path / "none.yaml")], "truth file not found"),
+                          (["eval", "riders", str(truth)], "the photo folder")):
+        monkeypatch.setattr(sys, "argv", ["etle", *args])
+        with pytest.raises(SystemExit) as exc:
+            main()
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and message in err and err.count("\n") == 1 and "Traceback" not in err
