@@ -151,10 +151,8 @@ def _same(a: Box, b: Box, iou: float) -> bool:
     vehicle the full frame boxed a little larger)."""
     if a.iou(b) >= iou:
         return True
-    ix = max(0.0, min(a.x2, b.x2) - max(a.x1, b.x1))
-    iy = max(0.0, min(a.y2, b.y2) - max(a.y1, b.y1))
     small = min(a.area, b.area)
-    return small > 0 and ix * iy / small >= 0.8
+    return small > 0 and a.intersection(b) / small >= 0.8
 
 
 def merge(full: Sequence[Detection], per_tile: Sequence[Sequence[Detection]], tiles: Sequence[Box],
