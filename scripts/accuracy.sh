@@ -15,6 +15,7 @@ $ETLE eval riders eval/truth/riders_photos.yaml --data "$DATA/helmet/roboflow_he
 $ETLE eval riders eval/truth/riders_photos.yaml --data "$DATA/helmet/roboflow_helmet_ccby" --detector vehicle-detector-int8 \
   --no-progress --json "$OUT/riders-fast.json"
 $ETLE eval helmet "$DATA/helmet/roboflow_helmet_ccby/test" "$DATA/helmet/bikeshelmets_subset" --no-progress --json "$OUT/helmet.json"
+$ETLE eval lamps --split test --no-progress --json "$OUT/lamps.json"
 $ETLE eval privacy eval/truth/faces.yaml "$DATA/helmet/roboflow_helmet_ccby/test" --no-progress --json "$OUT/privacy.json"
 $ETLE eval plates "$DATA/plates/indonesia_ilpr_test/images" --labels "$DATA/plates/indonesia_ilpr_test/labels.csv" \
   --crosscheck "$DATA/plates/indonesia_ilpr_test/crosscheck.csv" --reader rapidocr+crnn --no-progress --json "$OUT/plates-ilpr.json"

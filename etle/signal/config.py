@@ -77,13 +77,31 @@ class RoiSignalConfig(ConfigModel):
     debounce_s: float = Field(
         default=0.3, ge=0, description="A new colour must be stable this long before it counts."
     )
+    hold_dark_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="A lamp that reads dark (LED flicker against the shutter, a passing truck) for "
+        "less than this keeps its last colour; longer, the state becomes 'unknown'.",
+    )
     min_fraction: float = Field(
-        default=0.02,
+        default=0.002,
         gt=0,
         le=1,
-        description="Fraction of the region's pixels that must be lit in one colour.",
+        description="Lit colour mass (each lit pixel weighted by saturation x value, 0..1) of the "
+        "winning colour, as a share of the region's pixels, below which the lamp reads dark.",
     )
-    min_saturation: int = Field(default=90, ge=0, le=255, description="HSV S of a lit lamp pixel.")
+    min_margin: float = Field(
+        default=2.0,
+        ge=1,
+        description="The winning colour's mass must be this many times the next colour's, else "
+        "the reading is 'unknown' (a yellow lamp whose halo looks red).",
+    )
+    min_saturation: int = Field(
+        default=25,
+        ge=0,
+        le=255,
+        description="HSV S of a lit lamp pixel (low: overexposed lamps are pale in the middle).",
+    )
     min_value: int = Field(default=160, ge=0, le=255, description="HSV V of a lit lamp pixel.")
 
 

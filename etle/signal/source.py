@@ -103,11 +103,15 @@ class FixedPlanSignal:
         return SignalState(self._phases[-1].state, source="plan")  # float round-off at the end
 
 
-# Hue ranges (OpenCV H is 0..179) of lit lamps.  Green heads often look cyan, hence up to 100.
+# Hue ranges (OpenCV H is 0..179) of lit lamps, chosen on the training split of real lamp crops
+# (`etle eval lamps`).  Real red LEDs look pink-red (H 160-179, 0-6); yellow ones orange (H 10-35)
+# and their overexposed halo can look red, hence the gap 7-9 that counts for neither; green ones
+# cyan (H 80-100).  Green starts at 60, above sunlit foliage and yellow-green (H 35-60), and stops
+# short of the sky (H 100-120).
 _HUES: dict[str, tuple[tuple[int, int], ...]] = {
-    "red": ((0, 10), (165, 179)),
-    "yellow": ((15, 35),),
-    "green": ((40, 100),),
+    "red": ((0, 6), (160, 179)),
+    "yellow": ((10, 35),),
+    "green": ((60, 100),),
 }
 
 
@@ -117,16 +121,23 @@ class _Debounce:
     confidence: float = 0.0
     candidate: str | None = None
     since: float = 0.0
+    dark_since: float | None = None
     last_pts: float | None = field(default=None)
 
 
 class RoiColourSignal:
     """Classify the lit lamp inside a polygon by HSV colour, debounced on pts.
 
-    A pixel is lit when its saturation and value reach ``min_saturation`` / ``min_value``; the
-    colour with the most lit pixels wins when they are at least ``min_fraction`` of the
-    polygon, else the raw reading is 'unknown'.  The reported state changes only after a new
-    raw reading has held for ``debounce_s`` of pts; it starts as 'unknown'.
+    A pixel is lit when its saturation and value reach ``min_saturation`` / ``min_value``; each
+    lit pixel adds its saturation x value (0..1) to the mass of the colour its hue falls in.  The
+    colour with the most mass wins when that mass is at least ``min_fraction`` of the polygon's
+    pixels and ``min_margin`` times the next colour's; else the raw reading is 'unknown'.
+    Weighting by saturation x value lets the coloured, bright halo of an overexposed lamp decide
+    rather than its white core or a dull coloured background.
+
+    The reported state changes only after a new raw reading has held for ``debounce_s`` of pts;
+    it starts as 'unknown'.  A dark reading ('unknown') while a colour is stable keeps that
+    colour for up to ``hold_dark_s`` (LED flicker, a vehicle passing in front of the head).
     """
 
     def __init__(
@@ -134,15 +145,19 @@ class RoiColourSignal:
         polygon: tuple[tuple[float, float], ...] | list[tuple[float, float]],
         *,
         debounce_s: float = 0.3,
-        min_fraction: float = 0.02,
-        min_saturation: int = 90,
+        hold_dark_s: float = 1.0,
+        min_fraction: float = 0.002,
+        min_margin: float = 2.0,
+        min_saturation: int = 25,
         min_value: int = 160,
     ) -> None:
         if len(polygon) < 3:
             raise ValueError("the signal polygon needs at least 3 points")
         self._polygon = np.round(np.asarray(polygon, dtype=np.float64)).astype(np.int32)
         self._debounce = debounce_s
+        self._hold_dark = max(hold_dark_s, debounce_s)
         self._min_fraction = min_fraction
+        self._min_margin = min_margin
         self._min_s = min_saturation
         self._min_v = min_value
         self._mask_cache: dict[tuple[int, int], tuple[tuple[int, int, int, int], np.ndarray]] = {}
@@ -153,7 +168,9 @@ class RoiColourSignal:
         return cls(
             cfg.polygon,
             debounce_s=cfg.debounce_s,
+            hold_dark_s=cfg.hold_dark_s,
             min_fraction=cfg.min_fraction,
+            min_margin=cfg.min_margin,
             min_saturation=cfg.min_saturation,
             min_value=cfg.min_value,
         )
@@ -170,28 +187,32 @@ class RoiColourSignal:
             self._mask_cache[key] = ((x0, y0, x1, y1), mask)
         return self._mask_cache[key]
 
-    def classify(self, image: np.ndarray) -> tuple[str, float]:
-        """Raw (undebounced) colour of one BGR image and its share of the lit pixels."""
+    def colour_mass(self, image: np.ndarray) -> tuple[dict[str, float], int]:
+        """Each colour's lit mass in the polygon of one BGR image, and the polygon's pixel count."""
         found = self._mask(image.shape[0], image.shape[1])
         if found is None:
-            return UNKNOWN, 0.0
+            return {c: 0.0 for c in _HUES}, 0
         (x0, y0, x1, y1), mask = found
         hsv = cv2.cvtColor(np.ascontiguousarray(image[y0:y1, x0:x1]), cv2.COLOR_BGR2HSV)
         inside = mask > 0
         area = int(inside.sum())
-        if area == 0:
-            return UNKNOWN, 0.0
         hue, sat, val = hsv[..., 0], hsv[..., 1], hsv[..., 2]
         lit = inside & (sat >= self._min_s) & (val >= self._min_v)
-        counts = {
-            colour: int(sum((lit & (hue >= lo) & (hue <= hi)).sum() for lo, hi in ranges))
-            for colour, ranges in _HUES.items()
-        }
-        colour, count = max(counts.items(), key=lambda kv: kv[1])
-        total = sum(counts.values())
-        if count < self._min_fraction * area:
+        weight = sat[lit].astype(np.float32) * val[lit].astype(np.float32) / (255.0 * 255.0)
+        hist = np.bincount(hue[lit], weights=weight, minlength=180)
+        mass = {c: float(sum(hist[lo : hi + 1].sum() for lo, hi in r)) for c, r in _HUES.items()}
+        return mass, area
+
+    def classify(self, image: np.ndarray) -> tuple[str, float]:
+        """Raw (undebounced) colour of one BGR image and its share of the lit colour mass."""
+        mass, area = self.colour_mass(image)
+        if area == 0:
             return UNKNOWN, 0.0
-        return colour, count / total
+        ranked = sorted(mass.items(), key=lambda kv: kv[1], reverse=True)
+        (colour, best), (_, second) = ranked[0], ranked[1]
+        if best < self._min_fraction * area or best < self._min_margin * second:
+            return UNKNOWN, 0.0
+        return colour, best / sum(mass.values())
 
     def state_at(self, frame: Frame) -> SignalState:
         raw, confidence = self.classify(frame.image)
@@ -199,6 +220,15 @@ class RoiColourSignal:
         if st.last_pts is not None and frame.pts < st.last_pts:
             self._state = st = _Debounce()  # the source restarted
         st.last_pts = frame.pts
+        if raw == UNKNOWN and st.stable != UNKNOWN:
+            if st.dark_since is None:
+                st.dark_since = frame.pts
+            if frame.pts - st.dark_since < self._hold_dark:
+                return SignalState(st.stable, source="roi", confidence=st.confidence)
+            log.debug("signal %s -> dark at pts %.3f", st.stable, frame.pts)
+            st.stable, st.candidate, st.confidence = UNKNOWN, None, 0.0
+            return SignalState(UNKNOWN, source="roi", confidence=0.0)
+        st.dark_since = None
         if raw == st.stable:
             st.candidate = None
             st.confidence = confidence if raw != UNKNOWN else 0.0

@@ -142,3 +142,17 @@ def test_preview_draws_the_detect_tiles_and_says_whether_they_run(app, tmp_path)
     assert r.exit_code == 0, r.output
     assert "no tile runs: the detector does not shrink this frame" in r.output
     assert config.detect_tiles == ("stop_line",)
+
+
+def test_preview_says_what_the_lamp_reads(app, cam, tmp_path):
+    lit = frame()
+    cv2.circle(lit, (310, 20), 7, (40, 40, 245), -1)  # the red lamp inside the signal polygon
+    for name, img, expected in (("lit.png", lit, "red"), ("dark.png", frame(), "unknown")):
+        src = tmp_path / name
+        cv2.imwrite(str(src), img)
+        r = CliRunner().invoke(app, ["zones", "preview", str(src), "--camera", str(cam), "-o", str(tmp_path / "z.png")])
+        assert r.exit_code == 0, r.output
+        assert f"signal roi reads {expected} at 0.00 s" in r.output, r.output
+        if expected == "red":
+            assert re.search(r"red 0\.[1-9]\d{3}, yellow 0\.0000, green 0\.0000", r.output), r.output
+    assert "red 0.0000, yellow 0.0000, green 0.0000" in r.output

@@ -28,9 +28,16 @@ PLATES = {"images": "/d/plates/ilpr/images", "mode": "crops", "country": "id", "
     {"reader": "rapidocr+crnn", "status": "ok", "summaries": [
         {"subset": "all", "n": 92, "exact": 84, "accuracy": 0.913, "char_accuracy": 0.97, "median_ms": 14.1, "unread": 0}]}]}
 
+LAMPS = {"kind": "lamps", "data": "lamp crops", "crops": 10, "right": 7, "wrong": 1, "unknown": 2, "accuracy": 0.7,
+         "red_precision": 1.0, "red_recall": 0.8,
+         "options": {"min_fraction": 0.002, "min_margin": 2.0, "min_saturation": 25, "min_value": 160},
+         "states": [{"state": "red", "crops": 5, "right": 4, "wrong": 0, "unknown": 1, "accuracy": 0.8}]}
+
 
 def test_the_page_holds_the_figures_of_the_files() -> None:
-    page = render({"v.json": VIOLATIONS, "h.json": HELMET, "p.json": PLATES, "other.json": {"x": 1}})
+    page = render({"v.json": VIOLATIONS, "h.json": HELMET, "p.json": PLATES, "l.json": LAMPS, "other.json": {"x": 1}})
+    assert "**7 of 10 right, 1 wrong colour, 2 unknown**; red read with precision 1.000 and recall 0.800" in page
+    assert "| red | 5 | 4 | 0 | 1 | 0.800 |" in page and "min_fraction 0.002" in page
     assert "| red_light | 3 | 1 | 2 | 0 | 0.75 | 0.60 | 1/2 exact, 1 ?, 0 wrong |" in page
     assert "| a | red_light | tp | track 4 at 2.50 s | 2-3 s | B1234CD (truth B1234CD: exact) | white car |" in page
     assert "| r/test | run | 152 | 73 | 127 | 60 | 2 | 13 | 0.968 | 0.822 |" in page

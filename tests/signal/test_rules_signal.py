@@ -145,3 +145,78 @@ def test_the_plan_uses_frame_time_only():
     a = [sig.state_at(frame(t, wall_start=start)).state for t in range(40)]
     b = [sig.state_at(frame(t, wall_start=start + timedelta(days=3))).state for t in range(40)]
     assert a == b
+
+
+def _hsv_disc(img: np.ndarray, centre: tuple[int, int], radius: int, hue: int, sat: int, val: int) -> None:
+    """Draw a filled disc of one HSV colour (OpenCV ranges) into a BGR image."""
+    bgr = cv2.cvtColor(np.uint8([[[hue, sat, val]]]), cv2.COLOR_HSV2BGR)[0, 0]
+    cv2.circle(img, centre, radius, tuple(int(c) for c in bgr), -1)
+
+
+def overexposed(hue: int, y: int = 20) -> np.ndarray:
+    """A lamp as a camera sees it in daylight: a white core in a pale coloured halo."""
+    img = np.zeros((120, 160, 3), np.uint8)
+    img[10:70, 120:150] = (60, 60, 60)
+    _hsv_disc(img, (135, y), 9, hue, 70, 235)  # halo: pale (S 70 of 255)
+    _hsv_disc(img, (135, y), 5, hue, 5, 255)  # core: white
+    return img
+
+
+@pytest.mark.parametrize("colour,hue", [("red", 175), ("red", 3), ("yellow", 18), ("green", 88)])
+def test_roi_reads_an_overexposed_lamp_by_its_halo(colour, hue):
+    assert RoiColourSignal(HEAD).classify(overexposed(hue))[0] == colour
+
+
+def test_roi_a_yellow_lamp_with_a_red_edge_is_not_red():
+    img = overexposed(18, y=40)
+    _hsv_disc(img, (135, 40), 8, 2, 90, 180)  # the halo's outer ring looks red...
+    _hsv_disc(img, (135, 40), 6, 18, 160, 250)  # ...the lamp itself is yellow
+    assert RoiColourSignal(HEAD).classify(img)[0] == "yellow"
+    even = overexposed(18, y=40)
+    _hsv_disc(even, (135, 40), 9, 2, 160, 250)
+    _hsv_disc(even, (135, 40), 6, 18, 160, 250)  # as much red as yellow: no colour wins by 2x
+    assert RoiColourSignal(HEAD).classify(even)[0] == "unknown"
+
+
+def test_roi_sunlit_foliage_and_sky_are_not_a_green_lamp():
+    img = lamp(None)
+    _hsv_disc(img, (125, 25), 8, 45, 200, 220)  # leaves behind the head
+    _hsv_disc(img, (142, 55), 8, 110, 150, 240)  # sky
+    assert RoiColourSignal(HEAD).classify(img)[0] == "unknown"
+
+
+def test_roi_a_lamp_too_small_for_the_polygon_is_dark():
+    img = lamp(None)
+    cv2.circle(img, (135, 20), 1, (30, 30, 240), -1)  # 5 px in a 35 x 65 polygon
+    assert RoiColourSignal(HEAD).classify(img)[0] == "unknown"
+    assert RoiColourSignal(HEAD, min_fraction=0.001).classify(img)[0] == "red"
+
+
+def test_roi_holds_the_colour_through_a_short_dark_spell():
+    sig = RoiColourSignal(HEAD, debounce_s=0.3, hold_dark_s=1.0)
+    fps = 10
+    seq = ["red"] * 5 + [None] * 8 + ["red"] * 2 + [None] * 12
+    states = [sig.state_at(frame(i / fps, lamp(c))).state for i, c in enumerate(seq)]
+    assert states[3:15] == ["red"] * 12  # 0.8 s dark: held
+    assert states[15:25] == ["red"] * 10  # dark again from 1.5 s: held until 2.5 s
+    assert states[25:] == ["unknown"] * 2
+    never = RoiColourSignal(HEAD, debounce_s=0.3, hold_dark_s=0)
+    states = [never.state_at(frame(i / fps, lamp(c))).state for i, c in enumerate(seq)]
+    assert states[9] == "unknown"  # without the hold, 0.3 s of dark is the debounce
+
+
+def test_roi_a_change_of_colour_is_not_held_like_a_dark_spell():
+    sig = RoiColourSignal(HEAD, debounce_s=0.3, hold_dark_s=5.0)
+    seq = ["red"] * 5 + ["green"] * 5
+    states = [sig.state_at(frame(i / 10, lamp(c))).state for i, c in enumerate(seq)]
+    assert states[8] == "green"  # 0.3 s after the change, whatever the dark hold
+
+
+def test_roi_config_carries_the_reader_options():
+    cam = CameraConfig.model_validate({"id": "c", "signal": {"type": "roi", "polygon": HEAD, "hold_dark_s": 0.5,
+                                                              "min_margin": 3, "min_saturation": 40}})
+    sig = build_signal(cam)
+    assert isinstance(sig, RoiColourSignal)
+    assert (sig._hold_dark, sig._min_margin, sig._min_s) == (0.5, 3, 40)
+    with pytest.raises(ValueError, match="min_margin"):
+        CameraConfig.model_validate({"id": "c", "signal": {"type": "roi", "polygon": HEAD, "min_margin": 0.5}})
