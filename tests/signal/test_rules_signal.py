@@ -220,3 +220,15 @@ def test_roi_config_carries_the_reader_options():
     assert (sig._hold_dark, sig._min_margin, sig._min_s) == (0.5, 3, 40)
     with pytest.raises(ValueError, match="min_margin"):
         CameraConfig.model_validate({"id": "c", "signal": {"type": "roi", "polygon": HEAD, "min_margin": 0.5}})
+
+
+def test_roi_a_flickering_lamp_still_becomes_stable():
+    """An LED lamp dark in every 4th frame at 12.5 fps: the dark frames do not restart the new
+    colour's debounce (they did: a flickering lamp then never read as anything)."""
+    sig = RoiColourSignal(HEAD, debounce_s=0.3, hold_dark_s=1.0)
+    seq = [None if i % 4 == 3 else ("green" if i < 25 else "red") for i in range(50)]
+    states = [sig.state_at(frame(i / 12.5, lamp(c))).state for i, c in enumerate(seq)]
+    assert states[5:25] == ["green"] * 20
+    first_red = states.index("red")
+    assert 25 / 12.5 + 0.3 <= first_red / 12.5 <= 25 / 12.5 + 0.3 + 2 / 12.5
+    assert states[first_red:] == ["red"] * (50 - first_red)
