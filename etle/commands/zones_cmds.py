@@ -9,6 +9,7 @@ rules and the zones each uses.  :func:`draw_zones` is the pure drawing function;
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any, Optional
@@ -234,6 +235,54 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"signal roi reads {reading[0]} at {pts:.2f} s: {reading[1]}")
         for warning in outside:
             typer.echo(f"warning: {warning}", err=True)
+
+    @zones_app.command("signal")
+    def signal_cmd(
+        source: str = typer.Argument(..., help="Video file or stream of the camera."),
+        camera: Path = typer.Option(..., "--camera", "-c", help="Camera YAML file with a `signal` section."),
+        max_seconds: Optional[float] = typer.Option(None, "--max-seconds", min=0.0, help="Read only this much of the source."),
+        json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the timeline to this JSON file."),
+        no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
+    ) -> None:
+        """The signal state over a clip as the camera file reads it (debounced, as the rules see
+        it): to check a lamp polygon (`type: roi`) or a plan against what the footage shows."""
+        from rich.progress import Progress
+
+        from etle.camera.config import load_camera
+        from etle.ingest.sources import open_source
+        from etle.pipeline import signal_timeline
+        from etle.signal.source import build_signal
+
+        cam = load_camera(camera)
+        signal = build_signal(cam)
+        if signal is None:
+            raise EtleError(f"{camera}: the camera file has no `signal` section")
+        src = open_source(source, max_seconds=max_seconds)
+        total = src.info.frame_count
+        if total is not None and max_seconds is not None and src.info.fps:
+            total = min(total, int(max_seconds * src.info.fps) + 1)
+        samples: list[tuple[float, str]] = []
+        kind = cam.signal.type if cam.signal is not None else ""
+        with Progress(transient=True, disable=no_progress) as bar:
+            task = bar.add_task("frames", total=total)
+            for frame in src.frames():
+                samples.append((frame.pts, signal.state_at(frame).state))
+                bar.advance(task)
+        timeline = signal_timeline(samples, kind)
+        if timeline is None:
+            raise EtleError(f"{source}: no frames")
+        for start, end, state in timeline["segments"]:
+            typer.echo(f"{start:8.2f} - {end:8.2f} s  {state}")
+        seconds: dict[str, float] = {}
+        for start, end, state in timeline["segments"]:
+            seconds[state] = seconds.get(state, 0.0) + end - start
+        typer.echo(f"{len(samples)} frames, signal '{kind}' of '{cam.id}': "
+                   + ", ".join(f"{state} {s:.1f} s" for state, s in sorted(seconds.items())))
+        if json_path is not None:
+            json_path.parent.mkdir(parents=True, exist_ok=True)
+            json_path.write_text(json.dumps({"camera": cam.id, "source": source, "frames": len(samples), **timeline},
+                                            indent=2) + "\n", encoding="utf-8")
+            typer.echo(f"timeline written to {json_path}")
 
     app.add_typer(zones_app, name="zones")
 

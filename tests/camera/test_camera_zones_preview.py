@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -156,3 +157,29 @@ def test_preview_says_what_the_lamp_reads(app, cam, tmp_path):
         if expected == "red":
             assert re.search(r"red 0\.[1-9]\d{3}, yellow 0\.0000, green 0\.0000", r.output), r.output
     assert "red 0.0000, yellow 0.0000, green 0.0000" in r.output
+
+
+def test_zones_signal_prints_the_debounced_timeline_of_a_clip(app, cam, tmp_path):
+    video = tmp_path / "lamp.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (400, 240))
+    for i in range(40):  # red for 2 s, then green for 2 s
+        img = frame()
+        cv2.circle(img, (310, 20 if i < 20 else 50), 7, (40, 40, 245) if i < 20 else (190, 230, 60), -1)
+        writer.write(img)
+    writer.release()
+    out = tmp_path / "timeline.json"
+    r = CliRunner().invoke(app, ["zones", "signal", str(video), "--camera", str(cam), "--json", str(out), "--no-progress"])
+    assert r.exit_code == 0, r.output
+    timeline = json.loads(out.read_text())
+    assert [s[2] for s in timeline["segments"]] == ["unknown", "red", "green"]
+    (red_from, _, _), (green_from, _, _) = timeline["segments"][1], timeline["segments"][2]
+    assert red_from == pytest.approx(0.3, abs=0.11) and green_from == pytest.approx(2.3, abs=0.11)  # debounce_s 0.3
+    assert timeline["frames"] == 40 and timeline["source"] == "roi"
+    assert "40 frames, signal 'roi' of 'preview-test'" in r.output
+
+
+def test_zones_signal_needs_a_signal_section(app, tmp_path):
+    bare = tmp_path / "bare.yaml"
+    bare.write_text("id: bare\n")
+    r = CliRunner().invoke(app, ["zones", "signal", "x.mp4", "--camera", str(bare)])
+    assert r.exit_code != 0 and "no `signal` section" in str(r.exception)
