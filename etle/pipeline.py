@@ -225,6 +225,8 @@ class Pipeline:
         rules = self.rules_factory() if self.rules_factory else None
         guard = self.guard_factory() if self.guard_factory else None
         signal = self.signal_factory() if self.signal_factory else None
+        # the lamp's box when the signal is read from the picture: drawn enlarged in the evidence
+        signal_region = getattr(signal, "region", None)
         plates = self.plate_stage_factory() if (self.plate_stage_factory and cfg.read_plates) else None
         gate = None
         if stride > 1 and cfg.detect_on_motion and self.motion_factory is not None:
@@ -261,6 +263,9 @@ class Pipeline:
             timeline = signal_timeline(p.signals, signal_source)
             if timeline is not None and "signal_timeline" not in violation.details:
                 violation = replace(violation, details={**violation.details, "signal_timeline": timeline})
+            if (signal_region is not None and timeline is not None and "signal" in violation.details  # judged on the signal
+                    and "signal_region" not in violation.details):
+                violation = replace(violation, details={**violation.details, "signal_region": list(signal_region)})
             if self.sink is not None:
                 res = timer("evidence", self.sink.record, violation, p.key_frame, p.key_objects, tuple(p.clip), plate, info)
                 if res is not None:

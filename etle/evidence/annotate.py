@@ -182,6 +182,30 @@ def signal_strip(width: int, timeline: Mapping[str, Any], at_pts: float, *, heig
     return band
 
 
+def signal_head(image: np.ndarray, region: Sequence[float], width: int, *, max_height: int = 0) -> np.ndarray | None:
+    """A band ``width`` wide holding the signal head's ``region`` (x1, y1, x2, y2) of ``image``
+    enlarged (up to 8x, at most ``max_height`` tall: default a quarter of the image) beside a
+    label; None when the region lies outside the image.  The officer sees the lamp itself at
+    the violation's frame, not only the state the reader made of it."""
+    h, w = image.shape[:2]
+    x1, y1, x2, y2 = (int(round(float(v))) for v in region)
+    x1, y1, x2, y2 = max(x1, 0), max(y1, 0), min(x2, w), min(y2, h)
+    if x2 - x1 < 2 or y2 - y1 < 2:
+        return None
+    crop = image[y1:y2, x1:x2]
+    limit = max_height or max(48, h // 4)
+    k = max(1.0, min(8.0, limit / crop.shape[0], (width * 0.5) / crop.shape[1]))
+    big = cv2.resize(crop, (max(1, int(crop.shape[1] * k)), max(1, int(crop.shape[0] * k))), interpolation=cv2.INTER_NEAREST)
+    pad = 4
+    band = np.full((big.shape[0] + 2 * pad, width, 3), 32, np.uint8)
+    bw = min(big.shape[1], width - 2 * pad)
+    band[pad : pad + big.shape[0], pad : pad + bw] = big[:, :bw]
+    scale, thickness = _scale(image)
+    cv2.putText(band, f"signal head at this frame (x{k:.1f})", (bw + 3 * pad, pad + int(18 * scale)),
+                cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), max(1, thickness // 2), cv2.LINE_AA)
+    return band
+
+
 def overview(
     frame: Frame,
     objects: Sequence[TrackedObject],
@@ -221,6 +245,11 @@ def overview(
             lines.append(f"signal ({timeline.get('source') or 'signal'}) {float(segs[0][0]):.1f}-{float(segs[-1][1]):.1f} s: "
                          + " > ".join(str(st) for _, _, st in segs) + " | white mark = violation")
             scene = np.vstack([scene, strip])
+    region = violation.details.get("signal_region") if violation.details else None
+    if isinstance(region, Sequence) and len(region) == 4:
+        head = signal_head(frame.image, region, scene.shape[1])
+        if head is not None:
+            scene = np.vstack([scene, head])
     return _caption_panel(scene, lines)
 
 

@@ -164,6 +164,13 @@ class RoiColourSignal:
         self._mask_cache: dict[tuple[int, int], tuple[tuple[int, int, int, int], np.ndarray]] = {}
         self._state = _Debounce()
 
+    @property
+    def region(self) -> tuple[int, int, int, int]:
+        """The polygon's bounding box (x1, y1, x2, y2; the ends exclusive, as a slice) in image px:
+        the evidence shows it enlarged."""
+        x, y, w, h = cv2.boundingRect(self._polygon)
+        return (int(x), int(y), int(x + w), int(y + h))
+
     @classmethod
     def from_config(cls, cfg: RoiSignalConfig) -> "RoiColourSignal":
         return cls(

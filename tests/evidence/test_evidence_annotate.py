@@ -121,3 +121,32 @@ def test_overview_draws_the_signal_timeline_of_the_violation() -> None:
     assert with_strip.shape[0] > plain.shape[0]  # the strip (and its caption line) added
     row = with_strip[H + 7]  # inside the strip right under the scene
     assert tuple(row[10]) == annotate.SIGNAL_COLORS["yellow"] and tuple(row[300]) == annotate.SIGNAL_COLORS["red"]
+
+
+def test_signal_head_band_shows_the_lamp_enlarged() -> None:
+    image = np.zeros((H, W, 3), dtype=np.uint8)
+    image[10:40, 300:312] = (40, 40, 40)  # a 12 x 30 head...
+    image[12:20, 302:310] = (0, 0, 250)  # ...with its red lamp lit at the top
+    band = annotate.signal_head(image, (300, 10, 312, 40), W)
+    assert band is not None and band.shape[1] == W
+    k = (band.shape[0] - 8) / 30  # enlarged to a quarter of the frame's height (60 px): 2x
+    assert k == pytest.approx(2.0)
+    assert tuple(band[4 + 6, 4 + 12]) == (0, 0, 250)  # the lamp, at 2x (row 3, col 6 of the head)
+    assert tuple(band[4 + 40, 4 + 12]) == (40, 40, 40)  # the dark housing under it
+    assert annotate.signal_head(image, (400, 10, 420, 40), W) is None  # outside the frame
+    assert (image[12:20, 302:310] == (0, 0, 250)).all()  # the frame is left alone
+
+
+def test_overview_shows_the_signal_head_of_a_signal_judged_violation() -> None:
+    from dataclasses import replace
+
+    image = np.array(make_frame().image)
+    image[10:40, 300:312] = (0, 0, 250)
+    frame = Frame(source="s.mp4", index=7, pts=0.7, image=image)
+    timeline = {"source": "roi", "segments": [[0.0, 1.2, "red"]]}
+    with_timeline = annotate.overview(frame, OBJECTS, replace(VIOLATION, details={"signal_timeline": timeline}), "cam")
+    v = replace(VIOLATION, details={"signal_timeline": timeline, "signal_region": [300, 10, 312, 40]})
+    with_head = annotate.overview(frame, OBJECTS, v, "cam")
+    assert with_head.shape[0] == with_timeline.shape[0] + 60 + 8  # the band: the head 2x, 4 px above and below
+    band = with_head[H + 14 : H + 14 + 68]  # under the scene and its 14-px signal strip
+    assert tuple(band[30, 10]) == (0, 0, 250)

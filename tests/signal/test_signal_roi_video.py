@@ -64,7 +64,7 @@ def composite(out: Path, timeline: list[tuple[str, float]]) -> Path:
     return out
 
 
-def tickets(tmp: Path, video: Path, signal: dict, detector) -> list[tuple[int, float, str]]:  # type: ignore[no-untyped-def]
+def tickets(tmp: Path, video: Path, signal: dict, detector) -> list[tuple[int, float, str, Path]]:  # type: ignore[no-untyped-def]
     cam = yaml.safe_load(CAMERA.read_text())
     cam["signal"] = signal
     tmp.mkdir()
@@ -75,7 +75,7 @@ def tickets(tmp: Path, video: Path, signal: dict, detector) -> list[tuple[int, f
     out = []
     for t in open_store(db).list():
         details = json.loads((Path(t.evidence_path) / "manifest.json").read_text())["violation"]["details"]
-        out.append((t.track_id, details["crossing_pts"], details["signal_source"]))
+        out.append((t.track_id, details["crossing_pts"], details["signal_source"], Path(t.evidence_path)))
     return sorted(out)
 
 
@@ -90,8 +90,12 @@ def test_the_lamp_in_the_picture_gives_the_tickets_of_the_same_plan(tmp_path: Pa
     plan = tickets(tmp_path / "plan", video, {"type": "fixed_plan", "anchor": "source_start",
                                                "phases": [{"state": s, "duration_s": d} for s, d in timeline]}, detector)
     x, y, w, h = HEAD
-    roi = tickets(tmp_path / "roi", video, {"type": "roi", "polygon": [[x - 3, y - 4], [x + w + 1, y - 4],
-                                                                        [x + w + 1, y + h + 4], [x - 3, y + h + 4]]}, detector)
+    region = [x - 3, y - 4, x + w + 1, y + h + 4]
+    roi = tickets(tmp_path / "roi", video, {"type": "roi", "polygon": [[region[0], region[1]], [region[2], region[1]],
+                                                                        [region[2], region[3]], [region[0], region[3]]]}, detector)
     assert len(plan) == expected
-    assert [(t, pts) for t, pts, _ in roi] == [(t, pts) for t, pts, _ in plan]
-    assert {src for _, _, src in roi} <= {"roi"}
+    assert [(t, pts) for t, pts, _, _ in roi] == [(t, pts) for t, pts, _, _ in plan]
+    assert {src for _, _, src, _ in roi} <= {"roi"}
+    for *_, evidence in roi:  # the officer sees the lamp enlarged under the scene; a plan has no lamp to show
+        assert json.loads((evidence / "manifest.json").read_text())["violation"]["details"]["signal_region"] == [*region[:2], region[2] + 1, region[3] + 1]  # ends exclusive
+        assert cv2.imread(str(evidence / "overview.jpg")).shape[0] > cv2.imread(str(plan[0][3] / "overview.jpg")).shape[0]
