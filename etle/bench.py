@@ -40,7 +40,7 @@ from typing import Any
 
 from pydantic import Field
 
-from etle.config.run import DEFAULT_DETECTOR, FAST_DETECT_FPS, FAST_DETECTOR, RunOptions, StageOptions
+from etle.config.run import DEFAULT_DETECTOR, FAST_DETECT_FPS, RunOptions, StageOptions, fast_detector
 from etle.errors import EtleError
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ class BenchOptions(StageOptions):
     (edge) profile by default, the baseline with ``baseline_detector``; both read plates with
     ``reader`` in ``country``'s format and stop after ``max_seconds``."""
 
-    detector: str = FAST_DETECTOR
+    detector: str = Field(default_factory=fast_detector)
     detect_fps: float = Field(FAST_DETECT_FPS, ge=0)
     max_seconds: float | None = Field(None, ge=0)
     camera_dir: Path | None = Path("examples/cameras")

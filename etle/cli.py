@@ -275,8 +275,9 @@ def models_check(
     info = cpu()
     if info["vnni"] is False and "vehicle-detector-int8" in names:
         out.print(f"[yellow]note[/yellow]    this CPU ({info['model']}) has no VNNI: the int8 vehicle detector's 8-bit "
-                  "weights can saturate here and find other boxes than measured (docs/accuracy.md); "
-                  "--detector vehicle-detector is the float one")
+                  "weights can saturate here and find other boxes than measured (docs/accuracy.md), so the fast "
+                  "profile runs the float --detector vehicle-detector here; --detector vehicle-detector-int8 runs "
+                  "the int8 one anyway")
     else:
         out.print(f"cpu     {info['model']}, {info['cores']} core(s), VNNI "
                   f"{ {True: 'yes', False: 'no', None: 'not applicable'}[info['vnni']] }")

@@ -13,7 +13,7 @@ from typing import Any, Optional
 import typer
 
 from etle.commands.options import options_of, parse_start
-from etle.config.run import DEFAULT_DB, DEFAULT_OUT, FAST_DETECT_FPS, FAST_DETECTOR
+from etle.config.run import DEFAULT_DB, DEFAULT_OUT, FAST_DETECT_FPS, fast_detector
 from etle.errors import EtleError
 
 __all__ = ["register"]
@@ -89,7 +89,7 @@ def register(app: typer.Typer) -> None:
             stages["detector"] = detector_model
         if detect_fps is not None:
             stages["detect_fps"] = detect_fps
-        profile = {"detector": FAST_DETECTOR, "detect_fps": FAST_DETECT_FPS} if fast else {}
+        profile = {"detector": fast_detector(), "detect_fps": FAST_DETECT_FPS} if fast else {}
         options = options_of(BatchOptions, **{**profile, **stages})
         show = not no_progress and not json_out
         progress: Any = None

@@ -16,7 +16,7 @@ from typing import Optional
 import typer
 
 from etle.commands.options import options_of
-from etle.config.run import FAST_DETECT_FPS, FAST_DETECTOR
+from etle.config.run import FAST_DETECT_FPS, fast_detector
 from etle.errors import EtleError
 
 __all__ = ["register"]
@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
         folder: Path = typer.Argument(..., help="A folder of clips (or one clip)."),
         max_seconds: Optional[float] = typer.Option(None, "--max-seconds", min=0.0, help="Only the first seconds of each clip (both sides)."),
         baseline: bool = typer.Option(True, "--baseline/--no-baseline", help="Also run the naive baseline (needs the ultralytics extra)."),
-        detector: str = typer.Option(FAST_DETECTOR, "--detector", help="etle's vehicle detector (manifest name or file)."),
+        detector: Optional[str] = typer.Option(None, "--detector", help="etle's vehicle detector (manifest name or file; default: the fast profile's, vehicle-detector-int8, or vehicle-detector on a CPU without VNNI)."),
         detect_every: int = typer.Option(0, "--detect-every", min=0, help="etle: detector on every Nth frame (0: from --detect-fps)."),
         detect_fps: float = typer.Option(FAST_DETECT_FPS, "--detect-fps", min=0.0, help="etle: detector runs per second of video (the edge default)."),
         reader: Optional[str] = typer.Option(None, "--reader", help="Plate reader for both sides (default: the measured best)."),
@@ -66,6 +66,7 @@ def register(app: typer.Typer) -> None:
             get_format(country)
         except ValueError as exc:
             raise EtleError(str(exc)) from None
+        detector = detector or fast_detector()
         opts = options_of(
             BenchOptions, detector=detector, detect_every=detect_every, detect_fps=detect_fps, reader=reader, country=country,
             max_seconds=max_seconds, camera_dir=camera_dir if camera_dir.is_dir() else None,

@@ -34,7 +34,7 @@ from rich.console import Console
 from rich.table import Table
 
 from etle.commands.options import options_of
-from etle.config.run import DEFAULT_DETECTOR, FAST_DETECT_FPS, FAST_DETECTOR
+from etle.config.run import DEFAULT_DETECTOR, FAST_DETECT_FPS, fast_detector
 from etle.errors import ConfigError, EtleError, ModelError, SourceError
 
 __all__ = ["register", "resolve_readers"]
@@ -251,7 +251,7 @@ def register(app: typer.Typer) -> None:
             truth = truth.model_copy(update={"clips": tuple(c.model_copy(update={"video": videos / c.video.name}) for c in truth.clips)})
         clips = ev.select_clips(truth, clip or ())
         if fast:
-            detector, detect_fps = FAST_DETECTOR, FAST_DETECT_FPS
+            detector, detect_fps = fast_detector(), FAST_DETECT_FPS
         options = options_of(
             ev.EvalOptions, detector=detector, detect_fps=detect_fps, reader=reader, plate_detector=plate_detector,
             read_plates=not no_plates, country=country.lower(), out_dir=out,

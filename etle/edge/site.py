@@ -31,7 +31,7 @@ from typing import Any, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from etle.config.run import DEFAULT_DB, FAST_DETECT_FPS, FAST_DETECTOR, Device, StageOptions
+from etle.config.run import DEFAULT_DB, FAST_DETECT_FPS, Device, StageOptions, fast_detector
 from etle.errors import ConfigError
 
 __all__ = ["SiteConfig", "CameraEntry", "MqttConfig", "WebhookConfig", "HealthConfig", "LiveOptions",
@@ -67,12 +67,13 @@ class PipelineOptions(StageOptions):
     (:class:`etle.config.run.StageOptions`) with the edge box's fast profile as the default --
     the int8 detector 6 times a second, tracks predicted in between, plus detections while
     something crosses a line.  The int8 model (made by ``etle models prepare``; the float one is
-    used, with a warning, where it was not made) is what ``etle bench`` measures, at 2x real time
+    used, with a warning, where it was not made, and on a CPU without VNNI:
+    :func:`etle.config.run.fast_detector`) is what ``etle bench`` measures, at 2x real time
     or more on 2 cores; where recall matters more than speed, set ``detector: vehicle-detector``
     (docs/accuracy.md, fast profile).  ``threads`` defaults to the CPU count shared out over the
     cameras (``ETLE_THREADS``)."""
 
-    detector: str = FAST_DETECTOR
+    detector: str = Field(default_factory=fast_detector)
     detect_fps: float = Field(FAST_DETECT_FPS, ge=0)
     device: Device = "cpu"
 

@@ -224,8 +224,9 @@ def _machines(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
     if not by:
         return []
     lines = ["Measured on: " + "; ".join(f"{cpu} ({', '.join(f'`{n}`' for n in names)})" for cpu, names in by.items())
-             + ". The int8 vehicle detector's 8-bit weights can give other boxes on a CPU without VNNI "
-             "(`etle models check` says; `scripts/int8_cpu_check.py` measures it); the plate recognisers' "
+             + ". The int8 vehicle detector's 8-bit weights can give other boxes on a CPU without VNNI, so there "
+             "the fast profile runs the float detector (`etle models check` says; `scripts/int8_cpu_check.py` "
+             "measures it); the plate recognisers' "
              "7-bit weights read alike on every x86 CPU.", ""]
     return lines
 

@@ -202,21 +202,22 @@ def test_camera_file_names_the_zones_and_the_pipeline_detects_their_tiles(tmp_pa
 
 @pytest.mark.slow
 def test_real_detector_on_a_large_frame_keeps_the_frames_detections_and_adds_tile_ones_inside_tiles():
-    """Integration with the real int8 vehicle detector: the bundled clip's frame enlarged to
+    """Integration with the real float vehicle detector (its boxes do not depend on the CPU, the
+    int8 one's do: :func:`etle.config.run.fast_detector`): the bundled clip's frame enlarged to
     1920 x 1080 (the detector shrinks it 3 times) with a tile over the lot's aisle.  Whatever
     the tile adds lies inside it; nothing the full frame found is lost or moved."""
     from conftest import REPO, require_model
 
     from etle.detect.detector import load_detector
 
-    require_model("vehicle-detector-int8")
+    require_model("vehicle-detector")
     cap = cv2.VideoCapture(str(REPO / "sample_videos" / "intel_car_detection_parking.mp4"))
     cap.set(cv2.CAP_PROP_POS_FRAMES, 200)
     ok, frame = cap.read()
     cap.release()
     assert ok
     big = cv2.resize(frame, (1920, 1080), interpolation=cv2.INTER_LINEAR)
-    base = load_detector("vehicle-detector-int8")
+    base = load_detector("vehicle-detector")
     aisle = ((800.0, 300.0), (1200.0, 300.0), (1200.0, 800.0), (800.0, 800.0))
     tiled = TiledDetector(base, (aisle,))
     tiles = tiled.tiles_for(1920, 1080)
