@@ -28,6 +28,7 @@ from etle.batch.plan import (
     run_id,
     ticket_uid,
 )
+from etle.config.run import fast_detector
 from etle.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -525,11 +526,11 @@ def test_a_violation_seen_by_two_segments_is_ticketed_once_as_in_a_sequential_ru
 
     from conftest import require_model
 
-    require_model("vehicle-detector-int8")
+    require_model(fast_detector())
     clip = shared_data / "videos" / "id_etle_cilacap_alun_motorcycles.mp4"
     cameras = REPO / "examples" / "cameras"
     seq_db = f"sqlite:///{tmp_path / 'seq.db'}"
-    res = _etle("run", str(clip), "-c", str(cameras / f"{clip.stem}.yaml"), "--detector", "vehicle-detector-int8",
+    res = _etle("run", str(clip), "-c", str(cameras / f"{clip.stem}.yaml"), "--detector", fast_detector(),
                 "--detect-fps", "6", "--max-seconds", "9", "--db", seq_db, "-o", str(tmp_path / "seq-ev"), "--no-progress",
                 cwd=tmp_path, timeout=180)
     assert res.returncode == 0, res.stderr
@@ -607,13 +608,13 @@ def test_batch_on_a_two_node_ray_cluster_survives_a_killed_worker_and_driver(
     pytest.importorskip("ray")
     from conftest import require_model
 
-    require_model("vehicle-detector-int8")
+    require_model(fast_detector())
     videos = shared_data / "videos"
     # two clips keep the test short: the E-TLE clip (a no-helmet ticket with its plate) and the
     # highway (speeding tickets in all three segments); the bundled parking sample runs in the tests above
     clips = [videos / "id_etle_cilacap_alun_motorcycles.mp4", videos / "highway_roadside_traffic1.mp4"]
     cameras = REPO / "examples" / "cameras"
-    fast = ["--detector", "vehicle-detector-int8", "--detect-fps", "6", "--max-seconds", "18"]
+    fast = ["--detector", fast_detector(), "--detect-fps", "6", "--max-seconds", "18"]  # what --fast runs on this CPU
     env = {"RAY_AUTH_MODE": "disabled", "RAY_DISABLE_DOCKER_CPU_WARNING": "1", "RAY_USAGE_STATS_ENABLED": "0",
            # the head's client proxy waits this long for a driver's server to start (Ray's default
            # 30 s is too short on a 2-core machine running a two-node cluster and the test suite)
