@@ -11,6 +11,13 @@ OUT=${ETLE_RESULTS:-eval/results}
 mkdir -p "$OUT"
 $ETLE eval violations eval/truth/shared_clips.yaml --fast --details --no-progress --json "$OUT/violations-fast.json"
 $ETLE eval violations eval/truth/shared_clips.yaml --details --no-progress --json "$OUT/violations-default.json"
+# on a CPU without VNNI the fast profile runs the float detector (etle.config.run.fast_detector):
+# both detectors in that profile, measured on such a CPU; elsewhere the committed figures stay
+if .venv/bin/python -c "import sys; from etle.config.hardware import cpu; sys.exit(cpu()['vnni'] is not False)"; then
+  $ETLE eval violations eval/truth/shared_clips.yaml --fast --details --no-progress --json "$OUT/violations-fast-novnni.json"
+  $ETLE eval violations eval/truth/shared_clips.yaml --detector vehicle-detector-int8 --detect-fps 6 --details \
+    --no-progress --json "$OUT/violations-int8-novnni.json"
+fi
 $ETLE eval riders eval/truth/riders_photos.yaml --data "$DATA/helmet/roboflow_helmet_ccby" --no-progress --json "$OUT/riders.json"
 $ETLE eval riders eval/truth/riders_photos.yaml --data "$DATA/helmet/roboflow_helmet_ccby" --detector vehicle-detector-int8 \
   --no-progress --json "$OUT/riders-fast.json"

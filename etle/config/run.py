@@ -37,12 +37,10 @@ def fast_detector() -> str:
 
     Without VNNI, ONNX Runtime sums pairs of uint8 x int8 products in 16 bits, which saturate on
     the detector's 8-bit weights (:data:`etle.train.export.VEHICLE_REDUCE_RANGE`): the same file
-    then finds other boxes.  Measured on an AMD EPYC without VNNI: on the bundled clip's frame
-    enlarged to 1080p it found nothing where the float model and a VNNI CPU find cars, and on the
-    Cilacap clip its boxes gave the no-helmet ticket a confidently wrong plate (R2333XK; the float
-    model in the same profile reads R2333RK), while detecting there took 11.4 against 15.3 ms a
-    frame (etle bench, 6 detections/s).  So such a CPU runs the float model, whose results do not
-    depend on the CPU; ``--detector vehicle-detector-int8`` still runs the int8 one on purpose.
+    then finds other boxes, and on the shared clips fewer right tickets and a wrong plate
+    (docs/accuracy.md, both detectors measured on such a CPU by ``scripts/accuracy.sh``), for
+    little time saved.  So such a CPU runs the float model, whose results do not depend on the
+    CPU; ``--detector vehicle-detector-int8`` still runs the int8 one on purpose.
     """
     from etle.config.hardware import cpu
 

@@ -59,7 +59,9 @@ def _violations(name: str, r: Mapping[str, Any]) -> str:
 
     o = r["options"]
     how = "every frame" if not o["detect_fps"] else f"{o['detect_fps']:g} detections/s"
-    parts = [f"### Tickets, {r['profile']} profile (`{o['detector']}`, {how})", "",
+    m = r.get("machine")
+    where = " on a CPU without VNNI" if isinstance(m, Mapping) and m.get("vnni") is False else ""
+    parts = [f"### Tickets, {r['profile']} profile (`{o['detector']}`, {how}){where}", "",
              f"From `{name}` (truth file `{r['truth']}`).", "", _table(RULE_HEADER, rule_rows(r)), ""]
     t = r["total"]
     parts.append(f"All rules: {t['tp']} right tickets, {t['fp']} false tickets, {t['fn']} missed; "

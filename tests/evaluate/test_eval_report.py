@@ -37,6 +37,9 @@ LAMPS = {"kind": "lamps", "data": "lamp crops", "crops": 10, "right": 7, "wrong"
 def test_the_page_holds_the_figures_of_the_files() -> None:
     page = render({"v.json": VIOLATIONS, "h.json": HELMET, "p.json": PLATES, "l.json": LAMPS, "other.json": {"x": 1}})
     assert "**7 of 10 right, 1 wrong colour, 2 unknown**; red read with precision 1.000 and recall 0.800" in page
+    assert "### Tickets, fast profile (`vehicle-detector-int8`, 6 detections/s)\n" in page
+    novnni = render({"v.json": {**VIOLATIONS, "machine": {"model": "AMD EPYC", "cores": 2, "vnni": False}}})
+    assert "### Tickets, fast profile (`vehicle-detector-int8`, 6 detections/s) on a CPU without VNNI" in novnni
     assert "| red | 5 | 4 | 0 | 1 | 0.800 |" in page and "min_fraction 0.002" in page
     assert "| red_light | 3 | 1 | 2 | 0 | 0.75 | 0.60 | 1/2 exact, 1 ?, 0 wrong |" in page
     assert "| a | red_light | tp | track 4 at 2.50 s | 2-3 s | B1234CD (truth B1234CD: exact) | white car |" in page
