@@ -134,7 +134,7 @@ def run(
         if s.stage_ms:
             out.print("stage ms/frame: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(s.stage_ms.items())))
         if s.plates:
-            out.print("plates read: " + ", ".join(f"#{k} {v}" for k, v in sorted(s.plates.items())))
+            out.print("plates confirmed (as a ticket prints them): " + ", ".join(f"#{k} {v}" for k, v in sorted(s.plates.items())))
     total = sum(s.tickets for s in summaries)
     out.print(f"{total} ticket(s) in {db}; evidence in {out_dir.resolve()}")
 

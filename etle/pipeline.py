@@ -84,12 +84,21 @@ def agreeing_frames(plate: PlateResult) -> int:
     return len({c.frame_index for c in plate.candidates if c.text == plate.text})
 
 
-def accept_plate(plate: PlateResult, min_confidence: float, min_agreement: int = 0) -> PlateResult:
-    """The plate a ticket shows: the consensus text when confident enough and read alike from at
-    least ``min_agreement`` distinct frames, else unread (``?``; candidates, colour and category
-    stay for the reviewer)."""
-    if plate.text and (plate.confidence < min_confidence or agreeing_frames(plate) < min_agreement):
+def accept_plate(plate: PlateResult, min_confidence: float, min_agreement: int = 0, char_majority: float = 0.0) -> PlateResult:
+    """The plate a ticket shows: the consensus text when confident enough, read alike from at
+    least ``min_agreement`` distinct frames and, at every character, by more than
+    ``char_majority`` of the reads that cover it (:func:`etle.plate.consensus.character_agreement`;
+    0 leaves that check out), else unread (``?``; candidates, colour and category stay for the
+    reviewer)."""
+    if not plate.text:
+        return plate
+    if plate.confidence < min_confidence or agreeing_frames(plate) < min_agreement:
         return replace(plate, text="")
+    if char_majority > 0:
+        from etle.plate.consensus import character_agreement
+
+        if character_agreement(plate.text, plate.candidates) <= char_majority:
+            return replace(plate, text="")
     return plate
 
 
@@ -117,7 +126,7 @@ class RunSummary:
     stage_ms: Mapping[str, float] = field(default_factory=dict)
     ticket_ids: tuple[int, ...] = ()
     evidence_paths: tuple[str, ...] = ()
-    plates: Mapping[int, str] = field(default_factory=dict)
+    plates: Mapping[int, str] = field(default_factory=dict)  # track -> the plate a ticket would print (accept_plate)
     violations_by_rule: Mapping[str, int] = field(default_factory=dict)
     detect_every: int = 1
     detections: int = 0  # frames the detector ran on (stride + motion)
@@ -258,7 +267,7 @@ class Pipeline:
 
         def finish(p: _Pending) -> None:
             plate = plates.result(p.violation.track_id) if plates is not None else PlateResult("", 0.0)
-            plate = accept_plate(plate, cfg.min_plate_confidence, cfg.min_plate_agreement)
+            plate = accept_plate(plate, cfg.min_plate_confidence, cfg.min_plate_agreement, cfg.plate_char_majority)
             violation = p.violation
             timeline = signal_timeline(p.signals, signal_source)
             if timeline is not None and "signal_timeline" not in violation.details:
@@ -353,7 +362,7 @@ class Pipeline:
         plate_texts: dict[int, str] = {}
         if plates is not None:
             for tid in sorted(seen_tracks):
-                r = accept_plate(plates.result(tid), cfg.min_plate_confidence)
+                r = accept_plate(plates.result(tid), cfg.min_plate_confidence, cfg.min_plate_agreement, cfg.plate_char_majority)
                 if r.text:
                     plate_texts[tid] = r.text
         return RunSummary(

@@ -26,6 +26,10 @@ $ETLE eval lamps --split test --no-progress --json "$OUT/lamps.json"
 $ETLE eval privacy eval/truth/faces.yaml "$DATA/helmet/roboflow_helmet_ccby/test" --no-progress --json "$OUT/privacy.json"
 $ETLE eval plates "$DATA/plates/indonesia_ilpr_test/images" --labels "$DATA/plates/indonesia_ilpr_test/labels.csv" \
   --crosscheck "$DATA/plates/indonesia_ilpr_test/crosscheck.csv" --reader rapidocr+crnn --no-progress --json "$OUT/plates-ilpr.json"
+$ETLE eval plate-tracks "$DATA/plates/fastplateocr_benchmark_ar" --labels "$DATA/plates/fastplateocr_benchmark_ar/labels.csv" \
+  --country generic --reader rapidocr --no-progress --json "$OUT/plate-tracks-ar.json"
+$ETLE eval plate-tracks "$DATA/plates/indonesia_ilpr_test/images" --labels "$DATA/plates/indonesia_ilpr_test/labels.csv" \
+  --crosscheck "$DATA/plates/indonesia_ilpr_test/crosscheck.csv" --reader rapidocr+crnn --no-progress --json "$OUT/plate-tracks-ilpr.json"
 $ETLE eval plates "$DATA/plates/fastplateocr_benchmark_ar" --labels "$DATA/plates/fastplateocr_benchmark_ar/labels.csv" \
   --country generic --reader rapidocr --no-progress --json "$OUT/plates-ar.json"
 $ETLE eval plates "$DATA/plates/openalpr_eu/images" --labels "$DATA/plates/openalpr_eu/labels.csv" --full-image \

@@ -217,6 +217,86 @@ def register(app: typer.Typer) -> None:
         if ran == 0:
             raise ModelError("no plate reader could run here (see above)")
 
+    @eval_app.command("plate-tracks")
+    def plate_tracks(
+        images: Path = typer.Argument(..., help="Folder of plate crops (or a data-set folder holding images/)."),
+        labels: Path = typer.Option(..., "--labels", help="CSV: filename, plate_text."),
+        reader: Optional[str] = typer.Option(None, "--reader", help="Plate reader (default: the measured best for --country)."),
+        country: str = typer.Option("id", "--country", help="Plate format: id (TNKB grammar) or generic."),
+        views: int = typer.Option(8, "--views", min=1, help="Simulated camera views (reads) per plate."),
+        seed: int = typer.Option(0, "--seed", help="Seed of the simulated views (with each file name)."),
+        crosscheck: Optional[Path] = typer.Option(None, "--crosscheck", help="CSV with filename, agreement: also report the all_agree rows."),
+        errors: bool = typer.Option(False, "--errors", help="List every plate a gate printed wrong."),
+        json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the figures to this JSON file."),
+        limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N labelled crops (by file name)."),
+        no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
+    ) -> None:
+        """What a ticket's plate would be: each labelled crop made into a simulated track of
+        degraded camera views, read, voted by the plate consensus and passed through the ticket's
+        acceptance gates; per gate the plates printed right, unread (?) and printed wrong."""
+        from dataclasses import asdict
+
+        from etle.config.run import StageOptions
+        from etle.evaluate import plate_tracks as pt
+        from etle.evaluate import plates as ev
+        from etle.plate.readers import default_reader, load_reader
+        from etle.plate.tnkb import available_formats
+
+        out, err = _console(), _console(stderr=True)
+        if country.lower() not in available_formats():
+            raise ConfigError(f"unknown --country '{country}'; known: {', '.join(available_formats())}")
+        country = country.lower()
+        folder = ev.images_folder(images)
+        text_labels: dict[str, str] = _limit(ev.read_labels(labels), limit)
+        present = {k: v for k, v in text_labels.items() if (folder / k).is_file()}
+        if not present:
+            raise SourceError(f"{folder}: none of the {len(text_labels)} labelled crops is there")
+        if len(present) < len(text_labels):
+            err.print(f"warning: {len(text_labels) - len(present)} labelled crop(s) missing from {folder}")
+        agreement = ev.read_agreement(crosscheck) if crosscheck is not None else {}
+        name = reader or default_reader(country)
+        why = _why_unavailable(name)
+        if why is not None:
+            raise ModelError(f"plate reader '{name}' cannot run here: {why}")
+        rdr = load_reader(name, country=country)
+        spec = pt.ViewSpec(views=views)
+        with _progress(err, not no_progress, f"{name} tracks", len(present)) as tick:
+            rows = pt.evaluate_tracks(rdr, folder, present, country=country, spec=spec, seed=seed, on_row=tick)
+        subsets = [("all", rows)]
+        if agreement:
+            subsets.append(("all_agree", [r for r in rows if agreement.get(r.filename) == "all_agree"]))
+        sums = [pt.summarise_tracks(rs, subset=sub) for sub, rs in subsets]
+        table = Table(title=f"plates a ticket would print: {name}, --country {country}, {views} simulated views a plate")
+        for col in ("rows", "gate", "plates", "exact", "unread (?)", "wrong", "printed right"):
+            table.add_column(col, justify="left" if col in ("rows", "gate") else "right")
+        pct = lambda v: "-" if v is None else f"{v:.1%}"  # noqa: E731
+        for s in sums:
+            for g in s["gates"]:
+                table.add_row(s["subset"], g["gate"], str(s["n"]), f"{g['exact']} ({pct(g['exact_rate'])})", str(g["unread"]),
+                              f"{g['wrong']} ({pct(g['wrong_rate'])})", pct(g["printed_precision"]))
+        out.print(table)
+        for s in sums:
+            last = s["gates"][-1]
+            _say(out, f"{name} [{country}] {s['subset']}: with every gate (the ticket's), {last['exact']}/{s['n']} exact, "
+                      f"{last['unread']} unread, {last['wrong']} wrong; consensus alone exact {s['consensus_exact']}/{s['n']}")
+        if errors:
+            for r in rows:
+                for g in pt.GATES:
+                    if r.printed[g] and r.printed[g] != r.label:
+                        _say(out, f"  {r.filename}: label {r.label}, {g} printed {r.printed[g]} (reads {' '.join(x or '-' for x in r.reads)})")
+        if json_path is not None:
+            opts = StageOptions()
+            _write_json(json_path, {
+                "kind": "plate_tracks", "images": str(folder), "labels": str(labels), "country": country, "reader": name,
+                "seed": seed, "views": asdict(spec), "gates": {"min_plate_confidence": opts.min_plate_confidence,
+                                                               "min_plate_agreement": opts.min_plate_agreement,
+                                                               "plate_char_majority": opts.plate_char_majority},
+                "summaries": sums,
+                "wrong": [{"filename": r.filename, "label": r.label, "printed": r.printed[pt.GATES[-1]], "reads": list(r.reads)}
+                          for r in rows if r.printed[pt.GATES[-1]] and r.printed[pt.GATES[-1]] != r.label],
+            })
+            _say(out, f"figures written to {json_path}")
+
     @eval_app.command("violations")
     def violations(
         truth_file: Path = typer.Argument(..., help="Truth file (YAML): clips, camera files, counted windows, labelled events."),

@@ -4,7 +4,7 @@
 page holds only figures read from those files (and says which file and command gave each), so a
 figure in the docs is always the output of a command in the repository.
 
-Each JSON carries ``kind`` (``violations``, ``riders``, ``helmet``, ``lamps``, ``privacy``; ``scale`` is left to
+Each JSON carries ``kind`` (``violations``, ``riders``, ``helmet``, ``lamps``, ``privacy``, ``plate_tracks``; ``scale`` is left to
 docs/scale.md) or is an ``etle eval plates`` report
 (``readers``); unknown files are listed as skipped.
 """
@@ -179,6 +179,27 @@ def _plates(name: str, r: Mapping[str, Any]) -> str:
                       _table(["reader", "rows", "n", "exact", "characters", "", "speed"], rows), ""])
 
 
+def _plate_tracks(name: str, r: Mapping[str, Any]) -> str:
+    g, v = r["gates"], r["views"]
+    title = Path(r["images"]).parent.name if Path(r["images"]).name == "images" else Path(r["images"]).name
+    rows = []
+    for s in r["summaries"]:
+        for x in s["gates"]:
+            rows.append([s["subset"], x["gate"], str(s["n"]), f"{x['exact']} ({_f(x['exact_rate'] * 100, 1)} %)", str(x["unread"]),
+                         f"{x['wrong']} ({_f(x['wrong_rate'] * 100, 1)} %)",
+                         "-" if x["printed_precision"] is None else _f(x["printed_precision"] * 100, 1) + " %"])
+    return "\n".join([
+        f"### Tickets' plates: {title} (`{r['reader']}`, `--country {r['country']}`)", "",
+        f"From `{name}`: {v['views']} views a plate, {v['min_height']}-{v['max_height']} px high, tilted up to "
+        f"{v['max_tilt_deg']:g} degrees, seed {r['seed']}. Gates: `confidence` (consensus confidence >= "
+        f"{g['min_plate_confidence']:g}), `agreement` (also read exactly from >= {g['min_plate_agreement']} frames), "
+        f"`majority` (also every character read alike by more than {g['plate_char_majority']:g} of the reads covering "
+        "it): the last is what a ticket prints. `printed right`: of the plates printed, the share that is the labelled plate.",
+        "",
+        _table(["rows", "gate", "plates", "exact", "unread (?)", "wrong", "printed right"], rows), "",
+    ])
+
+
 def _privacy(name: str, r: Mapping[str, Any]) -> str:
     rows = [[str(f["clip"]), _f(f["at"], 1), str(f["faces"]), str(f["by_detector"]), str(f["with_heads"]),
              str(f["after_blur"])] for f in r.get("frames", [])]
@@ -235,7 +256,7 @@ def _machines(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
 
 def render(results: Mapping[str, Mapping[str, Any]], *, command: str = "scripts/accuracy.sh") -> str:
     """The page for ``results`` (file name -> parsed JSON)."""
-    sections: dict[str, list[str]] = {"violations": [], "riders": [], "helmet": [], "lamps": [], "plates": [],
+    sections: dict[str, list[str]] = {"violations": [], "riders": [], "helmet": [], "lamps": [], "plates": [], "plate_tracks": [],
                                       "privacy": [], "int8": [], "skipped": []}
     for name, r in sorted(results.items()):
         if r.get("kind") == "violations":
@@ -248,6 +269,8 @@ def render(results: Mapping[str, Mapping[str, Any]], *, command: str = "scripts/
             sections["lamps"].append(_lamps(name, r))
         elif r.get("kind") == "privacy":
             sections["privacy"].append(_privacy(name, r))
+        elif r.get("kind") == "plate_tracks":
+            sections["plate_tracks"].append(_plate_tracks(name, r))
         elif r.get("kind") == "scale":
             continue  # rendered by scripts/scale_bench.py into docs/scale.md
         elif r.get("kind") == "int8_cpu_check":
@@ -289,6 +312,14 @@ def render(results: Mapping[str, Mapping[str, Any]], *, command: str = "scripts/
     out += ["## Plates (`etle eval plates`)", "",
             "Speeds here are what the eval printed on the machine that ran it, under whatever else it was "
             "doing at the time; `etle bench` measures speed.", ""] + (sections["plates"] or ["(no plate report)\n"])
+    if sections["plate_tracks"]:
+        out += ["## The plate a ticket prints (`etle eval plate-tracks`)", "",
+                "A ticket's plate is the vote over a track's reads, printed only when the acceptance gates hold, else "
+                "`?` for the officer. No labelled set of real tracks exists here, so each labelled crop is made into a "
+                "*simulated* track: degraded copies (smaller, tilted, blurred, darker or brighter, JPEG), each read by "
+                "the reader, voted by the plate consensus and gated as in the pipeline (`etle/evaluate/plate_tracks.py`). "
+                "A wrong plate printed is the costly case. The character-majority gate was adopted on the Argentine "
+                "crops (a plain majority, not a tuned threshold); the Indonesian crops report it.", ""] + sections["plate_tracks"]
     if sections["privacy"]:
         out += ["## Faces hidden by the privacy blur (`etle eval privacy`)", ""] + sections["privacy"]
     if sections["int8"]:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, replace
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -164,6 +165,34 @@ class PlateConsensus:
         colour = vote_colour(reads)
         category = category_of(colour, text) if self.format.name == "id" else None
         return PlateResult(text=text, confidence=confidence, candidates=candidates, best=best, colour=colour, category=category)
+
+
+def character_agreement(text: str, reads: "Sequence[PlateRead]", *, max_shorter: int = 1) -> float:
+    """The weakest character of ``text``: over its positions, the lowest share of the reads that
+    cover a position and read the same character there (0 for an empty text or no such read).
+
+    Each read is aligned to ``text`` (Levenshtein opcodes); a read covers the positions where it
+    has a character aligned (kept or replaced), not those it dropped.  Reads more than
+    ``max_shorter`` characters shorter than ``text`` are partial reads of a small crop and are
+    left out.  A consensus whose reads split on one character (``R5154WP`` read as ``...VP``,
+    ``...MP``, ``...UP``) scores low there, however often the whole text was read: the vote made
+    that character, the picture did not settle it.
+    """
+    n = len(text)
+    if n == 0:
+        return 0.0
+    same = [0] * n
+    covered = [0] * n
+    for r in reads:
+        if len(r.text) < n - max_shorter:
+            continue
+        for op in Levenshtein.opcodes(text, r.text):
+            if op.tag not in ("equal", "replace"):
+                continue
+            for i in range(min(op.src_end - op.src_start, op.dest_end - op.dest_start)):
+                covered[op.src_start + i] += 1
+                same[op.src_start + i] += op.tag == "equal"
+    return min((s / c if c else 0.0) for s, c in zip(same, covered, strict=True))
 
 
 def support(text: str, reads: "list[WeightedRead] | tuple[WeightedRead, ...]") -> float:

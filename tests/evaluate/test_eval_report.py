@@ -108,3 +108,21 @@ def test_eval_json_records_the_machine(tmp_path: Path) -> None:
 
     _write_json(tmp_path / "r.json", {"kind": "helmet", "sets": []})
     assert json.loads((tmp_path / "r.json").read_text())["machine"] == cpu()
+
+
+def test_plate_track_figures_are_rendered() -> None:
+    from etle.evaluate.plate_tracks import GATES, TrackRow, summarise_tracks
+
+    rows = [TrackRow("a.png", "B1AB", "B1AB", 0.9, (), {g: "B1AB" for g in GATES}),
+            TrackRow("b.png", "B2AB", "B3AB", 0.5, (), {"confidence": "B3AB", "agreement": "B3AB", "majority": ""})]
+    tracks = {"kind": "plate_tracks", "images": "/d/plates/ilpr/images", "reader": "rapidocr+crnn", "country": "id", "seed": 0,
+              "views": {"views": 8, "min_height": 20, "max_height": 56, "max_tilt_deg": 6.0},
+              "gates": {"min_plate_confidence": 0.3, "min_plate_agreement": 2, "plate_char_majority": 0.5},
+              "summaries": [summarise_tracks(rows)]}
+    page = render({"plate-tracks.json": tracks})
+    assert "## The plate a ticket prints (`etle eval plate-tracks`)" in page
+    assert "### Tickets' plates: ilpr (`rapidocr+crnn`, `--country id`)" in page
+    assert "8 views a plate, 20-56 px high" in page and "more than 0.5 of the reads" in page
+    assert "| all | agreement | 2 | 1 (50.0 %) | 0 | 1 (50.0 %) | 50.0 % |" in page
+    assert "| all | majority | 2 | 1 (50.0 %) | 1 | 0 (0.0 %) | 100.0 % |" in page
+    assert "not understood" not in page

@@ -106,6 +106,23 @@ def test_a_ticket_plate_needs_reads_from_two_frames_that_agree() -> None:
     assert accept_plate(twice, 0.9, 2).text == ""  # the consensus confidence still counts
 
 
+def test_a_ticket_plate_needs_a_majority_at_every_character() -> None:
+    from etle.pipeline import accept_plate
+
+    reads = tuple(PlateRead(t, 0.8, frame_index=i) for i, t in enumerate(["R5154VP", "R5154VP", "R5154WP", "R5154MP", "R5154UP"]))
+    split = PlateResult("R5154VP", 0.6, candidates=reads, best=reads[0])
+    # read whole from two frames and confident enough, but the reads split on the V: '?'
+    assert accept_plate(split, 0.3, 2).text == "R5154VP"
+    shown = accept_plate(split, 0.3, 2, 0.5)
+    assert shown.text == "" and shown.candidates == reads
+    held = tuple(PlateRead(t, 0.8, frame_index=i) for i, t in enumerate(["R2333RK", "R2333RK", "R2333RK", "R2333XK"]))
+    firm = PlateResult("R2333RK", 0.7, candidates=held, best=held[0])
+    assert accept_plate(firm, 0.3, 2, 0.5) is firm
+    # a tie is no majority
+    tie = PlateResult("R2333RK", 0.7, candidates=held[:2] + (PlateRead("R2333XK", 0.8, frame_index=5),) * 2, best=held[0])
+    assert accept_plate(tie, 0.3, 2, 0.5).text == ""
+
+
 def test_signal_timeline_runs_of_states() -> None:
     from etle.pipeline import signal_timeline
 

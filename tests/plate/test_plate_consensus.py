@@ -142,3 +142,27 @@ def test_scattered_reads_are_less_confident_than_consistent_ones() -> None:
     a, b, c = same.result(1).confidence, scattered.result(1).confidence, junk.result(1).confidence
     assert a == pytest.approx(0.7)
     assert c < b < a
+
+
+def test_character_agreement_is_the_weakest_characters_share_of_the_reads_covering_it() -> None:
+    from etle.plate.consensus import character_agreement
+
+    reads = [read(t) for t in ("R2333RK", "R2333RK", "R2333RK", "R2333XX", "R233XK")]
+    # R233XK (one shorter) aligns as R233[3->X][R dropped]K: the weakest place is the 'R', where
+    # three reads say R, R2333XX says X and R233XK, having dropped it, does not count
+    assert character_agreement("R2333RK", reads) == pytest.approx(3 / 4)
+    split = [read(t) for t in ("R5154VP", "R5154VP", "R5154WP", "R5154MP", "R5154UP")]
+    assert character_agreement("R5154VP", split) == pytest.approx(2 / 5)
+    assert character_agreement("R5154WP", [read("R5154WP")]) == 1.0
+
+
+def test_character_agreement_leaves_out_partial_reads_and_dropped_characters() -> None:
+    from etle.plate.consensus import character_agreement
+
+    # 'B4' and 'K40' are reads of a crop too small for the whole plate: they say nothing of it
+    reads = [read(t) for t in ("R4782PK", "R4782PK", "B4", "K40")]
+    assert character_agreement("R4782PK", reads) == 1.0
+    # a read one character short covers the others: R4782K drops the P, which is not held against it
+    assert character_agreement("R4782PK", [read("R4782PK"), read("R4782K")]) == 1.0
+    assert character_agreement("", reads) == 0.0
+    assert character_agreement("R4782PK", [read("B4")]) == 0.0  # no read covers it
