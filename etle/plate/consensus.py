@@ -167,32 +167,45 @@ class PlateConsensus:
         return PlateResult(text=text, confidence=confidence, candidates=candidates, best=best, colour=colour, category=category)
 
 
-def character_agreement(text: str, reads: "Sequence[PlateRead]", *, max_shorter: int = 1) -> float:
-    """The weakest character of ``text``: over its positions, the lowest share of the reads that
-    cover a position and read the same character there (0 for an empty text or no such read).
+def character_votes(text: str, reads: "Sequence[PlateRead]", *, max_shorter: int = 1) -> tuple[tuple[tuple[str, int], ...], ...]:
+    """How the reads spell each character of ``text``: per position, ``(character, reads)``
+    pairs of the reads that cover it, most read first (``text``'s own character first on a tie).
 
     Each read is aligned to ``text`` (Levenshtein opcodes); a read covers the positions where it
     has a character aligned (kept or replaced), not those it dropped.  Reads more than
     ``max_shorter`` characters shorter than ``text`` are partial reads of a small crop and are
-    left out.  A consensus whose reads split on one character (``R5154WP`` read as ``...VP``,
-    ``...MP``, ``...UP``) scores low there, however often the whole text was read: the vote made
-    that character, the picture did not settle it.
+    left out.  The officer's page shows these votes; :func:`character_agreement` gates on them.
     """
     n = len(text)
-    if n == 0:
-        return 0.0
-    same = [0] * n
-    covered = [0] * n
+    counts: list[dict[str, int]] = [defaultdict(int) for _ in range(n)]
     for r in reads:
-        if len(r.text) < n - max_shorter:
+        if not r.text or len(r.text) < n - max_shorter:
             continue
         for op in Levenshtein.opcodes(text, r.text):
             if op.tag not in ("equal", "replace"):
                 continue
             for i in range(min(op.src_end - op.src_start, op.dest_end - op.dest_start)):
-                covered[op.src_start + i] += 1
-                same[op.src_start + i] += op.tag == "equal"
-    return min((s / c if c else 0.0) for s, c in zip(same, covered, strict=True))
+                counts[op.src_start + i][r.text[op.dest_start + i]] += 1
+    return tuple(
+        tuple(sorted(c.items(), key=lambda kv: (-kv[1], kv[0] != text[k], kv[0])))
+        for k, c in enumerate(counts)
+    )
+
+
+def character_agreement(text: str, reads: "Sequence[PlateRead]", *, max_shorter: int = 1) -> float:
+    """The weakest character of ``text``: over its positions, the lowest share of the reads that
+    cover a position (:func:`character_votes`) and read ``text``'s character there (0 for an
+    empty text or a position no read covers).  A consensus whose reads split on one character
+    (``R5154WP`` read as ``...VP``, ``...MP``, ``...UP``) scores low there, however often the
+    whole text was read: the vote made that character, the picture did not settle it.
+    """
+    if not text:
+        return 0.0
+    shares = []
+    for ch, votes in zip(text, character_votes(text, reads, max_shorter=max_shorter), strict=True):
+        total = sum(n for _, n in votes)
+        shares.append(dict(votes).get(ch, 0) / total if total else 0.0)
+    return min(shares)
 
 
 def support(text: str, reads: "list[WeightedRead] | tuple[WeightedRead, ...]") -> float:

@@ -166,3 +166,16 @@ def test_character_agreement_leaves_out_partial_reads_and_dropped_characters() -
     assert character_agreement("R4782PK", [read("R4782PK"), read("R4782K")]) == 1.0
     assert character_agreement("", reads) == 0.0
     assert character_agreement("R4782PK", [read("B4")]) == 0.0  # no read covers it
+
+
+def test_character_votes_show_how_the_reads_spell_each_character() -> None:
+    from etle.plate.consensus import character_votes
+
+    reads = [read(t) for t in ("R5154VP", "R5154WP", "R5154VP", "R5154MP", "R515P", "")]
+    votes = character_votes("R5154VP", reads)
+    assert len(votes) == 7
+    assert votes[0] == (("R", 4),)  # R515P (two short) and the empty read do not count
+    assert votes[5] == (("V", 2), ("M", 1), ("W", 1))
+    # a tie puts the text's own character first
+    assert character_votes("B1AB", [read("B1AB"), read("B1AR")])[3] == (("B", 1), ("R", 1))
+    assert character_votes("", reads) == ()

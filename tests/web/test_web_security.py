@@ -404,3 +404,36 @@ def test_violation_details_and_review_only_flags_are_shown(site, make_evidence_r
     assert "review_only" not in table  # shown as the banner, not as a row
     plain = c.get(f"/tickets/{refs[0]}").text  # a no_helmet ticket without details
     assert 'id="review-only"' not in plain and 'id="violation-details"' not in plain
+
+
+def test_the_ticket_page_shows_the_plate_character_by_character(site) -> None:
+    app, store, refs, _ = site
+    c = login(app)
+    html = c.get(f"/tickets/{refs[0]}").text
+    table = re.search(r'<table id="plate-reading"[^>]*>(.*?)</table>', html, re.S)
+    assert table, "no plate reading on the ticket page"
+    cells = re.findall(r'<td class="([^"]*)"[^>]*>(.*?)</td>', table.group(1), re.S)
+    # the reads: BH1234AB (0.8) and BH1234A8 (0.3): every character but the last read alike
+    assert [re.search(r'class="plate">([^<]*)<', body).group(1) for _, body in cells] == list("BH1234AB")
+    assert [cls for cls, _ in cells] == [""] * 7 + ["unsure"]
+    assert "2/2" in cells[0][1] and "1/2" in cells[7][1] and "<small>8 1</small>" in cells[7][1]
+
+
+def test_plate_reading_of_an_unread_ticket_votes_over_the_reads() -> None:
+    from etle.store.views import PlateCandidate
+    from etle.web.routers.review import plate_reading
+
+    class Tk:
+        plate_text = ""
+        plate_candidates = tuple(PlateCandidate(t, 0.8, i) for i, t in enumerate(["R5154VP", "R5154VP", "R5154WP", "R5154MP", ""]))
+
+    cols = plate_reading(Tk())
+    assert cols is not None and "".join(c["char"] for c in cols) == "R5154VP"
+    assert [c["unsure"] for c in cols] == [False] * 5 + [True, False]
+    assert cols[5]["others"] == [("M", 1), ("W", 1)] and (cols[5]["reads"], cols[5]["of"]) == (2, 4)
+
+    class NoReads:
+        plate_text = "B1AB"
+        plate_candidates = ()
+
+    assert plate_reading(NoReads()) is None

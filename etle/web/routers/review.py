@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timezone
+from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
@@ -27,6 +28,35 @@ from etle.web.deps import (
 )
 
 PAGE_SIZE = 25
+
+
+def plate_reading(tk: Any, majority: float = 0.5) -> list[dict[str, Any]] | None:
+    """How the ticket's plate reads spell each character, for the officer: per character of the
+    plate (or, where the ticket shows ``?``, of the reads' consensus) the character, how many of
+    the reads covering it say so, the other characters read there, and whether it falls short of
+    ``majority`` (the pipeline's ``plate_char_majority``: where a ``?`` came from).  None without
+    reads."""
+    from etle.plate.consensus import PlateConsensus, character_votes
+    from etle.types import PlateRead
+
+    reads = [PlateRead(c.text, c.confidence, frame_index=c.frame_index) for c in tk.plate_candidates if c.text]
+    if not reads:
+        return None
+    anchor = tk.plate_text
+    if not anchor:
+        vote = PlateConsensus("generic")
+        for r in reads:
+            vote.add(0, r)
+        anchor = vote.result(0).text
+    if not anchor:
+        return None
+    out = []
+    for ch, votes in zip(anchor, character_votes(anchor, reads), strict=True):
+        total = sum(n for _, n in votes)
+        same = dict(votes).get(ch, 0)
+        out.append({"char": ch, "reads": same, "of": total, "others": [(c, n) for c, n in votes if c != ch],
+                    "unsure": total == 0 or same / total <= majority})
+    return out
 
 router = APIRouter()
 
@@ -67,7 +97,7 @@ def ticket_page(ref: str, request: Request, actor: Actor = Depends(page_actor),
     reads = store.plate_reads(t.id)
     original = next((r.text for r in reads if r.source != "reviewer" and r.chosen), None)
     return ctx.render(request, "ticket.html", actor, tk=t, state=ctx.verification(t), files=files,
-                      reads=reads, original=original, details=ctx.violation_details(t),
+                      reads=reads, original=original, details=ctx.violation_details(t), reading=plate_reading(t),
                       actions=store.actions(t.id) if auth.RANK[actor.role] >= auth.RANK["supervisor"] else None,
                       next_ticket=pending[0] if pending else None, reasons=REJECT_REASONS,
                       msg=request.query_params.get("msg", ""))
