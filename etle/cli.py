@@ -135,6 +135,9 @@ def run(
             out.print("stage ms/frame: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(s.stage_ms.items())))
         if s.plates:
             out.print("plates confirmed (as a ticket prints them): " + ", ".join(f"#{k} {v}" for k, v in sorted(s.plates.items())))
+        if s.unconfirmed_plates:
+            out.print("plates not confirmed (a ticket shows ?; best guess): "
+                      + ", ".join(f"#{k} {v}?" for k, v in sorted(s.unconfirmed_plates.items())))
     total = sum(s.tickets for s in summaries)
     out.print(f"{total} ticket(s) in {db}; evidence in {out_dir.resolve()}")
 
@@ -145,7 +148,8 @@ def _summary_dict(s) -> dict:  # type: ignore[no-untyped-def]
         "fps": round(s.fps, 2), "tracks": s.tracks, "violations": s.violations, "tickets": s.tickets,
         "view_pauses": s.view_pauses, "stage_ms": {k: round(v, 2) for k, v in s.stage_ms.items()},
         "ticket_ids": list(s.ticket_ids), "evidence": list(s.evidence_paths),
-        "plates": {str(k): v for k, v in s.plates.items()}, "violations_by_rule": dict(s.violations_by_rule),
+        "plates": {str(k): v for k, v in s.plates.items()},
+        "unconfirmed_plates": {str(k): v for k, v in s.unconfirmed_plates.items()}, "violations_by_rule": dict(s.violations_by_rule),
         "detect_every": s.detect_every, "detections": s.detections, "motion_detections": s.motion_detections,
     }
 

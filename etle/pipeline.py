@@ -127,6 +127,9 @@ class RunSummary:
     ticket_ids: tuple[int, ...] = ()
     evidence_paths: tuple[str, ...] = ()
     plates: Mapping[int, str] = field(default_factory=dict)  # track -> the plate a ticket would print (accept_plate)
+    #: track -> its plate consensus where that is confident enough but a ticket would show ``?``
+    #: (the reads do not agree enough: accept_plate); for the clerk, never for a ticket
+    unconfirmed_plates: Mapping[int, str] = field(default_factory=dict)
     violations_by_rule: Mapping[str, int] = field(default_factory=dict)
     detect_every: int = 1
     detections: int = 0  # frames the detector ran on (stride + motion)
@@ -360,11 +363,15 @@ class Pipeline:
             finish(p)
         elapsed = time.perf_counter() - started
         plate_texts: dict[int, str] = {}
+        unconfirmed: dict[int, str] = {}
         if plates is not None:
             for tid in sorted(seen_tracks):
-                r = accept_plate(plates.result(tid), cfg.min_plate_confidence, cfg.min_plate_agreement, cfg.plate_char_majority)
+                consensus = plates.result(tid)
+                r = accept_plate(consensus, cfg.min_plate_confidence, cfg.min_plate_agreement, cfg.plate_char_majority)
                 if r.text:
                     plate_texts[tid] = r.text
+                elif consensus.text and consensus.confidence >= cfg.min_plate_confidence:
+                    unconfirmed[tid] = consensus.text
         return RunSummary(
             source=info.name,
             frames=frames,
@@ -378,6 +385,7 @@ class Pipeline:
             ticket_ids=tuple(tickets),
             evidence_paths=tuple(evidence),
             plates=plate_texts,
+            unconfirmed_plates=unconfirmed,
             violations_by_rule=dict(by_rule),
             detect_every=stride,
             detections=detections,

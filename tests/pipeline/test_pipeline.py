@@ -76,7 +76,24 @@ def test_stage_timings_and_tracks_reported(tmp_path: Path) -> None:
     summary = pipe.run_source(make_source(30))
     assert summary.frames == 30 and summary.tracks == 1
     assert {"detect", "track", "rules", "plate"} <= set(summary.stage_ms)
-    assert summary.plates == {1: "BH1234AB"}
+    assert summary.plates == {1: "BH1234AB"} and summary.unconfirmed_plates == {}
+
+
+class SplitPlates(FakePlates):
+    """Reads that split at the last letter: the consensus holds no majority there."""
+
+    def result(self, track_id: int) -> PlateResult:
+        reads = tuple(PlateRead(t, 0.9, frame_index=i) for i, t in enumerate(["BH1234AB", "BH1234AB", "BH1234AR", "BH1234AP"]))
+        return PlateResult("BH1234AB", 0.8, candidates=reads, best=reads[0])
+
+
+def test_a_plate_whose_reads_split_is_listed_as_unconfirmed_and_the_ticket_shows_unread(tmp_path: Path) -> None:
+    pipe, store = build(tmp_path, "red", CarDownTheRoad())
+    pipe.plate_stage_factory = SplitPlates
+    summary = pipe.run_source(make_source())
+    assert summary.plates == {} and summary.unconfirmed_plates == {1: "BH1234AB"}
+    (t,) = store.list()
+    assert t.plate_text == "" and [c.text for c in t.plate_candidates] == ["BH1234AB", "BH1234AB", "BH1234AR", "BH1234AP"]
 
 
 def test_low_confidence_plate_is_stored_unread_with_candidates() -> None:
