@@ -16,7 +16,9 @@ peak memory is its own and neither warms the other's caches):
 Each job reports frames, fps, per-stage milliseconds per frame, peak RSS (``ru_maxrss`` of its
 process), tracks, plates read and distinct plate texts, and tickets (etle only: the baseline has
 no rules).  A plate counts as read when it is a complete registration under the plate grammar
-(``--country``, default ``id``) at the accepted confidence: etle's per-track consensus, and for
+(``--country``, default ``id``) at the accepted confidence: for etle, a plate its tickets would
+print (the per-track consensus through every acceptance gate of :func:`etle.pipeline.accept_plate`:
+confidence, exact agreement from two frames, a majority at every character), and for
 the baseline the most confident such read of the track (grammar-checked for it too, so that
 single letters read off a mudguard do not count for either side).  Figures depend on the machine: this is a
 benchmark, never a test.
