@@ -108,7 +108,13 @@ def test_bad_api_token_and_good_token(site) -> None:
     body = c.get("/api/v1/tickets", headers=h).json()
     assert body["total"] == 3 and body["counts"] == {"pending_review": 3}
     assert c.get("/api/openapi.json", headers=h).json()["paths"]["/api/v1/tickets"]
-    assert c.get(f"/api/v1/tickets/{refs[0]}", headers=h).json()["verification"] == "verified"
+    one = c.get(f"/api/v1/tickets/{refs[0]}", headers=h).json()
+    assert one["verification"] == "verified"
+    # the plate character by character: the reads BH1234AB and BH1234A8 split at the last one
+    reading = one["plate_reading"]
+    assert "".join(col["char"] for col in reading) == one["plate_text"] == "BH1234AB"
+    assert [col["unsure"] for col in reading] == [False] * 7 + [True]
+    assert reading[-1]["others"] == [["8", 1]] and (reading[-1]["reads"], reading[-1]["of"]) == (1, 2)
     r = c.post(f"/api/v1/tickets/{refs[0]}/plate", headers=h, json={"plate": "bh 9999 zz"})
     assert r.status_code == 200 and r.json()["plate_text"] == "BH9999ZZ"
     assert c.post(f"/api/v1/tickets/{refs[0]}/approve", headers=h).json()["status"] == "approved"
@@ -421,7 +427,7 @@ def test_the_ticket_page_shows_the_plate_character_by_character(site) -> None:
 
 def test_plate_reading_of_an_unread_ticket_votes_over_the_reads() -> None:
     from etle.store.views import PlateCandidate
-    from etle.web.routers.review import plate_reading
+    from etle.web.plate_reading import plate_reading
 
     class Tk:
         plate_text = ""

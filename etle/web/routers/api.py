@@ -21,6 +21,7 @@ from etle.store import lifecycle
 from etle.store.repository import TicketView
 from etle.web.actions import REJECT_REASONS, do_action, reject_reason, reopen
 from etle.web.deps import Actor, WebContext, api_actor, get_ctx, need, parse_filters
+from etle.web.plate_reading import plate_reading
 
 router = APIRouter()
 
@@ -45,6 +46,10 @@ class TicketOut(BaseModel):
     plate_colour: str = ""
     plate_category: str = ""
     verification: str | None = None
+    #: per character of the plate (or of the reads' consensus where it is unread): the character,
+    #: the reads that read it so out of those covering it, what the others read, and whether no
+    #: majority agrees (etle.web.plate_reading)
+    plate_reading: list[dict[str, Any]] | None = None
 
 
 class TicketPage(BaseModel):
@@ -69,7 +74,7 @@ def ticket_out(t: TicketView, verification: str | None = None) -> TicketOut:
         location=t.location, rule=t.rule, article=t.article, fine=t.fine, occurred_at=t.occurred_at,
         local_time=t.local_time, plate_text=t.plate_text, plate_confidence=t.plate_confidence,
         plate_candidates=[c.as_dict() for c in t.plate_candidates], verification=verification,
-        plate_colour=t.plate_colour, plate_category=t.plate_category,
+        plate_colour=t.plate_colour, plate_category=t.plate_category, plate_reading=plate_reading(t),
     )
 
 

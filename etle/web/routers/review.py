@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timezone
-from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
@@ -17,6 +16,7 @@ from etle.store import lifecycle
 from etle.store.models import PENDING_REVIEW
 from etle.web import auth
 from etle.web.actions import REJECT_REASONS, do_action, reject_reason, reopen
+from etle.web.plate_reading import plate_reading
 from etle.web.deps import (
     Actor,
     WebContext,
@@ -29,34 +29,6 @@ from etle.web.deps import (
 
 PAGE_SIZE = 25
 
-
-def plate_reading(tk: Any, majority: float = 0.5) -> list[dict[str, Any]] | None:
-    """How the ticket's plate reads spell each character, for the officer: per character of the
-    plate (or, where the ticket shows ``?``, of the reads' consensus) the character, how many of
-    the reads covering it say so, the other characters read there, and whether it falls short of
-    ``majority`` (the pipeline's ``plate_char_majority``: where a ``?`` came from).  None without
-    reads."""
-    from etle.plate.consensus import PlateConsensus, character_votes
-    from etle.types import PlateRead
-
-    reads = [PlateRead(c.text, c.confidence, frame_index=c.frame_index) for c in tk.plate_candidates if c.text]
-    if not reads:
-        return None
-    anchor = tk.plate_text
-    if not anchor:
-        vote = PlateConsensus("generic")
-        for r in reads:
-            vote.add(0, r)
-        anchor = vote.result(0).text
-    if not anchor:
-        return None
-    out = []
-    for ch, votes in zip(anchor, character_votes(anchor, reads), strict=True):
-        total = sum(n for _, n in votes)
-        same = dict(votes).get(ch, 0)
-        out.append({"char": ch, "reads": same, "of": total, "others": [(c, n) for c, n in votes if c != ch],
-                    "unsure": total == 0 or same / total <= majority})
-    return out
 
 router = APIRouter()
 

@@ -1,0 +1,38 @@
+"""The plate of a ticket character by character, for the officer's page and the API: how the
+reads a ticket keeps (``plate_candidates``) spell each character of its plate
+(:func:`etle.plate.consensus.character_votes`, the same votes the pipeline's majority gate uses)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["plate_reading"]
+
+
+def plate_reading(tk: Any, majority: float = 0.5) -> list[dict[str, Any]] | None:
+    """How the ticket's plate reads spell each character, for the officer: per character of the
+    plate (or, where the ticket shows ``?``, of the reads' consensus) the character, how many of
+    the reads covering it say so, the other characters read there, and whether it falls short of
+    ``majority`` (the pipeline's ``plate_char_majority``: where a ``?`` came from).  None without
+    reads."""
+    from etle.plate.consensus import PlateConsensus, character_votes
+    from etle.types import PlateRead
+
+    reads = [PlateRead(c.text, c.confidence, frame_index=c.frame_index) for c in tk.plate_candidates if c.text]
+    if not reads:
+        return None
+    anchor = tk.plate_text
+    if not anchor:
+        vote = PlateConsensus("generic")
+        for r in reads:
+            vote.add(0, r)
+        anchor = vote.result(0).text
+    if not anchor:
+        return None
+    out = []
+    for ch, votes in zip(anchor, character_votes(anchor, reads), strict=True):
+        total = sum(n for _, n in votes)
+        same = dict(votes).get(ch, 0)
+        out.append({"char": ch, "reads": same, "of": total, "others": [(c, n) for c, n in votes if c != ch],
+                    "unsure": total == 0 or same / total <= majority})
+    return out
