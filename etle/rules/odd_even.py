@@ -8,9 +8,12 @@ exempts).
 
 Time is the frame's timestamp (``wall_start + pts``) in the camera's timezone.  A track is
 judged once it has been seen inside the zone during active time and its plate consensus
-(``FrameContext.plates``) is a valid TNKB registration with at least ``min_plate_confidence``;
-the plate may settle after the vehicle left the zone, so the judgement waits for it while the
-track lives.  The plate colour comes from the plate crop kept with the consensus; an unknown
+(``FrameContext.plates``) is a valid TNKB registration with at least ``min_plate_confidence``
+and every character of it -- the parity digit above all -- is read alike by more than
+``char_majority`` of the reads that cover it (:func:`etle.plate.consensus.character_agreement`,
+the ticket's own gate): a parity decided by a vote between split reads would be a guess.  The
+plate may settle after the vehicle left the zone, so the judgement waits for it while the track
+lives.  The plate colour comes from the plate crop kept with the consensus; an unknown
 colour is not exempt (the reviewing officer sees the plate).
 """
 
@@ -26,6 +29,7 @@ from zoneinfo import ZoneInfo
 from pydantic import Field, field_validator
 
 from etle.geometry import Point, point_in_polygon
+from etle.plate.consensus import character_agreement
 from etle.plate.tnkb import split_tnkb
 from etle.rules.base import RuleContext, RuleSpec, ZoneRef, anchor_point, make_violation
 from etle.rules.options import LabelSet, Labels, Plates
@@ -77,6 +81,10 @@ class OddEvenOptions(ConfigModel):
     )
     min_plate_confidence: float = Field(
         default=0.7, ge=0, le=1, description="Plate consensus confidence needed to judge."
+    )
+    char_majority: float = Field(
+        default=0.5, ge=0, lt=1,
+        description="Every character of the plate read alike by more than this share of the reads covering it (0: off).",
     )
 
     @field_validator("hours")
@@ -150,6 +158,7 @@ class OddEvenRule:
         exempt_colours: Iterable[str] = ("yellow", "red"),
         exempt_plates: Iterable[str] = (),
         min_plate_confidence: float = 0.7,
+        char_majority: float = 0.5,
     ) -> None:
         self._schedule = schedule
         self._zone = tuple((float(x), float(y)) for x, y in zone) if zone else None
@@ -157,6 +166,7 @@ class OddEvenRule:
         self._exempt_colours = frozenset(exempt_colours)
         self._exempt_plates = frozenset("".join(c for c in p.upper() if c.isalnum()) for p in exempt_plates)
         self._min_conf = min_plate_confidence
+        self._majority = char_majority
         self._seen: dict[int, tuple[float, datetime]] = {}  # track -> (pts, time) first in zone, active
         self._done: set[int] = set()  # judged (exempt or compliant); violations go via the engine
 
@@ -171,6 +181,7 @@ class OddEvenRule:
             exempt_colours=options.exempt_colours,
             exempt_plates=options.exempt_plates,
             min_plate_confidence=options.min_plate_confidence,
+            char_majority=options.char_majority,
         )
 
     def forget(self, track_id: int) -> None:
@@ -204,6 +215,8 @@ class OddEvenRule:
             plate = ctx.plate(tid)
             if plate.empty or plate.confidence < self._min_conf or split_tnkb(plate.text) is None:
                 continue  # wait for a settled, valid plate
+            if self._majority > 0 and character_agreement(plate.text, plate.candidates) <= self._majority:
+                continue  # the reads split on a character: wait for more
             first_pts, first_when = self._seen[tid]
             self._done.add(tid)
             if plate.text in self._exempt_plates:

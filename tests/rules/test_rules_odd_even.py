@@ -76,6 +76,18 @@ def test_odd_plate_on_an_even_date_fires():
     assert v.details["plate_colour"] == "white"
 
 
+def test_the_parity_waits_for_reads_that_agree_on_every_character():
+    reads = tuple(PlateRead(t, 0.9, frame_index=i, crop=plate_crop(WHITE)) for i, t in enumerate(["B1237XY", "B1237XY", "B1234XY", "B1238XY"]))
+    split = PlateResult("B1237XY", 0.9, candidates=reads, best=reads[0])
+    # confident, valid, but the last digit is 7 in only 2 of 4 reads: no judgement (an even plate
+    # read odd would be a wrong ticket) ...
+    assert run(OddEvenRule(schedule()), {1: split}) == []
+    # ... until the reads agree there; or with the check switched off
+    agreed = PlateResult("B1237XY", 0.9, candidates=reads + (reads[0],), best=reads[0])
+    assert len(run(OddEvenRule(schedule()), {1: agreed})) == 1
+    assert len(run(OddEvenRule(schedule(), char_majority=0.0), {1: split})) == 1
+
+
 def test_even_plate_on_an_even_date_passes():
     assert run(OddEvenRule(schedule()), {1: result("B1234XY")}) == []
 
