@@ -160,14 +160,16 @@ def build_pipeline(
         kind = config.plate_detector or default_plate_detector(country)
         overlays = camera.overlays if camera is not None else ()
         try:
-            plate_factory = build_plate_stage(detector=kind, reader=reader, country=country, overlays=overlays)
+            plate_factory = build_plate_stage(detector=kind, reader=reader, country=country, overlays=overlays,
+                                              settle_majority=config.plate_char_majority)
         except ModelError as exc:
             if config.plate_detector is not None or kind == "onnx":
                 raise
             # the fine-tuned detector is exported once by `etle models prepare`; run without it
             log.warning("%s; using the original plate detector (run 'etle models prepare' for the TNKB one)", exc)
             kind = "onnx"
-            plate_factory = build_plate_stage(detector=kind, reader=reader, country=country, overlays=overlays)
+            plate_factory = build_plate_stage(detector=kind, reader=reader, country=country, overlays=overlays,
+                                              settle_majority=config.plate_char_majority)
         config = config.model_copy(update={"plate_detector": kind})
         model_names += [_PLATE_MODELS.get(kind, kind), "ocr-rapidocr-rec"]
     rules_factory = guard_factory = signal_factory = None

@@ -11,7 +11,11 @@ frame is read-only and never modified), runs the plate detector on the crop, map
 box back to frame coordinates, reads that plate (a copy of its pixels, so that a read never pins a
 whole frame in memory), classifies the plate's background colour
 (:func:`etle.plate.colour.classify_colour`, for every reader alike) and feeds :class:`~etle.plate.consensus.PlateConsensus`.  A track counts
-as settled once ``settle_reads`` reads agree with its consensus at ``settle_confidence``.
+as settled (and is read no more) once ``settle_reads`` reads agree with its consensus at
+``settle_confidence`` and every character of it is read alike by more than ``settle_majority``
+of the reads covering it (the ticket's gate, :func:`etle.plate.consensus.character_agreement`):
+reads split 3:3 on a letter keep the track being read, while its budget lasts, rather than
+leaving its ticket a ``?``.
 
 Per-track state is bounded (LRU of ``max_tracks``); call :meth:`PlateStage.forget` when a track
 ends and its result has been taken.
@@ -28,7 +32,7 @@ import cv2
 import numpy as np
 
 from etle.plate.colour import classify_colour
-from etle.plate.consensus import PlateConsensus, crop_quality
+from etle.plate.consensus import PlateConsensus, character_agreement, crop_quality
 from etle.plate.detector import PlateDetector
 from etle.plate.readers import PlateReader
 from etle.plate.tnkb import category_of
@@ -141,6 +145,7 @@ class PlateStage:
         plate_pad: float = 0.06,
         settle_reads: int = 3,
         settle_confidence: float = 0.6,
+        settle_majority: float = 0.5,
         max_tracks: int = 2048,
         labels: frozenset[str] = VEHICLE_LABELS,
         regrow: float = 1.15,
@@ -158,6 +163,7 @@ class PlateStage:
         self.plate_pad = plate_pad
         self.settle_reads = settle_reads
         self.settle_confidence = settle_confidence
+        self.settle_majority = settle_majority
         self.max_tracks = max_tracks
         self._state: OrderedDict[int, TrackReadState] = OrderedDict()
         #: burned-in text (camera files' ``overlays``): a "plate" found there is the clock or the
@@ -225,7 +231,9 @@ class PlateStage:
         if res.empty or res.confidence < self.settle_confidence:
             return False
         agree = sum(1 for c in res.candidates if c.text == res.text)
-        return agree >= self.settle_reads
+        if agree < self.settle_reads:
+            return False
+        return self.settle_majority <= 0 or character_agreement(res.text, res.candidates) > self.settle_majority
 
     def _remember(self, track_id: int, st: TrackReadState) -> None:
         self._state.pop(track_id, None)

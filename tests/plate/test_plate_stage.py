@@ -150,6 +150,28 @@ def test_stage_settles_tracks_and_stops_reading_them() -> None:
     assert stage.state(1).settled
 
 
+def test_a_track_whose_reads_split_on_a_letter_is_read_until_a_majority_holds() -> None:
+    # the seventh read is the third to spell B1234AB, but at the sixth character only 3 of the 7
+    # reads say A (X twice, Y, Z): a ticket would show '?', so the stage keeps reading
+    split = ["B1234AB", "B1234XB", "B1234YB", "B1234AB", "B1234ZB", "B1234XB", "B1234AB"]
+    reader = FakeReader(split + ["B1234AB"] * 5)
+    stage = PlateStage(FakeDetector(), reader, every_n=1, every_s=0, settle_reads=3, settle_confidence=0.3)
+    for i in range(8):  # 8 reads: A in 4 of 8, still no majority
+        stage.process(frame(i), [car(1)])
+    assert stage.result(1).text == "B1234AB" and not stage.state(1).settled
+    stage.process(frame(8), [car(1)])  # the ninth: 5 of 9
+    assert stage.state(1).settled
+    for i in range(9, 14):
+        stage.process(frame(i), [car(1)])
+    assert len(reader.crops) == 9  # settled: read no more
+    # without the majority condition it settles on the third agreeing read
+    reader = FakeReader(split)
+    stage = PlateStage(FakeDetector(), reader, every_n=1, every_s=0, settle_reads=3, settle_confidence=0.3, settle_majority=0)
+    for i in range(12):
+        stage.process(frame(i), [car(1)])
+    assert len(reader.crops) == 7
+
+
 def test_stage_caps_reads_per_track_and_counts_failures() -> None:
     reader = FakeReader(["", "B1AB", ""])  # mostly unreadable
     stage = PlateStage(FakeDetector(), reader, every_n=1, every_s=0, max_reads_per_track=4, settle_reads=99)
