@@ -1,7 +1,9 @@
 """Invalid plate (UU 22/2009 art. 280 / 288): flagged for an officer's review, never a ticket.
 
 A track's plate consensus (``FrameContext.plates``) is judged once it rests on ``min_reads``
-reads with at least ``min_plate_confidence``:
+reads with at least ``min_plate_confidence`` and every character of it is read alike by more
+than ``char_majority`` of the reads covering it (the ticket's own gate: a plate the reads split
+on is a misread to review on the ticket, not a registry mismatch to flag):
 
 * ``grammar`` -- the text is not a TNKB registration (``^[A-Z]{1,2}[0-9]{1,4}[A-Z]{0,3}$``):
   confidently read characters that no valid plate has (a fake or a foreign plate);
@@ -22,6 +24,7 @@ from typing import Iterable
 
 from pydantic import Field, ValidationInfo, field_validator
 
+from etle.plate.consensus import character_agreement
 from etle.plate.tnkb import regions, split_tnkb
 from etle.rules.base import PerTrackState, RuleContext, RuleSpec, make_violation
 from etle.rules.options import Labels, existing_file
@@ -44,6 +47,10 @@ class InvalidPlateOptions(ConfigModel):
         default=0.8, ge=0, le=1, description="Plate consensus confidence needed to flag."
     )
     min_reads: int = Field(default=3, ge=1, description="Plate reads behind the consensus.")
+    char_majority: float = Field(
+        default=0.5, ge=0, lt=1,
+        description="Every character of the plate read alike by more than this share of the reads covering it (0: off).",
+    )
     check_grammar: bool = Field(default=True, description="Flag plates failing the grammar.")
     check_region: bool = Field(
         default=True, description="Flag plates whose region prefix is not in the table."
@@ -75,6 +82,7 @@ class InvalidPlateRule(PerTrackState):
         registry: PlateRegistry | None = None,
         min_plate_confidence: float = 0.8,
         min_reads: int = 3,
+        char_majority: float = 0.5,
         check_grammar: bool = True,
         check_region: bool = True,
         flag_unregistered: bool = False,
@@ -83,6 +91,7 @@ class InvalidPlateRule(PerTrackState):
         self._registry = registry
         self._min_conf = min_plate_confidence
         self._min_reads = min_reads
+        self._majority = char_majority
         self._grammar = check_grammar
         self._region = check_region
         self._unregistered = flag_unregistered
@@ -98,6 +107,7 @@ class InvalidPlateRule(PerTrackState):
             registry=registry,
             min_plate_confidence=options.min_plate_confidence,
             min_reads=options.min_reads,
+            char_majority=options.char_majority,
             check_grammar=options.check_grammar,
             check_region=options.check_region,
             flag_unregistered=options.flag_unregistered,
@@ -140,6 +150,8 @@ class InvalidPlateRule(PerTrackState):
             plate = ctx.plate(obj.track_id)
             if plate.empty or plate.confidence < self._min_conf or len(plate.candidates) < self._min_reads:
                 continue
+            if self._majority > 0 and character_agreement(plate.text, plate.candidates) <= self._majority:
+                continue  # the reads split on a character: not settled enough to judge
             if self._tracks.get(obj.track_id) == plate.text:
                 continue
             self._tracks[obj.track_id] = plate.text

@@ -71,6 +71,17 @@ def test_unknown_region_prefix_is_flagged():
     assert run(InvalidPlateRule(check_region=False), {1: result("QQ1234XY")}) == []
 
 
+def test_a_plate_the_reads_split_on_is_not_judged_against_the_registry(registry):
+    # "R5154VP": confident and read whole, but the V is read so by 2 of 5 reads (W, M, U): a
+    # misread for the ticket's reviewer, not an unregistered plate to flag
+    texts = ["R5154VP", "R5154VP", "R5154WP", "R5154MP", "R5154UP"]
+    reads = tuple(PlateRead(t, 0.9, frame_index=i, crop=white_crop()) for i, t in enumerate(texts))
+    split = PlateResult("R5154VP", 0.9, candidates=reads, best=reads[0])
+    assert run(InvalidPlateRule(registry=registry, flag_unregistered=True), {1: split}, label="motorcycle") == []
+    out = run(InvalidPlateRule(registry=registry, flag_unregistered=True, char_majority=0.0), {1: split}, label="motorcycle")
+    assert out and out[0].details["reasons"] == ["unregistered"]
+
+
 def test_low_confidence_or_few_reads_are_not_judged():
     assert run(InvalidPlateRule(), {1: result("B12345XY", conf=0.5)}) == []
     assert run(InvalidPlateRule(min_reads=3), {1: result("B12345XY", reads=2)}) == []
