@@ -105,6 +105,11 @@ class AuditMixin(TicketsMixin):
                 f"ticket {row.reference} is flagged by the registry lookup ({flag}): "
                 f"a person must send its notice, never {actor}"
             )
+        if action == "approve" and not row.plate_text:
+            raise lifecycle.TransitionError(
+                f"ticket {row.reference} has no confirmed plate (?): correct the plate from the "
+                "evidence before approving it, or reject it"
+            )
         user_id = self._user_id(session, actor)
         values: dict[str, Any] = {"status": after, "status_changed_at": moment}
         data = dict(data or {})

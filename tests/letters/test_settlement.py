@@ -206,7 +206,7 @@ def test_block_overdue_before_and_after_the_deadline(site) -> None:
 
 def test_notice_without_register_row_is_left_alone(tmp_path: Path) -> None:
     store, refs = make_site(f"sqlite:///{tmp_path / 'etle.db'}", n=1)
-    tid = store.add(TicketIn(camera_id="jbi-01", rule="red_light", track_id=99, fine=FINE,
+    tid = store.add(TicketIn(camera_id="jbi-01", rule="red_light", track_id=99, fine=FINE, plate_text="BH1999XY",
                              occurred_at=datetime(2026, 11, 28, 1, 0, tzinfo=timezone.utc)))
     store.transition(tid, "approve", actor="rev")
     store.transition(tid, "send_notice", actor="rev")

@@ -442,8 +442,10 @@ def test_lookups_only_after_approval(tmp_path: Path, csv_path: Path) -> None:
             lookup_ticket(store, CsvRegistry(csv_path), tid)
         assert store.get(tid).registry_status == "" and len(store.actions(tid)) == 1
         nameless = store.add(ticket(2, plate_text=""))
-        store.transition(nameless, "approve", actor="system:test")
-        with pytest.raises(StoreError, match="no plate to look up"):
+        # a ticket showing '?' cannot be approved before its plate is corrected ...
+        with pytest.raises(TransitionError, match="no confirmed plate"):
+            store.transition(nameless, "approve", actor="system:test")
+        with pytest.raises(StoreError, match="no plate to look up"):  # ... nor looked up
             lookup_ticket(store, CsvRegistry(csv_path), nameless)
         assert store.awaiting_owner() == []  # no plate: nothing to look up
 

@@ -443,3 +443,26 @@ def test_plate_reading_of_an_unread_ticket_votes_over_the_reads() -> None:
         plate_candidates = ()
 
     assert plate_reading(NoReads()) is None
+
+
+def test_a_ticket_showing_unread_cannot_be_approved_until_its_plate_is_corrected(tmp_path: Path, make_evidence_request) -> None:
+    root = tmp_path / "evidence"
+    store = TicketStore(f"sqlite:///{tmp_path / 'etle.db'}")
+    rec = record_violation(EvidenceWriter(root), store, make_evidence_request(7, plate=""))
+    ref = store.get(rec.ticket_id).reference
+    store.add_user("rev", role="reviewer")
+    auth.set_password(store.engine, "rev", PASSWORD)
+    app = create_app(WebConfig(db_url=store.url, evidence_root=root, secret=b"k" * 32, secure_cookies=False), store=store)
+    c = login(app)
+    page = c.get(f"/tickets/{ref}").text
+    assert 'id="approve-form"' not in page and 'id="approve-needs-plate"' in page
+    r = c.post(f"/tickets/{ref}/approve", data={"csrf": csrf_of(page)})
+    assert r.status_code == 409 and "no confirmed plate" in r.text
+    assert store.get(ref).status == "pending_review"
+    # the officer reads the plate from the evidence and saves it: now it can be approved
+    assert c.post(f"/tickets/{ref}/plate", data={"plate": "BH 1234 AB", "csrf": csrf_of(page)}).status_code == 303
+    page = c.get(f"/tickets/{ref}").text
+    assert 'id="approve-form"' in page
+    assert c.post(f"/tickets/{ref}/approve", data={"csrf": csrf_of(page)}).status_code == 303
+    assert store.get(ref).status == "approved" and store.get(ref).plate_text == "BH1234AB"
+    store.close()
