@@ -150,10 +150,10 @@ class InvalidPlateRule(PerTrackState):
             plate = ctx.plate(obj.track_id)
             if plate.empty or plate.confidence < self._min_conf or len(plate.candidates) < self._min_reads:
                 continue
-            if self._majority > 0 and character_agreement(plate.text, plate.candidates) <= self._majority:
-                continue  # the reads split on a character: not settled enough to judge
             if self._tracks.get(obj.track_id) == plate.text:
                 continue
+            if self._majority > 0 and character_agreement(plate.text, plate.candidates) <= self._majority:
+                continue  # the reads split on a character: not settled enough to judge
             self._tracks[obj.track_id] = plate.text
             reasons = self.reasons(plate, obj.label)
             if not reasons:
