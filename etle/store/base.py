@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import logging
 import secrets
+import sqlite3
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -84,17 +86,37 @@ def _one_line(exc: BaseException) -> str:
     return text[0] if text else type(orig).__name__
 
 
+SQLITE_BUSY_TIMEOUT_S = 30.0
+
+
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     # Hand transaction control to SQLAlchemy (see _sqlite_begin): the sqlite3 module's legacy
     # mode would run DDL outside transactions and upgrade read locks late.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute("PRAGMA journal_mode=WAL")
+        # The busy timeout first: switching a new database to WAL needs a lock that another
+        # process may hold (a second camera worker migrating the same new file), and without
+        # the timeout the switch fails at once with "database is locked".
+        cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        _sqlite_wal(cursor)
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
     finally:
         cursor.close()
+
+
+def _sqlite_wal(cursor: Any) -> None:
+    """Switch to WAL, waiting out a lock held by another connection (up to the busy timeout):
+    SQLite may answer the journal-mode switch with SQLITE_BUSY without calling the busy handler."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _sqlite_begin(conn: Any) -> None:

@@ -249,7 +249,7 @@ def edge_run(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
 
 def test_real_models_ticket_survives_a_cut(edge_run: SimpleNamespace) -> None:
     h = edge_run.health["cameras"]["cam-1"]
-    assert h["reconnects"] >= 1 and h["restarts"] == 0, h
+    assert h["reconnects"] >= 1 and h["restarts"] == 0, (h, edge_run.output[-4000:])
     rep = edge_run.report
     assert rep, edge_run.output[-3000:]
     assert rep["tickets"] == 1 and rep["events"][0]["rule"] == "red_light", rep["events"]
@@ -270,6 +270,6 @@ def test_etle_edge_two_cameras_one_killed_then_sigterm(edge_run: SimpleNamespace
     print(f"\netle edge two cameras: cam-1 tickets {cams['cam-1']['tickets']}, cam-2 tickets {cams['cam-2']['tickets']}, "
           f"cam-2 last error: {cams['cam-2']['last_stats'].get('live', {}).get('last_error')}")
     assert cams["cam-1"]["tickets"] == 1, text[-3000:]
-    assert cams["cam-1"]["restarts"] == 0 and cams["cam-2"]["restarts"] == 0
+    assert cams["cam-1"]["restarts"] == 0 and cams["cam-2"]["restarts"] == 0, text[-4000:]
     assert cams["cam-2"]["last_stats"]["live"]["connect_failures"] >= 1
     assert cams["cam-1"]["exit_code"] == 0 and cams["cam-2"]["exit_code"] == 0

@@ -358,3 +358,36 @@ def test_revision_0006_adds_a_unique_payment_code(db_url: str) -> None:
         assert "payment_code" not in {c["name"] for c in inspect(conn).get_columns("tickets")}
         assert conn.execute(text("SELECT count(*) FROM review_actions WHERE action = 'confirm'")).scalar() == 1
     engine.dispose()
+
+
+
+def test_two_processes_opening_one_new_sqlite_file_at_once(tmp_path) -> None:
+    """Two camera workers of one ``etle edge`` open the same new SQLite file at the same moment
+    (a barrier), 20 times over: both open it, and it is migrated once.  Before the busy timeout
+    was set ahead of the switch to WAL, about one round in ten failed with "database is locked"
+    (the switch answered SQLITE_BUSY at once while the other process migrated)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    for round_ in range(20):
+        url = f"sqlite:///{tmp_path / f'etle-{round_}.db'}"
+        barrier, results = ctx.Barrier(2), ctx.Queue()
+        procs = [ctx.Process(target=_open_store_at_once, args=(url, barrier, results)) for _ in range(2)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(60)
+        errors = [e for e in (results.get(timeout=5) for _ in procs) if e]
+        assert errors == [], f"round {round_}: {errors}"
+        with TicketStore(url, create=False) as store, store.engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1
+            assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+
+
+def _open_store_at_once(url: str, barrier, results) -> None:  # type: ignore[no-untyped-def]
+    barrier.wait()
+    try:
+        TicketStore(url).close()
+        results.put("")
+    except StoreError as exc:
+        results.put(str(exc))
