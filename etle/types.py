@@ -230,6 +230,8 @@ class PlateRead:
     crop: np.ndarray | None = field(default=None, repr=False, compare=False)  # the plate pixels
     colour: str | None = None  # plate background (white, black, yellow, red, green, white_blue)
     category: str | None = None  # what the colour stands for (private, public_transport, ...)
+    #: per character of ``text``, the recogniser's probability of it (empty when the reader gives none)
+    char_conf: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

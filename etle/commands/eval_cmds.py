@@ -238,6 +238,7 @@ def register(app: typer.Typer) -> None:
 
         from etle.config.run import StageOptions
         from etle.evaluate import plate_tracks as pt
+        from etle.plate.consensus import REVIEW_CHAR_CONFIDENCE
         from etle.evaluate import plates as ev
         from etle.plate.readers import default_reader, load_reader
         from etle.plate.tnkb import available_formats
@@ -267,13 +268,14 @@ def register(app: typer.Typer) -> None:
             subsets.append(("all_agree", [r for r in rows if agreement.get(r.filename) == "all_agree"]))
         sums = [pt.summarise_tracks(rs, subset=sub) for sub, rs in subsets]
         table = Table(title=f"plates a ticket would print: {name}, --country {country}, {views} simulated views a plate")
-        for col in ("rows", "gate", "plates", "exact", "unread (?)", "wrong", "printed right"):
+        for col in ("rows", "gate", "plates", "exact", "unread (?)", "wrong", "printed right", "marked: exact / wrong"):
             table.add_column(col, justify="left" if col in ("rows", "gate") else "right")
         pct = lambda v: "-" if v is None else f"{v:.1%}"  # noqa: E731
         for s in sums:
             for g in s["gates"]:
                 table.add_row(s["subset"], g["gate"], str(s["n"]), f"{g['exact']} ({pct(g['exact_rate'])})", str(g["unread"]),
-                              f"{g['wrong']} ({pct(g['wrong_rate'])})", pct(g["printed_precision"]))
+                              f"{g['wrong']} ({pct(g['wrong_rate'])})", pct(g["printed_precision"]),
+                              f"{g['marked_exact']} / {g['marked_wrong']}")
         out.print(table)
         for s in sums:
             last = s["gates"][-1]
@@ -290,7 +292,8 @@ def register(app: typer.Typer) -> None:
                 "kind": "plate_tracks", "images": str(folder), "labels": str(labels), "country": country, "reader": name,
                 "seed": seed, "views": asdict(spec), "gates": {"min_plate_confidence": opts.min_plate_confidence,
                                                                "min_plate_agreement": opts.min_plate_agreement,
-                                                               "plate_char_majority": opts.plate_char_majority},
+                                                               "plate_char_majority": opts.plate_char_majority,
+                                                               "review_char_confidence": REVIEW_CHAR_CONFIDENCE},
                 "summaries": sums,
                 "wrong": [{"filename": r.filename, "label": r.label, "printed": r.printed[pt.GATES[-1]], "reads": list(r.reads)}
                           for r in rows if r.printed[pt.GATES[-1]] and r.printed[pt.GATES[-1]] != r.label],

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +94,9 @@ class TrackRow:
     confidence: float
     reads: tuple[str, ...]
     printed: Mapping[str, str]
+    #: per gate, whether the printed plate has a character the recogniser was unsure of (the review
+    #: page's amber mark, :func:`etle.plate.consensus.needs_a_look`); False where nothing is printed
+    marked: Mapping[str, bool] = field(default_factory=dict)
 
 
 def gate(plate: PlateResult, name: str, *, min_confidence: float, min_agreement: int, char_majority: float) -> PlateResult:
@@ -128,7 +131,7 @@ def evaluate_tracks(
     import cv2
 
     from etle.config.run import StageOptions
-    from etle.plate.consensus import PlateConsensus, crop_quality
+    from etle.plate.consensus import PlateConsensus, crop_quality, needs_a_look
 
     defaults = StageOptions()
     min_confidence = defaults.min_plate_confidence if min_confidence is None else min_confidence
@@ -151,11 +154,13 @@ def evaluate_tracks(
             read = reader.read(view)
             reads.append(read.text if read is not None else "")
             if read is not None and read.text:
-                consensus.add(0, PlateRead(read.text, float(read.confidence), raw=read.raw, frame_index=k), crop_quality(view))
+                consensus.add(0, PlateRead(read.text, float(read.confidence), raw=read.raw, frame_index=k,
+                                           char_conf=read.char_conf), crop_quality(view))
         plate = consensus.result(0)
         printed = {g: gate(plate, g, min_confidence=min_confidence, min_agreement=min_agreement,
                            char_majority=char_majority).text for g in GATES}
-        rows.append(TrackRow(name, label, plate.text, float(plate.confidence), tuple(reads), printed))
+        marked = {g: bool(t) and needs_a_look(t, plate.candidates) for g, t in printed.items()}
+        rows.append(TrackRow(name, label, plate.text, float(plate.confidence), tuple(reads), printed, marked))
         if on_row:
             on_row()
     return rows
@@ -169,8 +174,12 @@ def summarise_tracks(rows: Sequence[TrackRow], *, subset: str = "all") -> dict[s
         exact = sum(1 for r in rows if r.printed[g] and r.printed[g] == r.label)
         wrong = sum(1 for r in rows if r.printed[g] and r.printed[g] != r.label)
         unread = n - exact - wrong
+        marked_exact = sum(1 for r in rows if r.marked.get(g) and r.printed[g] == r.label)
+        marked_wrong = sum(1 for r in rows if r.marked.get(g) and r.printed[g] != r.label)
         out["gates"].append({
             "gate": g, "exact": exact, "unread": unread, "wrong": wrong,
+            # printed plates the review page marks for a look (a character the recogniser was unsure of)
+            "marked_exact": marked_exact, "marked_wrong": marked_wrong,
             "exact_rate": exact / n if n else None, "wrong_rate": wrong / n if n else None,
             # of the plates printed, the share that is right: what a citizen's ticket can trust
             "printed_precision": exact / (exact + wrong) if exact + wrong else None,

@@ -187,16 +187,20 @@ def _plate_tracks(name: str, r: Mapping[str, Any]) -> str:
         for x in s["gates"]:
             rows.append([s["subset"], x["gate"], str(s["n"]), f"{x['exact']} ({_f(x['exact_rate'] * 100, 1)} %)", str(x["unread"]),
                          f"{x['wrong']} ({_f(x['wrong_rate'] * 100, 1)} %)",
-                         "-" if x["printed_precision"] is None else _f(x["printed_precision"] * 100, 1) + " %"])
+                         "-" if x["printed_precision"] is None else _f(x["printed_precision"] * 100, 1) + " %",
+                         f"{x['marked_exact']} / {x['marked_wrong']}" if "marked_exact" in x else "-"])
     return "\n".join([
         f"### Tickets' plates: {title} (`{r['reader']}`, `--country {r['country']}`)", "",
         f"From `{name}`: {v['views']} views a plate, {v['min_height']}-{v['max_height']} px high, tilted up to "
         f"{v['max_tilt_deg']:g} degrees, seed {r['seed']}. Gates: `confidence` (consensus confidence >= "
         f"{g['min_plate_confidence']:g}), `agreement` (also read exactly from >= {g['min_plate_agreement']} frames), "
         f"`majority` (also every character read alike by more than {g['plate_char_majority']:g} of the reads covering "
-        "it): the last is what a ticket prints. `printed right`: of the plates printed, the share that is the labelled plate.",
+        "it): the last is what a ticket prints. `printed right`: of the plates printed, the share that is the labelled plate. "
+        "`marked`: printed plates the review page marks for a look, exact / wrong (a character whose recogniser "
+        f"probability, averaged over the reads that read it so, is under {g.get('review_char_confidence', '-')}; "
+        "the ticket's plate is not changed by it).",
         "",
-        _table(["rows", "gate", "plates", "exact", "unread (?)", "wrong", "printed right"], rows), "",
+        _table(["rows", "gate", "plates", "exact", "unread (?)", "wrong", "printed right", "marked: exact / wrong"], rows), "",
     ])
 
 

@@ -75,7 +75,7 @@ def ticket_from_request(
         plate_colour=plate.colour or "",
         plate_category=plate.category or "",
         plate_candidates=tuple(
-            PlateCandidate(text=c.text, confidence=c.confidence, frame_index=c.frame_index)
+            PlateCandidate(text=c.text, confidence=c.confidence, frame_index=c.frame_index, char_conf=c.char_conf)
             for c in plate.candidates
         ),
     )

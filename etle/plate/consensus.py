@@ -208,6 +208,52 @@ def character_agreement(text: str, reads: "Sequence[PlateRead]", *, max_shorter:
     return min(shares)
 
 
+#: A character of a ticket's plate whose recogniser probability, averaged over the reads that read
+#: it so, is under this is marked for the officer (:func:`character_confidences`; the review page
+#: and ``etle eval plate-tracks``).  Only a mark: the ticket's plate is not changed.  Chosen on the
+#: Argentine crops' simulated tracks as the highest value that marks at most one in ten exactly
+#: printed plates; the Indonesian crops report it (docs/accuracy.md).
+REVIEW_CHAR_CONFIDENCE = 0.7
+
+
+def character_confidences(text: str, reads: "Sequence[PlateRead]", *, max_shorter: int = 1) -> tuple[float | None, ...] | None:
+    """The recogniser's own certainty of each character of ``text``: per position, the mean
+    probability the reads that read ``text``'s character there gave it (their ``char_conf``, each
+    read aligned as in :func:`character_votes`); None at a position no such read covers.  None
+    when no read carries per-character probabilities (a reader that gives none, such as EasyOCR).
+
+    Reads that agree can still all be unsure: a letter the plate grammar forced where the
+    recogniser saw little (an ``O`` read as ``B`` at a low probability) is repeated by every view
+    of the same plate, so the vote (:func:`character_agreement`) does not catch it; this does.
+    """
+    n = len(text)
+    sums = [0.0] * n
+    counts = [0] * n
+    rated = False
+    for r in reads:
+        conf = getattr(r, "char_conf", ())
+        if not r.text or len(conf) != len(r.text) or len(r.text) < n - max_shorter:
+            continue
+        rated = True
+        for op in Levenshtein.opcodes(text, r.text):
+            if op.tag != "equal":
+                continue
+            for i in range(op.src_end - op.src_start):
+                sums[op.src_start + i] += float(conf[op.dest_start + i])
+                counts[op.src_start + i] += 1
+    if not rated:
+        return None
+    return tuple(s / c if c else None for s, c in zip(sums, counts, strict=True))
+
+
+def needs_a_look(text: str, reads: "Sequence[PlateRead]", threshold: float = REVIEW_CHAR_CONFIDENCE) -> bool:
+    """Whether some character of ``text`` is one the recogniser was unsure of (mean probability
+    under ``threshold``, or read by no read that gives probabilities); False when no read gives
+    probabilities (nothing to judge by)."""
+    confs = character_confidences(text, reads)
+    return confs is not None and any(c is None or c < threshold for c in confs)
+
+
 def support(text: str, reads: "list[WeightedRead] | tuple[WeightedRead, ...]") -> float:
     """How well ``reads`` support ``text``: the sum of each read's weight times its similarity to
     it (``1 - Levenshtein distance / the longer length``; 1 for the same text)."""

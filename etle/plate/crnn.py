@@ -156,6 +156,11 @@ class CrnnReader:
 
     def decide(self, probs: Sequence[np.ndarray]) -> tuple[str, float, str, bool] | None:
         """(text, confidence, raw greedy text, plausible) from one or more views' probabilities."""
+        best = self._decide(probs)
+        return None if best is None else best[:4]
+
+    def _decide(self, probs: Sequence[np.ndarray]) -> tuple[str, float, str, bool, tuple[float, ...]] | None:
+        """:meth:`decide` with the per-character probabilities of the text (its best alignment)."""
         auto = self.format.automaton(strict=True)
         # near-certain blank runs carry no choice: one step of each is enough (a shorter lattice)
         probs = [ctc.squeeze_blanks(p, 0.98) for p in probs]
@@ -189,7 +194,7 @@ class CrnnReader:
             return None
         (plausible, _, text), (_, al, raw) = best
         conf = float(np.prod(al.char_conf)) if al.char_conf else 0.0
-        return text, conf, raw, plausible
+        return text, conf, raw, plausible, tuple(float(c) for c in al.char_conf)
 
     def read(self, crop: np.ndarray) -> PlateRead | None:
         img = crop
@@ -204,12 +209,13 @@ class CrnnReader:
             band = validity_crop(img, lines.validity)
         batch = [v for _, v in views] + ([band] if band is not None else [])
         probs = self.recogniser(batch)
-        best = self.decide(probs[: len(views)])
+        best = self._decide(probs[: len(views)])
         if best is None:
             return None
-        text, conf, raw, _ = best
+        text, conf, raw, _, char_conf = best
+        char_conf = char_conf if len(char_conf) == len(text) else ()
         validity = None
         if band is not None:
             validity = self.format.parse_validity(ctc.greedy(digits_only(probs[-1])).text)
         log.debug("crnn: %s (%.2f, raw %s)", text, conf, raw)
-        return PlateRead(text=text, confidence=conf, raw=raw, validity=validity, crop=crop)
+        return PlateRead(text=text, confidence=conf, raw=raw, validity=validity, crop=crop, char_conf=char_conf)

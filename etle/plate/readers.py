@@ -125,6 +125,7 @@ class Candidate:
     raw: str
     cost: float = 0.0  # how far the text is from what the recogniser saw (log-prob gap or fix cost)
     view: str = "full"
+    char_conf: tuple[float, ...] = ()  # per character of text, where the recogniser gives it
 
 
 def choose(candidates: Sequence[Candidate]) -> Candidate | None:
@@ -593,7 +594,8 @@ class RapidOcrReader:
             if len(ties) > 1:
                 extra = {s.text: s.total for s in self.score(second, {s.text: False for s in ties})}
                 top = max(ties, key=lambda s: s.total + self.second_weight * extra.get(s.text, -self.view_floor * len(second)))
-        return Candidate(top.text, top.align.confidence, top.plausible, ctc.greedy(probs[top.view]).text, -top.total, names[top.view])
+        return Candidate(top.text, top.align.confidence, top.plausible, ctc.greedy(probs[top.view]).text, -top.total, names[top.view],
+                         tuple(float(c) for c in top.align.char_conf))
 
     def _settled(self, scored: Sequence[Scored]) -> bool:
         """Whether a second model could not change the pick: the best reading is plausible, no
@@ -644,6 +646,7 @@ class RapidOcrReader:
             raw=best.raw,
             validity=validity,
             crop=crop,
+            char_conf=best.char_conf if len(best.char_conf) == len(best.text) else (),
         )
 
 

@@ -30,6 +30,8 @@ class PlateCandidate:
     text: str
     confidence: float
     frame_index: int = -1
+    #: per character of ``text``, the recogniser's probability (empty where the reader gave none)
+    char_conf: tuple[float, ...] = ()
 
     @classmethod
     def coerce(cls, value: PlateCandidate | Mapping[str, Any]) -> PlateCandidate:
@@ -39,10 +41,14 @@ class PlateCandidate:
             text=str(value["text"]),
             confidence=float(value["confidence"]),
             frame_index=int(value.get("frame_index", -1)),
+            char_conf=tuple(float(c) for c in value.get("char_conf") or ()),
         )
 
     def as_dict(self) -> dict[str, Any]:
-        return {"text": self.text, "confidence": self.confidence, "frame_index": self.frame_index}
+        out: dict[str, Any] = {"text": self.text, "confidence": self.confidence, "frame_index": self.frame_index}
+        if self.char_conf:
+            out["char_conf"] = [round(float(c), 4) for c in self.char_conf]
+        return out
 
 
 @dataclass(frozen=True, slots=True)

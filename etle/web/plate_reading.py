@@ -1,6 +1,8 @@
 """The plate of a ticket character by character, for the officer's page and the API: how the
 reads a ticket keeps (``plate_candidates``) spell each character of its plate
-(:func:`etle.plate.consensus.character_votes`, the same votes the pipeline's majority gate uses)."""
+(:func:`etle.plate.consensus.character_votes`, the same votes the pipeline's majority gate uses),
+and how sure the recogniser itself was of each (:func:`etle.plate.consensus.character_confidences`:
+reads that all agree can still all be unsure of a letter the plate grammar forced)."""
 
 from __future__ import annotations
 
@@ -9,16 +11,21 @@ from typing import Any
 __all__ = ["plate_reading"]
 
 
-def plate_reading(tk: Any, majority: float = 0.5) -> list[dict[str, Any]] | None:
+def plate_reading(tk: Any, majority: float = 0.5, doubt_below: float | None = None) -> list[dict[str, Any]] | None:
     """How the ticket's plate reads spell each character, for the officer: per character of the
     plate (or, where the ticket shows ``?``, of the reads' consensus) the character, how many of
     the reads covering it say so, the other characters read there, and whether it falls short of
-    ``majority`` (the pipeline's ``plate_char_majority``: where a ``?`` came from).  None without
-    reads."""
-    from etle.plate.consensus import PlateConsensus, character_votes
+    ``majority`` (the pipeline's ``plate_char_majority``: where a ``?`` came from); with the
+    recogniser's mean probability of it (``certainty``, None where the reads carry none) and
+    whether that is under ``doubt_below`` (default
+    :data:`etle.plate.consensus.REVIEW_CHAR_CONFIDENCE`: ``doubt``, a look at the crop is due
+    even though the reads agree).  None without reads."""
+    from etle.plate.consensus import REVIEW_CHAR_CONFIDENCE, PlateConsensus, character_confidences, character_votes
     from etle.types import PlateRead
 
-    reads = [PlateRead(c.text, c.confidence, frame_index=c.frame_index) for c in tk.plate_candidates if c.text]
+    below = REVIEW_CHAR_CONFIDENCE if doubt_below is None else doubt_below
+    reads = [PlateRead(c.text, c.confidence, frame_index=c.frame_index, char_conf=tuple(getattr(c, "char_conf", ())))
+             for c in tk.plate_candidates if c.text]
     if not reads:
         return None
     anchor = tk.plate_text
@@ -29,10 +36,13 @@ def plate_reading(tk: Any, majority: float = 0.5) -> list[dict[str, Any]] | None
         anchor = vote.result(0).text
     if not anchor:
         return None
+    certainty = character_confidences(anchor, reads)
     out = []
-    for ch, votes in zip(anchor, character_votes(anchor, reads), strict=True):
+    for k, (ch, votes) in enumerate(zip(anchor, character_votes(anchor, reads), strict=True)):
         total = sum(n for _, n in votes)
         same = dict(votes).get(ch, 0)
+        sure = None if certainty is None or certainty[k] is None else round(float(certainty[k]), 3)
         out.append({"char": ch, "reads": same, "of": total, "others": [(c, n) for c, n in votes if c != ch],
-                    "unsure": total == 0 or same / total <= majority})
+                    "unsure": total == 0 or same / total <= majority, "certainty": sure,
+                    "doubt": certainty is not None and (sure is None or sure < below)})
     return out

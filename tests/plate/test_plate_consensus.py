@@ -168,6 +168,27 @@ def test_character_agreement_leaves_out_partial_reads_and_dropped_characters() -
     assert character_agreement("R4782PK", [read("B4")]) == 0.0  # no read covers it
 
 
+def test_character_confidences_average_the_recognisers_probability_over_agreeing_reads() -> None:
+    from etle.plate.consensus import character_confidences, needs_a_look
+    from etle.types import PlateRead
+
+    def cread(text: str, conf: tuple[float, ...]) -> PlateRead:
+        return PlateRead(text, 0.9, char_conf=conf)
+
+    # every read agrees on the B, each unsure of it: the vote cannot see it, the probabilities can
+    reads = [cread("L1438EB", (0.9,) * 6 + (0.1,)), cread("L1438EB", (0.9,) * 6 + (0.3,)), cread("L1438E8", (0.9,) * 7)]
+    confs = character_confidences("L1438EB", reads)
+    assert confs is not None and confs[:6] == pytest.approx((0.9,) * 6) and confs[6] == pytest.approx(0.2)
+    assert needs_a_look("L1438EB", reads) and not needs_a_look("L1438EB", reads, threshold=0.15)
+    # a read shorter by one covers the characters it aligns to; a position no rated read agrees on is None
+    short = character_confidences("B1AB", [cread("B1A", (0.5, 0.6, 0.7))])
+    assert short is not None and short[:3] == pytest.approx((0.5, 0.6, 0.7)) and short[3] is None
+    assert needs_a_look("B1AB", [cread("B1A", (0.99, 0.99, 0.99))])
+    # reads without probabilities (EasyOCR) give nothing to judge by; reads of a mismatched length are left out
+    assert character_confidences("B1AB", [read("B1AB")]) is None and not needs_a_look("B1AB", [read("B1AB")])
+    assert character_confidences("B1AB", [cread("B1AB", (0.9,))]) is None
+
+
 def test_character_votes_show_how_the_reads_spell_each_character() -> None:
     from etle.plate.consensus import character_votes
 

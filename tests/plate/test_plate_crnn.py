@@ -85,6 +85,18 @@ def test_decide_prefers_the_valid_plate() -> None:
     assert raw == "BI234ABC" and text == "B1234ABC" and plausible and 0 < conf < 1
 
 
+def test_read_carries_the_probability_of_each_character(monkeypatch: pytest.MonkeyPatch) -> None:
+    p = _probs("B-I-2-3-4-A-B-C")
+    p[2, 1 + ALPHABET.index("1")] = 0.08
+    reader = _reader("id", [p])
+    full = reader._decide([p])
+    assert full is not None and full[:4] == reader.decide([p])
+    text, conf, _, _, char_conf = full
+    assert len(char_conf) == len(text) == 8
+    assert conf == pytest.approx(float(np.prod(char_conf)))  # the read's confidence is their product
+    assert char_conf[1] == pytest.approx(0.08, abs=0.02)  # the 1 the grammar chose over the model's I
+
+
 def test_generic_country_reads_free_text() -> None:
     p = _probs("A-B-1-2-C-D")
     text, _, raw, plausible = _reader("generic", [p]).decide([p])

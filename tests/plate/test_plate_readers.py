@@ -54,6 +54,16 @@ def test_decide_repairs_confusions_from_the_grammar() -> None:
     assert best is not None and best.text == "B1730JLO" and best.valid
 
 
+def test_decide_gives_the_probability_of_each_character_it_chose() -> None:
+    r = bare_reader()
+    # the grammar wants a letter at the end where the model saw a 0 (O at 0.2): the repaired text
+    # keeps the model's low probability of the O, so a reviewer can be told
+    p = frames("B", "-", "1", "7", "3", "0", "-", "J", "L", {"0": 0.8, "O": 0.2})
+    best = r.decide([p])
+    assert best is not None and best.text == "B1730JLO" and len(best.char_conf) == len(best.text)
+    assert min(best.char_conf[:-1]) > 0.9 and best.char_conf[-1] == pytest.approx(0.2, abs=0.05)
+
+
 def test_decide_views_vote() -> None:
     r = bare_reader()
     a = frames("B", "1", "2", "3", {"4": 0.55, "9": 0.45}, "A")
@@ -383,6 +393,8 @@ def test_rapidocr_reads_indonesian_crops(shared_data: Path) -> None:
     assert sum(r is not None and r.validity is not None for r in reads) >= 3
     r0 = reads[0]
     assert r0 is not None and r0.crop is samples[0][0] and 0 < r0.confidence <= 1
+    # each read carries the recogniser's probability of each of its characters
+    assert all(r is None or (len(r.char_conf) == len(r.text) and all(0 < c <= 1 for c in r.char_conf)) for r in reads)
 
 
 @pytest.mark.slow

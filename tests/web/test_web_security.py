@@ -443,6 +443,26 @@ def test_plate_reading_of_an_unread_ticket_votes_over_the_reads() -> None:
         plate_candidates = ()
 
     assert plate_reading(NoReads()) is None
+    assert all(c["certainty"] is None and not c["doubt"] for c in cols)  # reads without probabilities
+
+
+def test_plate_reading_marks_a_character_the_recogniser_was_unsure_of_though_the_reads_agree() -> None:
+    from etle.store.views import PlateCandidate
+    from etle.web.plate_reading import plate_reading
+
+    unsure_b = (0.99,) * 6 + (0.04,)
+
+    class Tk:
+        plate_text = "L1438EB"
+        plate_candidates = tuple(PlateCandidate("L1438EB", 0.85, i, unsure_b) for i in range(3))
+
+    cols = plate_reading(Tk())
+    assert cols is not None and [c["unsure"] for c in cols] == [False] * 7  # the reads all agree
+    assert [c["doubt"] for c in cols] == [False] * 6 + [True] and cols[6]["certainty"] == pytest.approx(0.04)
+    # the candidates keep their probabilities through the store's JSON
+    back = PlateCandidate.coerce(Tk.plate_candidates[0].as_dict())
+    assert back.char_conf == pytest.approx(unsure_b)
+    assert "char_conf" not in PlateCandidate("B1AB", 0.9).as_dict()
 
 
 def test_a_ticket_showing_unread_cannot_be_approved_until_its_plate_is_corrected(tmp_path: Path, make_evidence_request) -> None:
@@ -465,4 +485,33 @@ def test_a_ticket_showing_unread_cannot_be_approved_until_its_plate_is_corrected
     assert 'id="approve-form"' in page
     assert c.post(f"/tickets/{ref}/approve", data={"csrf": csrf_of(page)}).status_code == 303
     assert store.get(ref).status == "approved" and store.get(ref).plate_text == "BH1234AB"
+    store.close()
+
+
+def test_the_ticket_page_marks_a_plate_character_the_recogniser_was_unsure_of(tmp_path: Path, make_evidence_request) -> None:
+    """Reads that all agree on a letter the recogniser was unsure of (an O read as B every time):
+    the pipeline prints the plate (the vote holds), the probabilities go through the evidence
+    commit and the store, and the officer's page marks that character with its percentage."""
+    from dataclasses import replace
+
+    from etle.types import PlateRead, PlateResult
+
+    store = TicketStore(f"sqlite:///{tmp_path / 'etle.db'}")
+    conf = (0.99,) * 6 + (0.04,)
+    reads = tuple(PlateRead("L1438EB", 0.85, frame_index=k, char_conf=conf) for k in range(3))
+    req = make_evidence_request(5)
+    req = replace(req, plate=PlateResult("L1438EB", 0.85, candidates=reads, best=reads[0]))
+    rec = record_violation(EvidenceWriter(tmp_path / "evidence"), store, req)
+    tk = store.get(rec.ticket_id)
+    assert tk.plate_text == "L1438EB" and tk.plate_candidates[0].char_conf == pytest.approx(conf)
+    store.add_user("rev", role="reviewer")
+    auth.set_password(store.engine, "rev", PASSWORD)
+    app = create_app(WebConfig(db_url=store.url, evidence_root=tmp_path / "evidence", secret=b"k" * 32,
+                               secure_cookies=False), store=store)
+    html = login(app).get(f"/tickets/{tk.reference}").text
+    table = re.search(r'<table id="plate-reading"[^>]*>(.*?)</table>', html, re.S)
+    assert table
+    cells = re.findall(r'<td class="([^"]*)"[^>]*>(.*?)</td>', table.group(1), re.S)
+    assert [cls.strip() for cls, _ in cells] == [""] * 6 + ["doubt"]
+    assert '<small class="certainty">4%</small>' in cells[6][1] and '<small class="certainty">99%</small>' in cells[0][1]
     store.close()
