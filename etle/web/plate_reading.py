@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["plate_reading"]
+__all__ = ["plate_needs_a_look", "plate_reading"]
 
 
 def plate_reading(tk: Any, majority: float = 0.5, doubt_below: float | None = None) -> list[dict[str, Any]] | None:
@@ -46,3 +46,17 @@ def plate_reading(tk: Any, majority: float = 0.5, doubt_below: float | None = No
                     "unsure": total == 0 or same / total <= majority, "certainty": sure,
                     "doubt": certainty is not None and (sure is None or sure < below)})
     return out
+
+
+def plate_needs_a_look(tk: Any) -> bool:
+    """Whether the ticket prints a plate with a character the recogniser was unsure of (the amber
+    mark of :func:`plate_reading`), for the queue: False for a ticket showing ``?`` (it needs the
+    officer's reading anyway) or one whose reads carry no probabilities."""
+    from etle.plate.consensus import needs_a_look
+    from etle.types import PlateRead
+
+    if not tk.plate_text:
+        return False
+    reads = [PlateRead(c.text, c.confidence, frame_index=c.frame_index, char_conf=tuple(getattr(c, "char_conf", ())))
+             for c in tk.plate_candidates if c.text]
+    return needs_a_look(tk.plate_text, reads)

@@ -508,10 +508,17 @@ def test_the_ticket_page_marks_a_plate_character_the_recogniser_was_unsure_of(tm
     auth.set_password(store.engine, "rev", PASSWORD)
     app = create_app(WebConfig(db_url=store.url, evidence_root=tmp_path / "evidence", secret=b"k" * 32,
                                secure_cookies=False), store=store)
-    html = login(app).get(f"/tickets/{tk.reference}").text
+    sure = store.get(record_violation(EvidenceWriter(tmp_path / "evidence"), store, make_evidence_request(6)).ticket_id)
+    c = login(app)
+    html = c.get(f"/tickets/{tk.reference}").text
     table = re.search(r'<table id="plate-reading"[^>]*>(.*?)</table>', html, re.S)
     assert table
     cells = re.findall(r'<td class="([^"]*)"[^>]*>(.*?)</td>', table.group(1), re.S)
     assert [cls.strip() for cls, _ in cells] == [""] * 6 + ["doubt"]
     assert '<small class="certainty">4%</small>' in cells[6][1] and '<small class="certainty">99%</small>' in cells[0][1]
+    # the queue marks the plate to look at, and only that one
+    queue = c.get("/queue").text
+    rows = {ref: body for ref, body in re.findall(r'data-href="/tickets/([^"]+)">(.*?)</tr>', queue, re.S)}
+    assert set(rows) == {tk.reference, sure.reference}
+    assert 'class="doubt-mark"' in rows[tk.reference] and 'class="doubt-mark"' not in rows[sure.reference]
     store.close()

@@ -16,7 +16,7 @@ from etle.store import lifecycle
 from etle.store.models import PENDING_REVIEW
 from etle.web import auth
 from etle.web.actions import REJECT_REASONS, do_action, reject_reason, reopen
-from etle.web.plate_reading import plate_reading
+from etle.web.plate_reading import plate_needs_a_look, plate_reading
 from etle.web.deps import (
     Actor,
     WebContext,
@@ -51,7 +51,8 @@ def queue(request: Request, actor: Actor = Depends(page_actor), ctx: WebContext 
     tickets = store.list(**filters, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
     counts = store.count_by_status()
     keep = {k: v for k, v in params.items() if k != "page" and v}
-    return ctx.render(request, "queue.html", actor, tickets=tickets, total=total, page=page,
+    marked = {tk.reference for tk in tickets if plate_needs_a_look(tk)}
+    return ctx.render(request, "queue.html", actor, tickets=tickets, total=total, page=page, marked=marked,
                       pages=max(1, math.ceil(total / PAGE_SIZE)), counts=counts, statuses=lifecycle.STATUSES,
                       params=params, status=params.get("status", PENDING_REVIEW),
                       cameras=store.camera_ids(), rules=sorted(articles.table()),
