@@ -238,8 +238,8 @@ def register(app: typer.Typer) -> None:
 
         from etle.config.run import StageOptions
         from etle.evaluate import plate_tracks as pt
-        from etle.plate.consensus import REVIEW_CHAR_CONFIDENCE
         from etle.evaluate import plates as ev
+        from etle.plate.consensus import REVIEW_CHAR_CONFIDENCE
         from etle.plate.readers import default_reader, load_reader
         from etle.plate.tnkb import available_formats
 

@@ -21,11 +21,9 @@ def plate_reading(tk: Any, majority: float = 0.5, doubt_below: float | None = No
     :data:`etle.plate.consensus.REVIEW_CHAR_CONFIDENCE`: ``doubt``, a look at the crop is due
     even though the reads agree).  None without reads."""
     from etle.plate.consensus import REVIEW_CHAR_CONFIDENCE, PlateConsensus, character_confidences, character_votes
-    from etle.types import PlateRead
 
     below = REVIEW_CHAR_CONFIDENCE if doubt_below is None else doubt_below
-    reads = [PlateRead(c.text, c.confidence, frame_index=c.frame_index, char_conf=tuple(getattr(c, "char_conf", ())))
-             for c in tk.plate_candidates if c.text]
+    reads = _reads(tk)
     if not reads:
         return None
     anchor = tk.plate_text
@@ -41,9 +39,11 @@ def plate_reading(tk: Any, majority: float = 0.5, doubt_below: float | None = No
     for k, (ch, votes) in enumerate(zip(anchor, character_votes(anchor, reads), strict=True)):
         total = sum(n for _, n in votes)
         same = dict(votes).get(ch, 0)
-        sure = None if certainty is None or certainty[k] is None else round(float(certainty[k]), 3)
+        sure = None if certainty is None else certainty[k]
         out.append({"char": ch, "reads": same, "of": total, "others": [(c, n) for c, n in votes if c != ch],
-                    "unsure": total == 0 or same / total <= majority, "certainty": sure,
+                    "unsure": total == 0 or same / total <= majority,
+                    "certainty": None if sure is None else round(float(sure), 3),
+                    # the same test as needs_a_look (the queue's sign), on the unrounded value
                     "doubt": certainty is not None and (sure is None or sure < below)})
     return out
 
@@ -53,10 +53,13 @@ def plate_needs_a_look(tk: Any) -> bool:
     mark of :func:`plate_reading`), for the queue: False for a ticket showing ``?`` (it needs the
     officer's reading anyway) or one whose reads carry no probabilities."""
     from etle.plate.consensus import needs_a_look
+
+    return bool(tk.plate_text) and needs_a_look(tk.plate_text, _reads(tk))
+
+
+def _reads(tk: Any) -> list[Any]:
+    """The ticket's kept plate candidates as plate reads (with their per-character probabilities)."""
     from etle.types import PlateRead
 
-    if not tk.plate_text:
-        return False
-    reads = [PlateRead(c.text, c.confidence, frame_index=c.frame_index, char_conf=tuple(getattr(c, "char_conf", ())))
-             for c in tk.plate_candidates if c.text]
-    return needs_a_look(tk.plate_text, reads)
+    return [PlateRead(c.text, c.confidence, frame_index=c.frame_index, char_conf=tuple(getattr(c, "char_conf", ())))
+            for c in tk.plate_candidates if c.text]
