@@ -337,7 +337,9 @@ def camera_check(camera: Path = typer.Argument(..., help="Camera YAML file.")) -
     cam = load_camera(camera)
     enabled = sorted(k for k, v in cam.rules.model_dump().items() if v is not None)
     rules = ", ".join(enabled) or "none"
-    out.print(f"{camera}: ok -- camera '{cam.id}' ({cam.name}), rules: {rules}")
+    size = (f"drawn for {cam.frame_size[0]}x{cam.frame_size[1]} frames" if cam.frame_size is not None
+            else "no frame_size (coordinates are pixels of whatever size the footage is)")
+    out.print(f"{camera}: ok -- camera '{cam.id}' ({cam.name}), rules: {rules}; {size}")
 
 
 @camera_app.command("snapshot")
@@ -362,7 +364,8 @@ def camera_snapshot(
     output.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(output), chosen.image):
         raise EtleError(f"cannot write {output}")
-    out.print(f"reference view ({chosen.width}x{chosen.height}, {chosen.pts:.2f} s) written to {output}")
+    out.print(f"reference view ({chosen.width}x{chosen.height}, {chosen.pts:.2f} s) written to {output}; "
+              f"zones drawn on it: put 'frame_size: [{chosen.width}, {chosen.height}]' in the camera file")
 
 
 def _register_stage_commands() -> None:

@@ -195,6 +195,8 @@ class Pipeline:
         sink: "ViolationSink | None" = None,
         config: RunOptions = RunOptions(),
         motion_factory: Callable[[tuple[int, int]], MotionStage | None] | None = None,
+        frame_check: Callable[[int, int], Sequence[str]] | None = None,
+        refit: "Callable[[int, int], Pipeline] | None" = None,
     ) -> None:
         self.detector = detector
         self.tracker_factory = tracker_factory
@@ -206,6 +208,11 @@ class Pipeline:
         self.motion_factory = motion_factory
         self.sink = sink
         self.config = config
+        #: ``(width, height) -> problems``: why the camera's coordinates do not fit frames of
+        #: that size (etle.camera.fit.check_frame); empty when they do
+        self.frame_check = frame_check
+        #: ``(width, height) -> Pipeline``: the same pipeline with the camera fitted to that size
+        self.refit = refit
 
     def with_detector(self, detector: DetectorStage) -> "Pipeline":
         """The same stages with another detector (a stream of a shared, batching detector).
@@ -214,7 +221,8 @@ class Pipeline:
             detector=detector, tracker_factory=self.tracker_factory, rules_factory=self.rules_factory,
             guard_factory=self.guard_factory, signal_factory=self.signal_factory,
             plate_stage_factory=self.plate_stage_factory, sink=self.sink, config=self.config,
-            motion_factory=self.motion_factory,
+            motion_factory=self.motion_factory, frame_check=self.frame_check,
+            refit=(lambda w, h: self.refit(w, h).with_detector(detector)) if self.refit is not None else None,  # type: ignore[misc]
         )
 
     def run_source(
@@ -233,6 +241,14 @@ class Pipeline:
         """
         cfg = self.config
         info = source.info
+        problems = list(self.frame_check(info.width, info.height)) if self.frame_check is not None else []
+        if problems:
+            if self.refit is not None:  # the camera file declares the size it was drawn on
+                log.info("%s: %dx%d frames; camera coordinates scaled to them", info.name, info.width, info.height)
+                return self.refit(info.width, info.height).run_source(source, progress, stop=stop, on_record=on_record)
+            from etle.errors import ConfigError
+
+            raise ConfigError(f"{info.name}: {problems[0]}")
         stride = detect_stride(cfg, info.fps)
         rules = self.rules_factory() if self.rules_factory else None
         guard = self.guard_factory() if self.guard_factory else None

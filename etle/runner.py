@@ -105,9 +105,13 @@ def build_pipeline(
     settings: Settings | None = None,
     *,
     detector: Any = None,
+    frame_size: tuple[int, int] | None = None,
 ) -> tuple[Pipeline, Any]:
     """The real pipeline for a camera (its file or its loaded config; ``None``: no rules) run with
     ``options``, in the environment ``settings`` (one reading of ``ETLE_*``; default: now).
+    ``frame_size`` (width, height) fits the camera's coordinates to footage of that size first
+    (:func:`etle.camera.fit.fit_camera`); a source of another size met later gets a pipeline
+    fitted to it (built once per size), or a :class:`ConfigError` where the camera cannot be.
 
     The one assembler of the stages: ``etle run``, the edge site's camera workers, ``etle batch``
     workers, ``etle bench`` and ``etle eval`` all build their pipeline here.  Returns
@@ -121,6 +125,10 @@ def build_pipeline(
 
     if isinstance(camera, (str, Path)):
         camera = load_camera(camera)
+    if camera is not None and frame_size is not None:
+        from etle.camera.fit import fit_camera
+
+        camera = fit_camera(camera, *frame_size)
     config = options if options is not None else RunOptions()
     env = settings if settings is not None else current_settings()
     if config.device is not None:
@@ -209,6 +217,9 @@ def build_pipeline(
             from etle.detect.motion import MotionGate
 
             motion_factory = lambda size: MotionGate(lines, size)  # noqa: E731
+    frame_check = refit = None
+    if camera is not None:
+        frame_check, refit = _fitting(camera, config, env, detector)
     pipeline = Pipeline(
         detector=detector,
         tracker_factory=_tracker_factory,
@@ -219,8 +230,35 @@ def build_pipeline(
         plate_stage_factory=plate_factory,
         sink=sink,
         config=config,
+        frame_check=frame_check,
+        refit=refit,
     )
     return pipeline, camera
+
+
+def _fitting(camera: "CameraConfig", options: RunOptions, env: Settings, detector: Any) -> tuple[Any, Any]:
+    """``(frame_check, refit)`` of a pipeline for ``camera`` (see :class:`Pipeline`): the check
+    of each source's frame size (with a warning where a camera file without a ``frame_size``
+    looks drawn for a smaller picture), and a pipeline fitted to another size, built once."""
+    from etle.camera.fit import check_frame, size_hint
+    from etle.detect.tiles import untiled
+
+    fitted: dict[tuple[int, int], Pipeline] = {}
+
+    def frame_check(width: int, height: int) -> list[str]:
+        problems = check_frame(camera, width, height)
+        hint = None if problems else size_hint(camera, width, height)
+        if hint:
+            log.warning("%s", hint)
+        return problems
+
+    def refit(width: int, height: int) -> Pipeline:
+        if (width, height) not in fitted:
+            fitted[(width, height)] = build_pipeline(camera, options, env, detector=untiled(detector),
+                                                     frame_size=(width, height))[0]
+        return fitted[(width, height)]
+
+    return frame_check, refit
 
 
 def run_sources(
@@ -260,8 +298,12 @@ def run_sources(
     # open every source before processing any, so a bad one in a batch fails up front
     start = options.wall_start or (camera.start_time if camera is not None else None)
     opened = [open_source(s, wall_start=start, max_seconds=max_seconds) for s in specs]
-    # then models, rules and the database: a missing model fails before anything is written
-    pipeline, _ = build_pipeline(camera, options, settings, detector=detector)
+    # then models, rules and the database: a missing model fails before anything is written;
+    # the camera is fitted to the sources' frame size (another size met later is fitted then)
+    sizes = {(s.info.width, s.info.height) for s in opened}
+    size = next(iter(sizes)) if len(sizes) == 1 else None
+    pipeline, _ = build_pipeline(camera, options, settings, detector=detector,
+                                 frame_size=size if size is not None and min(size) > 0 else None)
     background = None
     sink = pipeline.sink
     if target is not None and isinstance(sink, EvidenceSink):

@@ -263,7 +263,7 @@ class SegmentProcessor:
             except EtleError as exc:  # reported with the first segment (the actor itself must start)
                 self._device_error = exc
         self._detector: Any = None
-        self._pipelines: dict[str, tuple[Any, Any]] = {}
+        self._pipelines: dict[tuple[str, tuple[int, int] | None], tuple[Any, Any]] = {}
         self._store: Any = None
         self._storage: Any = None
         self.loads = 0  # how many times models were loaded (once per camera)
@@ -282,15 +282,17 @@ class SegmentProcessor:
             self._storage = open_evidence_storage(self.evidence)
         return self._store, self._storage
 
-    def _pipeline(self, camera: CameraBundle | None) -> tuple[Any, Any]:
-        key = camera.sha256 if camera is not None else ""
+    def _pipeline(self, camera: CameraBundle | None, frame_size: tuple[int, int] | None = None) -> tuple[Any, Any]:
+        """The base pipeline of a camera file fitted to ``frame_size`` (etle.camera.fit), built
+        once per camera and size."""
+        key = (camera.sha256 if camera is not None else "", frame_size)
         if key in self._pipelines:
             return self._pipelines[key]
         from etle.runner import build_pipeline
 
-        camera_path = unpack_camera(camera, self.scratch / "cameras" / key[:16]) if camera is not None else None
+        camera_path = unpack_camera(camera, self.scratch / "cameras" / key[0][:16]) if camera is not None else None
         options = RunOptions.of(self.options, out_dir=self.scratch / "base", db_url=self.db_url)
-        pipeline, cfg = build_pipeline(camera_path, options, detector=self._detector)
+        pipeline, cfg = build_pipeline(camera_path, options, detector=self._detector, frame_size=frame_size)
         from etle.detect.tiles import untiled
 
         self._detector = untiled(pipeline.detector)  # the next camera's tiles are its own
@@ -308,10 +310,11 @@ class SegmentProcessor:
         if self._device_error is not None:
             raise self._device_error
         seg = task.segment
-        base, _ = self._pipeline(task.camera)
         store, storage = self._central()
         src = SegmentSource(VideoFileSource(task.clip, wall_start=task.wall_start), seg.read_start_s, seg.read_end_s,
                             inclusive_end=seg.last)
+        size = (src.info.width, src.info.height)
+        base, _ = self._pipeline(task.camera, size if min(size) > 0 else None)
         first_seen: dict[int, float] = {}
         marks = TrackMarks()
         sink = None
@@ -323,6 +326,7 @@ class SegmentProcessor:
             detector=base.detector, tracker_factory=first_seen_factory(base.tracker_factory, first_seen, marks),
             rules_factory=base.rules_factory, guard_factory=base.guard_factory, signal_factory=base.signal_factory,
             plate_stage_factory=base.plate_stage_factory, sink=sink, config=base.config, motion_factory=base.motion_factory,
+            frame_check=base.frame_check,  # fitted to this size above: a mismatch is an error, not a refit
         )
         pending = [0]
         last = [time.monotonic()]

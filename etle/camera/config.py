@@ -26,6 +26,7 @@ Example (a complete file)::
     lon: 103.6131
     timezone: Asia/Jakarta
     start_time: 2025-03-01T07:30:00      # footage only; naive times are in `timezone`
+    frame_size: [640, 360]                # the picture the coordinates below were drawn on
     view_guard:
       reference: reference.mp4            # relative to this file
       reference_at_s: 2.0
@@ -189,6 +190,13 @@ class CameraConfig(ConfigModel):
         description="Recording start of footage, used when the file has none; naive times are in "
         "`timezone`.",
     )
+    frame_size: tuple[int, int] | None = Field(
+        default=None,
+        description="Width and height (px) of the picture the coordinates of this file were drawn "
+        "on. Footage of another size with the same shape gets every coordinate scaled to it "
+        "(etle.camera.fit); footage of another shape is refused. Without it, coordinates are "
+        "pixels of whatever size the footage is, and a point outside its frame is refused.",
+    )
     view_guard: ViewGuardConfig | None = Field(default=None, description="Reference-view guard.")
     signal: SignalConfig | None = Field(default=None, description="Traffic-signal source.")
     calibration: CalibrationConfig | None = Field(
@@ -212,6 +220,13 @@ class CameraConfig(ConfigModel):
     @classmethod
     def _overlay_polygons(cls, value: tuple[tuple[Point, ...], ...]) -> tuple[tuple[Point, ...], ...]:
         return three_points_each(value, "overlay")
+
+    @field_validator("frame_size", mode="after")
+    @classmethod
+    def _frame_size(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+        if value is not None and (value[0] <= 0 or value[1] <= 0):
+            raise ValueError("width and height must be positive")
+        return value
 
     @field_validator("timezone")
     @classmethod

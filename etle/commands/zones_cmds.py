@@ -214,20 +214,31 @@ def register(app: typer.Typer) -> None:
         legend: bool = typer.Option(True, "--legend/--no-legend", help="Print the rules and zones in a corner."),
     ) -> None:
         """Draw every zone, line, lane direction, signal region and calibration point over a frame."""
-        from etle.camera.config import load_camera
+        from etle.camera.config import CameraConfigError, load_camera
+        from etle.camera.fit import fit_camera
 
         cam = load_camera(camera)
         when = at
         if when is None:
             when = cam.view_guard.reference_at_s if cam.view_guard is not None and cam.view_guard.reference_at_s else 0.0
         image, pts = frame_at(source, when)
+        h, w = image.shape[:2]
+        drawn_for = cam.frame_size
+        try:  # as `etle run` fits the camera to the footage's size
+            cam = fit_camera(cam, w, h)
+            outside: list[str] = []
+        except CameraConfigError as exc:  # drawn as written, with the reason
+            outside = list(exc.problems)
         drawn = draw_zones(image, cam, legend=legend)
         output.parent.mkdir(parents=True, exist_ok=True)
         if not cv2.imwrite(str(output), drawn):
             raise EtleError(f"cannot write {output} (unknown image type?)")
-        h, w = image.shape[:2]
-        outside = _outside(cam, w, h)
         typer.echo(f"zones of '{cam.id}' drawn over {source} at {pts:.2f} s ({w}x{h}) -> {output}")
+        if drawn_for is None:
+            typer.echo(f"the camera file declares no frame_size: if these are the frames its zones were drawn on, "
+                       f"add 'frame_size: [{w}, {h}]' so footage of another size gets them scaled")
+        elif tuple(drawn_for) != (w, h) and not outside:
+            typer.echo(f"coordinates scaled from the file's frame_size {drawn_for[0]}x{drawn_for[1]} to {w}x{h}")
         if cam.detect_tiles:
             typer.echo(f"detect_tiles: {_tiles_note(_tiles(cam, w, h))}")
         reading = signal_reading(cam, image)
@@ -249,15 +260,19 @@ def register(app: typer.Typer) -> None:
         from rich.progress import Progress
 
         from etle.camera.config import load_camera
+        from etle.camera.fit import fit_camera
         from etle.ingest.sources import open_source
         from etle.pipeline import signal_timeline
         from etle.signal.source import build_signal
 
         cam = load_camera(camera)
+        if cam.signal is None:
+            raise EtleError(f"{camera}: the camera file has no `signal` section")
+        src = open_source(source, max_seconds=max_seconds)
+        cam = fit_camera(cam, src.info.width, src.info.height)  # the lamp's region, as `etle run` places it
         signal = build_signal(cam)
         if signal is None:
             raise EtleError(f"{camera}: the camera file has no `signal` section")
-        src = open_source(source, max_seconds=max_seconds)
         total = src.info.frame_count
         if total is not None and max_seconds is not None and src.info.fps:
             total = min(total, int(max_seconds * src.info.fps) + 1)
@@ -304,13 +319,3 @@ def signal_reading(camera: Any, image: np.ndarray) -> tuple[str, str] | None:
     return read, (f"lit colour mass as a share of the polygon: {shares} (a colour needs {cfg.min_fraction:g} "
                   f"and {cfg.min_margin:g}x the next)")
 
-
-def _outside(camera: Any, width: int, height: int) -> list[str]:
-    """Zones with points outside the frame (a config drawn for another resolution)."""
-    out = []
-    for name, zone in camera.zones.items():
-        pts = getattr(zone, "points", None) or getattr(zone, "polygon", None) or ()
-        bad = [p for p in pts if not (-1 <= p[0] <= width + 1 and -1 <= p[1] <= height + 1)]
-        if bad:
-            out.append(f"zone '{name}' has points outside the {width}x{height} frame: {bad[:3]}")
-    return out

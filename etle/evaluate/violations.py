@@ -428,6 +428,7 @@ def run_clip(clip: TruthClip, options: EvalOptions, progress: Callable[[Frame], 
     """Run ``etle run``'s pipeline on one clip; the tickets it wrote and the run summary.
     ``detector`` replaces the vehicle detector ``options`` name (one loaded once for several
     clips; see :func:`etle.runner.build_pipeline`)."""
+    from etle.camera.config import load_camera
     from etle.errors import SourceError
     from etle.ingest.sources import open_source
     from etle.config.run import RunOptions
@@ -442,22 +443,25 @@ def run_clip(clip: TruthClip, options: EvalOptions, progress: Callable[[Frame], 
         runner_log = logging.getLogger("etle.runner")
         unsigned = _DropUnsignedWarning()  # the scratch run is unsigned on purpose; other warnings stay
         runner_log.addFilter(unsigned)
-        try:
-            run = RunOptions.of(options, out_dir=out_dir, db_url=f"sqlite:///{db}", max_seconds=clip.max_seconds)
-            env = settings().model_copy(update={"keys_dir": Path(scratch) / "no-keys"})
-            pipeline, camera = build_pipeline(clip.camera, run, env, detector=detector)
-        finally:
-            runner_log.removeFilter(unsigned)
-        history: dict[int, list[tuple[float, Box, bool]]] = defaultdict(list)
-        pipeline.tracker_factory = lambda *a: _RecordingTracker(_tracker_factory(*a), history)
-        sink = _RecordingSink(pipeline.sink)
-        pipeline.sink = sink
+        camera = load_camera(clip.camera) if clip.camera is not None else None
         wall = camera.start_time if camera is not None else None
         src = open_source(str(clip.video), wall_start=wall, max_seconds=clip.max_seconds)
         if src.info.wall_start is None:
             from datetime import datetime, timezone
 
             src = open_source(str(clip.video), wall_start=datetime(2000, 1, 1, tzinfo=timezone.utc), max_seconds=clip.max_seconds)
+        try:
+            run = RunOptions.of(options, out_dir=out_dir, db_url=f"sqlite:///{db}", max_seconds=clip.max_seconds)
+            env = settings().model_copy(update={"keys_dir": Path(scratch) / "no-keys"})
+            # the camera fitted to the clip's frame size (etle.camera.fit), as `etle run` does
+            pipeline, camera = build_pipeline(camera, run, env, detector=detector, frame_size=(src.info.width, src.info.height))
+        finally:
+            runner_log.removeFilter(unsigned)
+        pipeline.refit = None  # the recording stages below are this pipeline's: no other is built
+        history: dict[int, list[tuple[float, Box, bool]]] = defaultdict(list)
+        pipeline.tracker_factory = lambda *a: _RecordingTracker(_tracker_factory(*a), history)
+        sink = _RecordingSink(pipeline.sink)
+        pipeline.sink = sink
         summary = pipeline.run_source(src, progress=progress)
         tickets = [
             TicketObs(

@@ -179,6 +179,11 @@ class ViewGuard:
         if cfg is None:
             return cls(None)
         image = load_reference(cfg)
+        size = getattr(camera, "frame_size", None)
+        if size is not None and (image.shape[1], image.shape[0]) != tuple(size):
+            # the ignored areas and overlays are pixels of the camera file's frame size (scaled
+            # to the footage by etle.camera.fit): the reference is brought to the same size
+            image = cv2.resize(image, (int(size[0]), int(size[1])), interpolation=cv2.INTER_AREA)
         try:
             return cls(
                 image,

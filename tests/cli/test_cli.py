@@ -71,6 +71,22 @@ def test_bad_file_in_a_batch_fails_before_any_work(tmp_path: Path) -> None:
     assert_nothing_written(tmp_path)
 
 
+def test_footage_of_another_shape_than_the_camera_file(tmp_path: Path) -> None:
+    """The sample's camera file is drawn for 768x432 (16:9) frames: a 4:3 crop of the footage
+    cannot be fitted to it."""
+    import cv2
+    import numpy as np
+
+    p = tmp_path / "crop.mp4"
+    writer = cv2.VideoWriter(str(p), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (96, 72))
+    for i in range(10):
+        writer.write(np.full((72, 96, 3), 20 * i, np.uint8))
+    writer.release()
+    res = etle(*_run_args(tmp_path, str(p)))
+    assert_clean_failure(res, "drawn for 768x432", "96x72", "another crop")
+    assert_nothing_written(tmp_path)
+
+
 def test_unreachable_stream(tmp_path: Path) -> None:
     res = etle(*_run_args(tmp_path, "rtsp://127.0.0.1:9/live"), timeout=60)
     assert_clean_failure(res, "unreachable")
