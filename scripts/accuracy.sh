@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every accuracy figure of docs/accuracy.md, measured: runs each eval into eval/results/*.json,
 # then writes docs/accuracy.md from those files (etle eval report).  Needs ../shared/data
-# (or ETLE_SHARED_DIR) and the models of scripts/setup.sh.  About 8 minutes on 2 cores.
+# (or ETLE_SHARED_DIR) and the models of scripts/setup.sh.  About 15 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh >/dev/null
@@ -11,6 +11,9 @@ OUT=${ETLE_RESULTS:-eval/results}
 mkdir -p "$OUT"
 $ETLE eval violations eval/truth/shared_clips.yaml --fast --details --no-progress --json "$OUT/violations-fast.json"
 $ETLE eval violations eval/truth/shared_clips.yaml --details --no-progress --json "$OUT/violations-default.json"
+# the same clips exported at twice their size: camera files fitted by their frame_size (etle.camera.fit)
+$ETLE eval violations eval/truth/shared_clips.yaml --fast --scale 2 --details --no-progress --json "$OUT/violations-fast-x2.json"
+$ETLE eval violations eval/truth/shared_clips.yaml --scale 2 --details --no-progress --json "$OUT/violations-default-x2.json"
 # on a CPU without VNNI the fast profile runs the float detector (etle.config.run.fast_detector):
 # both detectors in that profile, measured on such a CPU; elsewhere the committed figures stay
 if .venv/bin/python -c "import sys; from etle.config.hardware import cpu; sys.exit(cpu()['vnni'] is not False)"; then

@@ -23,9 +23,10 @@ CLI turns into one line and a non-zero exit code.
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, Optional
 
@@ -74,7 +75,7 @@ def _why_unavailable(name: str) -> str | None:
 
 
 @contextmanager
-def _progress(console: Console, enabled: bool, description: str, total: int, unit: str = "img") -> Iterator[Callable[[], None]]:
+def _progress(console: Console, enabled: bool, description: str, total: int | None, unit: str = "img") -> Iterator[Callable[[], None]]:
     if not enabled:
         yield lambda: None
         return
@@ -123,6 +124,22 @@ def _limit(labels: dict[str, Any], limit: Optional[int]) -> dict[str, Any]:
     if limit is None:
         return labels
     return dict(sorted(labels.items())[:limit])
+
+
+def _run_violations(ev: Any, truth_file: Path, truth: Any, clips: Sequence[Any], options: Any, err: Console,
+                    no_progress: bool) -> dict[str, Any]:
+    """Each clip of ``clips`` run and matched, with a progress bar; the report's dict."""
+    from etle.ingest.sources import open_source
+
+    results = []
+    for c in clips:
+        info = open_source(str(c.video), max_seconds=c.max_seconds).info
+        total = info.frame_count or 0
+        if c.max_seconds and info.fps:
+            total = min(total or 10**9, int(c.max_seconds * info.fps) + 1)
+        with _progress(err, not no_progress, c.name, total, unit="frames") as tick:
+            results.append(ev.evaluate_clip(truth, c, options, progress=lambda _f: tick()))
+    return ev.report_dict(truth_file, truth, options, results)
 
 
 def register(app: typer.Typer) -> None:
@@ -315,6 +332,7 @@ def register(app: typer.Typer) -> None:
         out: Optional[Path] = typer.Option(None, "--out", help="Keep each clip's evidence in OUT/<clip> (default: a scratch folder, removed)."),
         json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the report to this JSON file."),
         details: bool = typer.Option(False, "--details", help="List every ticket and event with its outcome."),
+        scale: float = typer.Option(1.0, "--scale", min=0.1, max=8.0, help="Run copies of the clips resized by this factor (labelled points scaled with them; camera files as they are, fitted by their frame_size), as footage exported at another resolution."),
         no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
     ) -> None:
         """Tickets against labelled events on real clips: per rule TP, FP, misses, precision, recall, plates.
@@ -343,19 +361,20 @@ def register(app: typer.Typer) -> None:
             if not c.video.is_file():
                 raise SourceError(f"{truth_file}: clip {c.name}: video not found: {c.video}")
             ev.scored_rules_of(c)
-        results = []
-        for c in clips:
-            from etle.ingest.sources import open_source
+        with ExitStack() as stack:
+            if scale != 1.0:
+                from etle.evaluate.resize import resized_truth
 
-            info = open_source(str(c.video), max_seconds=c.max_seconds).info
-            total = info.frame_count or 0
-            if c.max_seconds and info.fps:
-                total = min(total or 10**9, int(c.max_seconds * info.fps) + 1)
-            with _progress(err, not no_progress, c.name, total, unit="frames") as tick:
-                results.append(ev.evaluate_clip(truth, c, options, progress=lambda _f: tick()))
-        report = ev.report_dict(truth_file, truth, options, results)
+                scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="etle-eval-scaled-")))
+                with _progress(err, not no_progress, f"resizing x{scale:g}", None, unit="frames") as tick:
+                    truth = resized_truth(truth, clips, scale, scratch, on_frame=tick)
+                clips = truth.clips
+            report = _run_violations(ev, truth_file, truth, clips, options, err, no_progress)
+        if scale != 1.0:
+            report["scale"] = scale
         table = Table(title=f"violations: {truth_file.name}, {options.profile} profile ({detector}, "
-                            f"{'every frame' if detect_fps <= 0 else f'{detect_fps:g} detections/s'})")
+                            f"{'every frame' if detect_fps <= 0 else f'{detect_fps:g} detections/s'})"
+                            + (f", clips resized x{scale:g}" if scale != 1.0 else ""))
         for h in ev.RULE_HEADER:
             table.add_column(h)
         for row in ev.rule_rows(report):

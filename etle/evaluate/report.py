@@ -61,8 +61,15 @@ def _violations(name: str, r: Mapping[str, Any]) -> str:
     how = "every frame" if not o["detect_fps"] else f"{o['detect_fps']:g} detections/s"
     m = r.get("machine")
     where = " on a CPU without VNNI" if isinstance(m, Mapping) and m.get("vnni") is False else ""
-    parts = [f"### Tickets, {r['profile']} profile (`{o['detector']}`, {how}){where}", "",
-             f"From `{name}` (truth file `{r['truth']}`).", "", _table(RULE_HEADER, rule_rows(r)), ""]
+    scale = r.get("scale")
+    resized = f", clips resized x{scale:g}" if scale else ""
+    parts = [f"### Tickets, {r['profile']} profile (`{o['detector']}`, {how}){where}{resized}", "",
+             f"From `{name}` (truth file `{r['truth']}`)."]
+    if scale:
+        parts[-1] += (f" Each clip re-encoded at {scale:g} times its size (`--scale {scale:g}`, the labelled points "
+                      "scaled with it) and run with the same camera files, which declare the size they were drawn on "
+                      "(`frame_size`) and are fitted to the footage's: what footage exported at another resolution gets.")
+    parts += ["", _table(RULE_HEADER, rule_rows(r)), ""]
     t = r["total"]
     parts.append(f"All rules: {t['tp']} right tickets, {t['fp']} false tickets, {t['fn']} missed; "
                  f"plates on right tickets with a readable plate: {t['plates_exact']}/{t['plates_labelled']} exact, "

@@ -40,6 +40,9 @@ def test_the_page_holds_the_figures_of_the_files() -> None:
     assert "### Tickets, fast profile (`vehicle-detector-int8`, 6 detections/s)\n" in page
     novnni = render({"v.json": {**VIOLATIONS, "machine": {"model": "AMD EPYC", "cores": 2, "vnni": False}}})
     assert "### Tickets, fast profile (`vehicle-detector-int8`, 6 detections/s) on a CPU without VNNI" in novnni
+    resized = render({"v.json": {**VIOLATIONS, "scale": 2.0}})
+    assert "### Tickets, fast profile (`vehicle-detector-int8`, 6 detections/s), clips resized x2\n" in resized
+    assert "`--scale 2`" in resized and "`--scale" not in page
     assert "| red | 5 | 4 | 0 | 1 | 0.800 |" in page and "min_fraction 0.002" in page
     assert "| red_light | 3 | 1 | 2 | 0 | 0.75 | 0.60 | 1/2 exact, 1 ?, 0 wrong |" in page
     assert "| a | red_light | tp | track 4 at 2.50 s | 2-3 s | B1234CD (truth B1234CD: exact) | white car |" in page
