@@ -16,6 +16,10 @@ part of the picture: tickets are silently missed or, worse, given for the wrong 
 * A camera file without ``frame_size`` takes its coordinates as pixels of whatever the video is;
   a point outside the frame (a file drawn for a larger picture) is refused.
 
+The evidence of a ticket records the hash of the configuration it was judged with
+(:meth:`CameraConfig.config_hash`): for fitted footage that is the fitted configuration, whose
+``frame_size`` is the footage's.
+
 Hand-written: this is the camera file's own schema, which no library knows.  Which fields hold
 image points is read from the models' annotations (any field typed with
 :data:`etle.geometry.Point`), so a new zone or section is scaled without being listed here; the
@@ -82,6 +86,8 @@ def _scaled(model: BaseModel, sx: float, sy: float) -> BaseModel:
             update[name] = _scaled(value, sx, sy)
         elif isinstance(value, dict) and value and all(isinstance(v, BaseModel) for v in value.values()):
             update[name] = {k: _scaled(v, sx, sy) for k, v in value.items()}
+        elif isinstance(value, tuple) and value and all(isinstance(v, BaseModel) for v in value):
+            update[name] = tuple(_scaled(v, sx, sy) for v in value)
         elif is_point_field(field.annotation):
             update[name] = _scale_points(value, sx, sy)
         elif name in SCENE_PX_FIELDS and isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -104,6 +110,9 @@ def image_points(model: BaseModel, where: str = "") -> Iterator[tuple[str, Point
             for k, v in value.items():
                 if isinstance(v, BaseModel):
                     yield from image_points(v, f"{path}.{k}")
+        elif isinstance(value, tuple) and value and all(isinstance(v, BaseModel) for v in value):
+            for k, v in enumerate(value):
+                yield from image_points(v, f"{path}.{k}")
         elif is_point_field(field.annotation):
             yield from ((path, p) for p in _flat_points(value))
 

@@ -27,8 +27,8 @@ def scaled_size(width: int, height: int, scale: float) -> tuple[int, int]:
 
 def resize_video(src: Path, dst: Path, scale: float, *, max_seconds: float | None = None,
                  on_frame: Callable[[], None] | None = None) -> tuple[int, int]:
-    """Write ``src`` scaled by ``scale`` to ``dst`` (H.264, every frame at its own timestamp;
-    only the first ``max_seconds`` when given); returns the new size."""
+    """Write ``src`` scaled by ``scale`` to ``dst`` (H.264, every frame at its own timestamp, made
+    strictly increasing; only the first ``max_seconds`` when given); returns the new size."""
     import av
     import cv2
 
@@ -42,16 +42,23 @@ def resize_video(src: Path, dst: Path, scale: float, *, max_seconds: float | Non
                 enc = out.add_stream("libx264", rate=stream.average_rate or 30)
                 enc.width, enc.height = size
                 enc.pix_fmt = "yuv420p"
-                enc.time_base = stream.time_base
-                enc.options = {"crf": "16", "preset": "veryfast"}
+                # the source's time base for the stream and the encoder alike: with the encoder's
+                # default (1 / frame rate) a variable-rate clip's timestamps would be rounded
+                enc.time_base = enc.codec_context.time_base = stream.time_base
+                enc.options = {"crf": "16", "preset": "veryfast", "bf": "0"}  # no B-frames: dts = pts, always increasing
+                last = None
                 for frame in inp.decode(stream):
                     if frame.pts is None:
                         continue
+                    # a container may repeat or reorder a timestamp (the highway clip does); the
+                    # copy keeps every frame, one tick (1 / time base) after the one before it
+                    pts = frame.pts if last is None or frame.pts > last else last + 1
+                    last = pts
                     if max_seconds is not None and frame.time is not None and frame.time > max_seconds + 1.0:
                         break
                     image = cv2.resize(frame.to_ndarray(format="bgr24"), size, interpolation=interpolation)
                     new = av.VideoFrame.from_ndarray(image, format="bgr24")
-                    new.pts, new.time_base = frame.pts, frame.time_base
+                    new.pts, new.time_base = pts, frame.time_base
                     for packet in enc.encode(new):
                         out.mux(packet)
                     if on_frame is not None:
