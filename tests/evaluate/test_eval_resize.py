@@ -76,3 +76,16 @@ def test_banjarmasin_at_twice_the_resolution_gives_its_red_light_ticket(shared_d
     s = score(evaluate_truth(scaled, EvalOptions(read_plates=False)))
     assert s["red_light"].tp >= 1, s["red_light"]
     assert sum(x.fp for x in s.values()) == 0, {k: v.fp for k, v in s.items()}
+
+
+@pytest.mark.shared_data
+def test_a_variable_rate_clip_with_repeated_timestamps_is_copied_whole(shared_data: Path, tmp_path: Path) -> None:
+    """The highway clip (about 8 fps, 1/90000 time base) repeats 15 timestamps: the copy keeps
+    every frame, at its time (a repeated one a tick later)."""
+    src = shared_data / "videos" / "highway_roadside_traffic1.mp4"
+    resize_video(src, tmp_path / "h.mp4", 0.5, max_seconds=12.0)
+    a = [f.pts for f in open_source(str(src), max_seconds=12.0).frames()]
+    b = [f.pts for f in open_source(str(tmp_path / "h.mp4"), max_seconds=12.0).frames()]
+    assert len(b) == len(a) > 90
+    assert all(y > x for x, y in zip(b, b[1:]))  # strictly increasing
+    assert sum(abs(x - y) < 1e-3 for x, y in zip(a, b)) >= len(a) - 2 * 15  # all but the repeated ones exact
