@@ -85,7 +85,9 @@ class StageOptions(BaseModel):
     min_plate_agreement: int = Field(2, ge=0)
     #: ... and only when every character of it was read alike by more than this share of the
     #: reads covering it: reads that split on a character (W / V / M) leave it to the officer,
-    #: however often the vote's winner was read whole.  0.5 is a plain majority, not a tuned value
+    #: however often the vote's winner was read whole; and, of the reads at least as long, more
+    #: than this share must be exactly as long (etle.plate.consensus.character_agreement).  0.5
+    #: is a plain majority, not a tuned value
     plate_char_majority: float = Field(0.5, ge=0, lt=1)
     #: seconds of clip before and after a violation
     pre_s: float = Field(2.0, ge=0)

@@ -202,7 +202,7 @@ def _plate_tracks(name: str, r: Mapping[str, Any]) -> str:
         f"{v['max_tilt_deg']:g} degrees, seed {r['seed']}. Gates: `confidence` (consensus confidence >= "
         f"{g['min_plate_confidence']:g}), `agreement` (also read exactly from >= {g['min_plate_agreement']} frames), "
         f"`majority` (also every character read alike by more than {g['plate_char_majority']:g} of the reads covering "
-        "it): the last is what a ticket prints. `printed right`: of the plates printed, the share that is the labelled plate. "
+        "it, and the length by as many of the reads at least as long): the last is what a ticket prints. `printed right`: of the plates printed, the share that is the labelled plate. "
         "`marked`: printed plates the review page marks for a look, exact / wrong (a character whose recogniser "
         f"probability, averaged over the reads that read it so, is under {g.get('review_char_confidence', '-')}; "
         "the ticket's plate is not changed by it).",

@@ -198,6 +198,12 @@ def character_agreement(text: str, reads: "Sequence[PlateRead]", *, max_shorter:
     empty text or a position no read covers).  A consensus whose reads split on one character
     (``R5154WP`` read as ``...VP``, ``...MP``, ``...UP``) scores low there, however often the
     whole text was read: the vote made that character, the picture did not settle it.
+
+    The length counts as one more such character: of the reads at least as long as ``text``,
+    the share that is exactly as long.  A shorter read is a partial view (a dropped character is
+    not held against the plate); a longer one says the plate has a character the consensus lacks.
+    Reads that split on it (``Z333`` against ``Z2333``, ``Z333X``, ``E3328``: a blurred plate read
+    in pieces) agree on no plate, however well their characters line up.
     """
     if not text:
         return 0.0
@@ -205,6 +211,9 @@ def character_agreement(text: str, reads: "Sequence[PlateRead]", *, max_shorter:
     for ch, votes in zip(text, character_votes(text, reads, max_shorter=max_shorter), strict=True):
         total = sum(n for _, n in votes)
         shares.append(dict(votes).get(ch, 0) / total if total else 0.0)
+    longer = [len(r.text) for r in reads if len(r.text) >= len(text)]
+    if longer:
+        shares.append(sum(n == len(text) for n in longer) / len(longer))
     return min(shares)
 
 

@@ -15,12 +15,13 @@ from etle.evaluate.plate_tracks import GATES, TrackRow, ViewSpec, degrade, evalu
 from etle.types import PlateRead, PlateResult
 
 # Floors on the Indonesian crops (92), 8 views a plate, with every gate of the ticket: measured 68
-# exact, 11 unread, 13 wrong (scripts/accuracy.sh -> eval/results/plate-tracks-ilpr.json).  The
-# character-majority gate was adopted on the Argentine crops (plate-tracks-ar.json), not these.
+# exact, 12 unread, 12 wrong (scripts/accuracy.sh -> eval/results/plate-tracks-ilpr.json).  The
+# character-majority gate, and its length share, were adopted on the Argentine crops
+# (plate-tracks-ar.json: the length share changed none of their 147 plates), not these.
 MIN_EXACT_ILPR = 66
-MAX_WRONG_ILPR = 14
+MAX_WRONG_ILPR = 13
 # The review mark (REVIEW_CHAR_CONFIDENCE, chosen on the Argentine crops) on the same run: measured
-# 8 of the 13 wrong plates printed marked, 12 of the 68 exact ones.
+# 8 of the 12 wrong plates printed marked, 12 of the 68 exact ones.
 MIN_MARKED_WRONG_ILPR = 6
 MAX_MARKED_EXACT_SHARE = 0.2
 
@@ -181,6 +182,6 @@ def test_plates_a_ticket_prints_on_indonesian_crops(shared_data: Path, tmp_path:
     wrong = [g["wrong"] for g in s["gates"]]
     assert wrong[0] > wrong[1] > wrong[2]
     # the review page's mark (a character the recogniser was unsure of) falls on the wrong plates
-    # printed far more often than on the exact ones: measured 8 of 13 wrong, 12 of 68 exact
+    # printed far more often than on the exact ones: measured 8 of 12 wrong, 12 of 68 exact
     assert ticket["marked_wrong"] >= MIN_MARKED_WRONG_ILPR
     assert ticket["marked_exact"] <= MAX_MARKED_EXACT_SHARE * ticket["exact"]

@@ -168,6 +168,19 @@ def test_character_agreement_leaves_out_partial_reads_and_dropped_characters() -
     assert character_agreement("R4782PK", [read("B4")]) == 0.0  # no read covers it
 
 
+def test_character_agreement_counts_reads_that_say_the_plate_is_longer() -> None:
+    from etle.plate.consensus import character_agreement
+
+    # the Cilacap no-helmet plate in footage upscaled 2x, read in pieces: Z333 lines up with most
+    # reads character by character, but three of the four reads at least as long have 5 characters
+    pieces = [read(t) for t in ("T1M", "E3328", "Z33", "Z2333", "Z333", "Z333X", "W33")]
+    assert character_agreement("Z333", pieces) == pytest.approx(1 / 4)
+    # a suffix letter read by half the views, dropped by the others: not settled
+    split = [read(t) for t in ("L1840AA", "L1840A", "L1840AI", "L1840AA", "L1840A", "L1840AA", "L1840A", "L1840A")]
+    assert character_agreement("L1840A", split) == pytest.approx(4 / 8)
+    assert character_agreement("L1840AA", split) == pytest.approx(3 / 4)  # the 'A' at the end: 3 of the 4 covering reads
+
+
 def test_character_confidences_average_the_recognisers_probability_over_agreeing_reads() -> None:
     from etle.plate.consensus import character_confidences, needs_a_look
     from etle.types import PlateRead
