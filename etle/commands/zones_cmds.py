@@ -271,8 +271,7 @@ def register(app: typer.Typer) -> None:
         src = open_source(source, max_seconds=max_seconds)
         cam = fit_camera(cam, src.info.width, src.info.height)  # the lamp's region, as `etle run` places it
         signal = build_signal(cam)
-        if signal is None:
-            raise EtleError(f"{camera}: the camera file has no `signal` section")
+        assert signal is not None  # the camera has a signal section (checked above)
         total = src.info.frame_count
         if total is not None and max_seconds is not None and src.info.fps:
             total = min(total, int(max_seconds * src.info.fps) + 1)
