@@ -84,6 +84,7 @@ def run(
     detector_model: str = typer.Option(_RUN.detector, "--detector", help="Vehicle detector: a manifest name (vehicle-detector, vehicle-detector-int8) or an .onnx/.pt file."),
     max_seconds: Optional[float] = typer.Option(None, "--max-seconds", min=0.0, help="Stop each source after this many seconds of video."),
     start: Optional[str] = typer.Option(None, "--start", help="Wall-clock start of the footage (ISO 8601); default: camera file, container metadata."),
+    frame_rate: Optional[float] = typer.Option(None, "--frame-rate", help="Frames a second of footage without timestamps (a recorder's raw .h264/.265 export); default: the rate its stream header declares. Files with timestamps keep their own."),
     pre_s: float = typer.Option(_RUN.pre_s, "--clip-before", min=0.0, help="Seconds of clip before the violation."),
     post_s: float = typer.Option(_RUN.post_s, "--clip-after", min=0.0, help="Seconds of clip after the violation."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
@@ -102,7 +103,7 @@ def run(
         RunOptions, out_dir=out_dir, db_url=db, reader=reader, plate_detector=plate_detector, read_plates=not no_plates,
         detect_every=detect_every, detect_fps=detect_fps, detect_on_motion=not no_motion, country=country,
         detector=detector_model, max_seconds=max_seconds, wall_start=parse_start(start), pre_s=pre_s, post_s=post_s,
-        device=device,
+        device=device, frame_rate=frame_rate,
     )
     env = settings()
     if keys is not None:

@@ -16,7 +16,7 @@ from etle.articles import article_for
 from etle.config.run import DEFAULT_DETECTOR, FAST_DETECTOR, RunOptions
 from etle.config.settings import Settings
 from etle.errors import ConfigError, EtleError, ModelError
-from etle.ingest.sources import expand_sources, file_mtime_start, open_source
+from etle.ingest.sources import expand_sources, file_mtime_start, open_source, timing_note
 from etle.pipeline import Pipeline, RunSummary
 from etle.types import Frame, PlateResult, TrackedObject, Violation
 
@@ -297,7 +297,9 @@ def run_sources(
     specs = expand_sources(source)
     # open every source before processing any, so a bad one in a batch fails up front
     start = options.wall_start or (camera.start_time if camera is not None else None)
-    opened = [open_source(s, wall_start=start, max_seconds=max_seconds) for s in specs]
+    opened = [open_source(s, wall_start=start, max_seconds=max_seconds, frame_rate=options.frame_rate) for s in specs]
+    for note in filter(None, (timing_note(src.info, options.frame_rate) for src in opened)):
+        log.warning("%s", note)
     # then models, rules and the database: a missing model fails before anything is written;
     # the camera is fitted to the sources' frame size (another size met later is fitted then)
     sizes = {(s.info.width, s.info.height) for s in opened}
@@ -331,7 +333,8 @@ def _dated(src: Any, max_seconds: float | None) -> Any:
     if src.info.wall_start is None and src.info.kind == "file":
         guess = file_mtime_start(src.info.name, src.info.duration_s)
         log.warning("%s: no recording time in the file or camera config; using the file time %s (pass --start)", src.info.name, guess)
-        return open_source(src.info.name, wall_start=guess, max_seconds=max_seconds)
+        rate = src.info.fps if src.info.timing == "given" else None
+        return open_source(src.info.name, wall_start=guess, max_seconds=max_seconds, frame_rate=rate)
     return src
 
 

@@ -84,7 +84,7 @@ def plan_batch(
 
     A bad ``camera`` (given for every clip) raises :class:`ConfigError` at once.
     """
-    from etle.ingest.sources import VideoFileSource, file_mtime_start, is_stream
+    from etle.ingest.sources import VideoFileSource, file_mtime_start, is_stream, timing_note
 
     plan_segments(segment_s * 2.5, segment_s, overlap_s, tail_s)  # the options themselves: ConfigError now
     shared = pack_camera(camera) if camera is not None else None
@@ -113,6 +113,9 @@ def plan_batch(
                 cam_start = load_camera(cam_file).start_time
             src = VideoFileSource(clip, wall_start=start or cam_start)
             info = src.info
+            note = timing_note(info)
+            if note is not None:
+                log.warning("%s", note)
             wall = info.wall_start
             if wall is None:
                 wall = file_mtime_start(clip, info.duration_s)

@@ -3,7 +3,8 @@
 Frames keep the clip's own times (``pts`` from the clip's start) and, from the clip's start,
 their index, so the detection stride, timestamps and evidence of a segment are those of the
 same frames in a whole-clip run.  A window that does not start at 0 seeks to the key frame
-before it and decodes from there (the index then comes from the time and the frame rate).
+before it and decodes from there (the index then comes from the time and the frame rate); in a
+file without timestamps (a raw recorder export) it decodes from the first frame instead.
 """
 
 from __future__ import annotations
@@ -33,11 +34,15 @@ class SegmentSource:
         return pts > self.end_s if self.inclusive_end else pts >= self.end_s
 
     def frames(self) -> Iterator[Frame]:
-        if self.start_s <= 0:
+        if self.start_s <= 0 or self.base.info.timing != "container":
+            # from the start; a file without timestamps cannot be sought by time, so its later
+            # segments decode from the first frame too and skip to their window
+            half_frame = 0.5 / (self.base.info.fps or 25.0)
             for frame in self.base.frames():
                 if self._past_end(frame.pts):
                     return
-                yield frame
+                if frame.pts >= self.start_s - half_frame:
+                    yield frame
             return
         _quiet_ffmpeg()
         import av

@@ -138,6 +138,9 @@ class RunOptions(StageOptions):
     prefetch: int = Field(8, ge=0)
     #: seconds between the frames of a folder of images
     image_interval_s: float = Field(1.0, gt=0)
+    #: frames a second of footage without timestamps (a recorder's raw .h264 / .265 export);
+    #: None: the rate its stream header declares.  Footage with timestamps keeps its own.
+    frame_rate: float | None = Field(None, gt=0)
 
     @classmethod
     def of(cls, stages: StageOptions, **run: Any) -> "RunOptions":

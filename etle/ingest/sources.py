@@ -5,6 +5,13 @@ presentation time in seconds from the container's PTS (never the wall clock), an
 wall-clock start.  Files are probed before any frame is handed out, so an empty, non-video or
 truncated file fails up front with a :class:`~etle.errors.SourceError` instead of half-way
 through a run.
+
+Footage without timestamps: a recorder's raw export (``.h264`` / ``.265`` elementary streams, as
+many DVRs and NVRs write them) carries frames but no PTS.  Its frames are timed by the frame
+rate, ``index / rate``: the rate the caller gives (``etle run --frame-rate``), else the frame
+duration the stream's header declares (H.264/HEVC timing information), else FFmpeg's guess;
+:attr:`SourceInfo.timing` says which, so the run can say so.  A frame that lacks a PTS in a
+timed file or stream is placed one frame after the one before it.
 """
 
 from __future__ import annotations
@@ -26,7 +33,8 @@ from etle.types import Frame
 
 log = logging.getLogger(__name__)
 
-VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".avi", ".mov", ".m4v", ".ts", ".webm", ".flv", ".mpg", ".mpeg", ".264", ".h264"})
+VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".avi", ".mov", ".m4v", ".ts", ".webm", ".flv", ".mpg", ".mpeg", ".264", ".h264",
+                            ".265", ".h265", ".hevc"})
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 STREAM_RE = re.compile(r"^(rtsp|rtsps|rtmp|http|https|udp|tcp|srt)://", re.IGNORECASE)
 
@@ -50,6 +58,10 @@ class SourceInfo:
     frame_count: int | None
     wall_start: datetime | None
     wall_start_origin: str  # where wall_start came from
+    #: where the frames' times come from: ``container`` (the PTS), ``stream header`` (footage
+    #: without timestamps, timed by the rate its header declares), ``given`` (footage without
+    #: timestamps, timed by the caller's frame rate)
+    timing: str = "container"
 
 
 class FrameSource(Protocol):
@@ -75,10 +87,17 @@ def _parse_creation_time(value: str | None) -> datetime | None:
 class VideoFileSource:
     """A recorded video file, decoded with PyAV; time from the container's PTS."""
 
-    def __init__(self, path: str | Path, *, wall_start: datetime | None = None, max_seconds: float | None = None) -> None:
+    def __init__(
+        self, path: str | Path, *, wall_start: datetime | None = None, max_seconds: float | None = None,
+        frame_rate: float | None = None,
+    ) -> None:
+        """``frame_rate`` times the frames of a file without timestamps (ignored where the
+        container has them; see :attr:`SourceInfo.timing`)."""
         _quiet_ffmpeg()
         import av
 
+        if frame_rate is not None and not frame_rate > 0:
+            raise SourceError(f"{path}: frame rate must be above 0, not {frame_rate}")
         self.path = Path(path)
         if not self.path.exists():
             raise SourceError(f"{self.path}: no such file")
@@ -97,7 +116,7 @@ class VideoFileSource:
                 fps = float(rate)
                 duration = float(container.duration / 1_000_000) if container.duration else None
                 created = _parse_creation_time(container.metadata.get("creation_time") or stream.metadata.get("creation_time"))
-                last_pts = self._probe_packets(container, stream)
+                last_pts, packets, packet_s = self._probe_packets(container, stream)
         except SourceError:
             raise
         except (av.FFmpegError, OSError, ValueError) as exc:
@@ -108,8 +127,19 @@ class VideoFileSource:
             raise SourceError(
                 f"{self.path}: file is truncated or damaged (data ends at {last_pts:.1f} s of {duration:.1f} s)"
             )
-        if last_pts is None:
+        if not packets:
             raise SourceError(f"{self.path}: video stream holds no frames")
+        timing = "container"
+        frame_count = int(stream.frames) if stream.frames else (int(duration * fps) if duration else None)
+        if last_pts is None:
+            # frames without timestamps (a raw elementary stream): timed by the frame rate, one
+            # packet a frame (FFmpeg's parser splits such a stream into frames)
+            if frame_rate is not None:
+                fps, timing = float(frame_rate), "given"
+            else:
+                fps = 1.0 / packet_s if packet_s else fps
+                timing = "stream header"
+            frame_count, duration = packets, packets / fps
         origin = "given"
         if wall_start is None and created is not None:
             wall_start, origin = created, "container creation_time"
@@ -122,21 +152,32 @@ class VideoFileSource:
             height=int(height),
             fps=fps,
             duration_s=duration,
-            frame_count=int(stream.frames) if stream.frames else (int(duration * fps) if duration else None),
+            frame_count=frame_count,
             wall_start=wall_start,
             wall_start_origin=origin,
+            timing=timing,
         )
 
     @staticmethod
-    def _probe_packets(container, stream) -> float | None:  # type: ignore[no-untyped-def]
-        """Demux (no decode) to find where the data really ends: catches truncated files."""
+    def _probe_packets(container, stream) -> tuple[float | None, int, float | None]:  # type: ignore[no-untyped-def]
+        """Demux (no decode) to find where the data really ends (catches truncated files): the
+        last packet's time (None: no packet has one), the packets that hold data, and the first
+        such packet's duration in seconds (what a stream without timestamps declares a frame
+        lasts; None where unknown)."""
         last = None
+        packets = 0
+        first_s = None
         tb = stream.time_base
         for packet in container.demux(stream):
-            if packet.pts is not None and packet.size:
+            if not packet.size:
+                continue
+            packets += 1
+            if first_s is None and packet.duration and packet.time_base:
+                first_s = float(packet.duration * packet.time_base)
+            if packet.pts is not None:
                 t = float(packet.pts * tb)
                 last = t if last is None else max(last, t)
-        return last
+        return last, packets, first_s
 
     def frames(self) -> Iterator[Frame]:
         import av
@@ -152,10 +193,17 @@ class VideoFileSource:
             # 640x360 H.264 in ~2 ms a frame
             start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
             index = 0
-            fallback_dt = 1.0 / (self.info.fps or 25.0)
+            dt = 1.0 / (self.info.fps or 25.0)
+            untimed = self.info.timing != "container"
+            pts = -dt
             try:
                 for vf in container.decode(stream):
-                    pts = float(vf.pts * stream.time_base) - start if vf.pts is not None else index * fallback_dt
+                    if untimed:
+                        pts = index * dt
+                    elif vf.pts is not None:
+                        pts = float(vf.pts * stream.time_base) - start
+                    else:  # one frame without a timestamp: one frame after the one before
+                        pts = pts + dt
                     if self.max_seconds is not None and pts > self.max_seconds:
                         break
                     image = vf.to_ndarray(format="bgr24")
@@ -241,14 +289,20 @@ class StreamSource:
         stream = container.streams.video[0]
         first_pts: float | None = None
         index = 0
+        dt = 1.0 / (self.info.fps or 25.0)
+        pts = 0.0
         try:
             for vf in container.decode(stream):
                 if vf.pts is None:
-                    continue
-                t = float(vf.pts * stream.time_base)
-                if first_pts is None:
-                    first_pts = t
-                pts = t - first_pts
+                    # a stream without timestamps (raw H.264 / MJPEG over HTTP or TCP), or one
+                    # frame without one: one frame, as long as it declares, after the one before
+                    frame_s = float(vf.duration * vf.time_base) if vf.duration and vf.time_base else dt
+                    pts = pts + frame_s if index else 0.0
+                else:
+                    t = float(vf.pts * stream.time_base)
+                    if first_pts is None:  # the first timestamp: after the frames before it, if any
+                        first_pts = t - (pts + dt) if index else t
+                    pts = t - first_pts
                 if self.max_seconds is not None and pts > self.max_seconds:
                     break
                 yield Frame(self.info.name, index, pts, vf.to_ndarray(format="bgr24"), self.info.wall_start)
@@ -257,6 +311,20 @@ class StreamSource:
             raise SourceError(f"{self.info.name}: stream failed at frame {index} ({_short(exc)})") from exc
         finally:
             container.close()
+
+
+def timing_note(info: SourceInfo, frame_rate: float | None = None) -> str | None:
+    """A warning where a source's frames are not timed by its own timestamps (a raw recorder
+    export: every time of a ticket, the red-light timing, speeds and the clip, then rests on the
+    frame rate), or where ``frame_rate`` was given for a file that has its own; else None."""
+    if info.timing == "stream header":
+        return (f"{info.name}: no timestamps in the file (a raw video stream); frames timed at {info.fps:.3g} fps, "
+                "the rate its header declares (pass --frame-rate if the recorder says otherwise)")
+    if info.timing == "given":
+        return f"{info.name}: no timestamps in the file; frames timed at {info.fps:.3g} fps (--frame-rate)"
+    if frame_rate is not None and info.kind == "file":
+        return f"{info.name}: --frame-rate ignored, the file has timestamps of its own"
+    return None
 
 
 def _short(exc: BaseException) -> str:
@@ -297,8 +365,10 @@ def open_source(
     wall_start: datetime | None = None,
     max_seconds: float | None = None,
     image_interval_s: float = 1.0,
+    frame_rate: float | None = None,
 ) -> FrameSource:
-    """Open one source: a stream URL, a folder of images, or a video file."""
+    """Open one source: a stream URL, a folder of images, or a video file (``frame_rate``: see
+    :class:`VideoFileSource`)."""
     if is_stream(spec):
         src: FrameSource = StreamSource(spec, max_seconds=max_seconds)
         return src
@@ -307,7 +377,7 @@ def open_source(
         return ImageFolderSource(p, interval_s=image_interval_s, wall_start=wall_start)
     if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file():
         raise SourceError(f"{spec}: a single image; pass the folder that holds it")
-    return VideoFileSource(p, wall_start=wall_start, max_seconds=max_seconds)
+    return VideoFileSource(p, wall_start=wall_start, max_seconds=max_seconds, frame_rate=frame_rate)
 
 
 def file_mtime_start(path: str | Path, duration_s: float | None) -> datetime | None:

@@ -126,6 +126,13 @@ def test_bad_flag_is_a_usage_error() -> None:
     assert res.returncode == 2 and "Traceback" not in res.stderr
 
 
+def test_frame_rate_must_be_positive(tmp_path: Path) -> None:
+    res = etle(*_run_args(tmp_path, str(SAMPLE)), "--frame-rate", "0")
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "--frame-rate 0.0: Input should be greater than 0" in res.stderr
+    assert_nothing_written(tmp_path)
+
+
 def test_tickets_show_unknown(tmp_path: Path) -> None:
     res = etle("tickets", "show", "999", "--db", f"sqlite:///{tmp_path}/t.db")
     assert_clean_failure(res, "no ticket")

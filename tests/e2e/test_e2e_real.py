@@ -49,6 +49,30 @@ def test_bundled_sample_gives_a_red_light_ticket(tmp_path: Path, detector) -> No
         assert (Path(t.evidence_path) / "clip.mp4").stat().st_size > 10_000
 
 
+def test_sample_as_a_raw_recorder_export_gives_the_same_tickets(tmp_path: Path, detector) -> None:  # type: ignore[no-untyped-def]
+    """A DVR's export of the same recording: a raw H.264 stream without timestamps, timed by its
+    header's frame rate; the same frames give the same tickets at the same times (before: the
+    file was refused as holding no frames)."""
+    from datetime import datetime, timezone
+
+    from fixtures.raw_video import remux_raw
+
+    require_model("plate-detector")
+    sample = REPO / "sample_videos" / "intel_car_detection_parking.mp4"
+    cam = CAMS / "intel_car_detection_parking.yaml"
+    start = datetime(2026, 12, 1, 7, 0, tzinfo=timezone.utc)
+    (tmp_path / "mp4").mkdir()
+    (tmp_path / "raw").mkdir()
+    raw = remux_raw(sample, tmp_path / "raw" / "sample.h264")
+    s_mp4, t_mp4 = run(tmp_path / "mp4", sample, cam, detector, wall_start=start)
+    s_raw, t_raw = run(tmp_path / "raw", raw, cam, detector, wall_start=start)
+    assert s_raw.frames == s_mp4.frames == 377
+    assert t_mp4, "the sample gives a red-light ticket"
+    assert [(t.rule, t.occurred_at, t.frame_index) for t in t_raw] == [(t.rule, t.occurred_at, t.frame_index) for t in t_mp4]
+    for t in t_raw:
+        assert verify_bundle(t.evidence_path) == []
+
+
 def test_banjarmasin_red_light_on_red(tmp_path: Path, shared_data: Path, detector) -> None:  # type: ignore[no-untyped-def]
     """The fitted plan is red for the first 5 s: the car crossing the stop line at ~3.5 s is ticketed."""
     cam = camera_file(tmp_path, shared_data, BJM)
