@@ -152,6 +152,7 @@ def _summary_dict(s) -> dict:  # type: ignore[no-untyped-def]
         "plates": {str(k): v for k, v in s.plates.items()},
         "unconfirmed_plates": {str(k): v for k, v in s.unconfirmed_plates.items()}, "violations_by_rule": dict(s.violations_by_rule),
         "detect_every": s.detect_every, "detections": s.detections, "motion_detections": s.motion_detections,
+        "resized_frames": s.resized_frames,
     }
 
 

@@ -134,6 +134,8 @@ class RunSummary:
     detect_every: int = 1
     detections: int = 0  # frames the detector ran on (stride + motion)
     motion_detections: int = 0  # of which off the stride, asked for by the motion gate
+    #: frames of another size than the source began with, resized to it (etle.ingest.conform)
+    resized_frames: int = 0
 
     @property
     def fps(self) -> float:
@@ -311,10 +313,19 @@ class Pipeline:
             from etle.ingest.prefetch import prefetch
 
             frame_iter = prefetch(frame_iter, cfg.prefetch)
+        conform = None
+        if info.width > 0 and info.height > 0:
+            from etle.camera.fit import ASPECT_TOLERANCE
+            from etle.ingest.conform import SizeConformer
+
+            conform = SizeConformer(info.name, info.width, info.height, aspect_tolerance=ASPECT_TOLERANCE)
+        view_was_ok = True
         for frame in frame_iter:
             if stop is not None and stop.is_set():
                 log.info("%s: stop requested at %.2f s; finishing pending evidence", info.name, last_pts)
                 break
+            if conform is not None:  # a frame of another size than the source began with
+                frame = conform(frame)
             frames += 1
             last_pts = frame.pts
             detect_now = frames == 1 or frame.index % stride == 0
@@ -322,16 +333,19 @@ class Pipeline:
                 detect_now = True
                 motion_detections += 1
             detections += int(detect_now)
-            view_ok = was_ok
             if guard is not None and detect_now:  # the view is checked when the detector runs
                 status = timer("view_guard", guard.update, frame)
-                view_ok = bool(status.ok)
-                if was_ok and not view_ok:
-                    view_pauses += 1
+                guard_ok = bool(status.ok)
+                if was_ok and not guard_ok:
                     log.info("%s: view differs from the reference at %.2f s: rules paused", info.name, frame.pts)
-                elif view_ok and not was_ok:
+                elif guard_ok and not was_ok:
                     log.info("%s: view matches the reference again at %.2f s: rules resumed", info.name, frame.pts)
-                was_ok = view_ok
+                was_ok = guard_ok
+            # rules run on the reference view, in the shape the camera's coordinates fit
+            view_ok = was_ok and (conform is None or conform.ok)
+            if view_was_ok and not view_ok:
+                view_pauses += 1
+            view_was_ok = view_ok
             if detect_now:
                 dets = timer("detect", self.detector.detect, frame.image)
                 objects = timer("track", tracker.update, dets, frame)
@@ -406,6 +420,7 @@ class Pipeline:
             detect_every=stride,
             detections=detections,
             motion_detections=motion_detections,
+            resized_frames=conform.resized if conform is not None else 0,
         )
 
 

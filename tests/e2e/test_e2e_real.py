@@ -73,6 +73,40 @@ def test_sample_as_a_raw_recorder_export_gives_the_same_tickets(tmp_path: Path, 
         assert verify_bundle(t.evidence_path) == []
 
 
+def test_sample_cut_together_at_two_sizes_gives_the_same_ticket(tmp_path: Path, detector) -> None:  # type: ignore[no-untyped-def]
+    """The sample's first 13 s at its size and the rest at twice it, in one MPEG-TS file (a DVR
+    export joining two streams): the frames of the second size are brought to the first, so the
+    stop line stays on the road and the red-light crossing at 16 s is ticketed as in the
+    original (before: no ticket, silently)."""
+    from datetime import datetime, timezone
+
+    import cv2
+
+    from fixtures.raw_video import joined_at_two_sizes
+
+    require_model("plate-detector")
+    sample = REPO / "sample_videos" / "intel_car_detection_parking.mp4"
+    cam = CAMS / "intel_car_detection_parking.yaml"
+    start = datetime(2026, 12, 1, 7, 0, tzinfo=timezone.utc)
+    (tmp_path / "mp4").mkdir()
+    (tmp_path / "joined").mkdir()
+    joined = joined_at_two_sizes(sample, tmp_path / "joined" / "sample.ts", 13.0, 2.0)
+    _, want = run(tmp_path / "mp4", sample, cam, detector, wall_start=start)
+    s, got = run(tmp_path / "joined", joined, cam, detector, wall_start=start)
+    assert s.frames == 377 and s.resized_frames == 377 - 163  # from frame 163, at 13.04 s
+    assert [t.rule for t in got] == [t.rule for t in want] == ["red_light"]
+    assert abs((got[0].occurred_at - want[0].occurred_at).total_seconds()) <= 0.25
+    assert verify_bundle(got[0].evidence_path) == []
+    clip = cv2.VideoCapture(str(Path(got[0].evidence_path) / "clip.mp4"))
+    sizes = set()
+    while True:
+        ok, image = clip.read()
+        if not ok:
+            break
+        sizes.add(image.shape[:2])
+    assert sizes == {(432, 768)}, "the clip spans both sizes, in one"
+
+
 def test_banjarmasin_red_light_on_red(tmp_path: Path, shared_data: Path, detector) -> None:  # type: ignore[no-untyped-def]
     """The fitted plan is red for the first 5 s: the car crossing the stop line at ~3.5 s is ticketed."""
     cam = camera_file(tmp_path, shared_data, BJM)
