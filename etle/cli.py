@@ -370,6 +370,41 @@ def camera_snapshot(
               f"zones drawn on it: put 'frame_size: [{chosen.width}, {chosen.height}]' in the camera file")
 
 
+@camera_app.command("clock")
+def camera_clock(
+    source: str = typer.Argument(..., help="A video file of the camera."),
+    camera: Optional[Path] = typer.Option(None, "--camera", "-c", help="Camera file: its timezone and clock.date_order."),
+    date_order: Optional[str] = typer.Option(None, "--date-order", help="ymd, dmy or mdy: the order of an OSD date such as 03-04-2025 (default: the camera file's)."),
+    samples: int = typer.Option(12, "--samples", min=1, help="Frames read, about 1.4 s apart."),
+) -> None:
+    """Read the date and time the camera burns into its picture (OSD) and the recording start they
+    give: what 'etle run' and 'etle batch' date a recording by when nothing else does."""
+    from zoneinfo import ZoneInfo
+
+    from etle.camera.config import load_camera
+    from etle.clock.osd import clock_of_file
+
+    cam = load_camera(camera) if camera is not None else None
+    order = date_order or (cam.clock.date_order if cam is not None else None)
+    if order not in (None, "ymd", "dmy", "mdy"):
+        raise typer.BadParameter(f"--date-order {order!r}: one of ymd, dmy, mdy")
+    tz = cam.tz if cam is not None else ZoneInfo("Asia/Jakarta")
+    with err.status("reading the clock in the picture..."):
+        result = clock_of_file(source, tz, date_order=order, count=samples)  # type: ignore[arg-type]
+    table = Table(title=f"clock in the picture of {Path(source).name}")
+    for col in ("s", "text read", "time", "score"):
+        table.add_column(col, justify="right" if col in ("s", "score") else "left")
+    agreeing = set(id(r) for r in result.fix.readings) if result.fix is not None else set()
+    for r in result.reads:
+        mark = "" if id(r) in agreeing else "  (does not agree)"
+        table.add_row(f"{r.pts:.2f}", r.text, r.time.isoformat(sep=" ") + mark, f"{r.score:.2f}")
+    out.print(table)
+    note = result.note(Path(source).name)
+    if result.fix is None:
+        raise EtleError(note or f"{source}: no date and time found in the picture")
+    out.print(note)
+
+
 def _register_stage_commands() -> None:
     """Command groups that live beside their stage (etle/commands/)."""
     from etle.commands.store_cmds import register as register_store

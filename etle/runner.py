@@ -300,6 +300,8 @@ def run_sources(
     opened = [open_source(s, wall_start=start, max_seconds=max_seconds, frame_rate=options.frame_rate) for s in specs]
     for note in filter(None, (timing_note(src.info, options.frame_rate) for src in opened)):
         log.warning("%s", note)
+    if start is None and camera is not None and camera.clock.read:
+        opened = [_clocked(src, camera, max_seconds) for src in opened]
     # then models, rules and the database: a missing model fails before anything is written;
     # the camera is fitted to the sources' frame size (another size met later is fitted then)
     sizes = {(s.info.width, s.info.height) for s in opened}
@@ -328,13 +330,33 @@ def run_sources(
     return summaries
 
 
+def _clocked(src: Any, camera: Any, max_seconds: float | None) -> Any:
+    """``src`` dated by the clock in its picture (etle.clock.osd), where it has one that reads;
+    else as it is (its container's creation_time, else the file time: :func:`_dated`)."""
+    from etle.clock.osd import clock_of_file
+
+    if src.info.kind != "file":
+        return src
+    rate = src.info.fps if src.info.timing == "given" else None
+    clock = clock_of_file(src.info.name, camera.tz, date_order=camera.clock.date_order, frame_rate=rate)
+    note = clock.note(src.info.name, getattr(src, "creation_time", None))
+    if note is not None:  # where a ticket's date comes from is for the clerk to see
+        log.warning("%s", note)
+    fix = clock.fix
+    if fix is None:
+        return src
+    return open_source(src.info.name, wall_start=fix.start, max_seconds=max_seconds, frame_rate=rate,
+                       start_origin="the clock in the picture (OSD)")
+
+
 def _dated(src: Any, max_seconds: float | None) -> Any:
     """``src``, opened again with the file's time as its start where nothing else dates it."""
     if src.info.wall_start is None and src.info.kind == "file":
         guess = file_mtime_start(src.info.name, src.info.duration_s)
         log.warning("%s: no recording time in the file or camera config; using the file time %s (pass --start)", src.info.name, guess)
         rate = src.info.fps if src.info.timing == "given" else None
-        return open_source(src.info.name, wall_start=guess, max_seconds=max_seconds, frame_rate=rate)
+        return open_source(src.info.name, wall_start=guess, max_seconds=max_seconds, frame_rate=rate,
+                           start_origin="file modification time")
     return src
 
 

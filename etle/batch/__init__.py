@@ -91,7 +91,7 @@ def tasks_to_run(jobs: list[ClipJob], done: set[tuple[str, str]]) -> list[Segmen
             if (job.sha256, seg.key) in done:
                 continue
             tasks.append(SegmentTask(clip=job.clip, clip_sha256=job.sha256, wall_start=job.wall_start, plan=job.plan,
-                                     segment=seg, camera=job.camera))
+                                     segment=seg, camera=job.camera, wall_start_origin=job.wall_start_origin))
     return tasks
 
 

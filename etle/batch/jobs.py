@@ -26,6 +26,8 @@ class ClipJob:
     wall_start: datetime | None
     camera: CameraBundle | None
     plan: SegmentPlan
+    #: where ``wall_start`` comes from (recorded in each ticket's evidence)
+    wall_start_origin: str = "given"
 
     @property
     def name(self) -> str:
@@ -107,18 +109,31 @@ def plan_batch(
                     bundle = packed.get(cam_file) or pack_camera(cam_file)
                     packed[cam_file] = bundle
             cam_start = None
+            cam = None
             if cam_file is not None:
                 from etle.camera.config import load_camera
 
-                cam_start = load_camera(cam_file).start_time
+                cam = load_camera(cam_file)
+                cam_start = cam.start_time
             src = VideoFileSource(clip, wall_start=start or cam_start)
             info = src.info
             note = timing_note(info)
             if note is not None:
                 log.warning("%s", note)
-            wall = info.wall_start
+            if start is None and cam_start is None and cam is not None and cam.clock.read:
+                # the clock in the picture dates the recording before its container does
+                from etle.clock.osd import clock_of_file
+
+                clock = clock_of_file(clip, cam.tz, date_order=cam.clock.date_order)
+                said = clock.note(Path(clip).name, src.creation_time)
+                if said is not None:
+                    log.warning("%s", said)
+                if clock.fix is not None:
+                    src = VideoFileSource(clip, wall_start=clock.fix.start, start_origin="the clock in the picture (OSD)")
+                    info = src.info
+            wall, origin = info.wall_start, info.wall_start_origin
             if wall is None:
-                wall = file_mtime_start(clip, info.duration_s)
+                wall, origin = file_mtime_start(clip, info.duration_s), "file modification time"
                 log.warning("%s: no recording time in the file or camera config; using the file time %s (pass --start)",
                             Path(clip).name, wall)
             duration = info.duration_s or ((info.frame_count or 0) / info.fps if info.fps else 0.0)
@@ -126,7 +141,7 @@ def plan_batch(
                 duration = min(duration, max_seconds)
             plan = plan_segments(duration, segment_s, overlap_s, tail_s)
             jobs.append(ClipJob(clip=clip, sha256=file_sha256(clip), duration_s=duration, fps=info.fps,
-                                wall_start=wall, camera=bundle, plan=plan))
+                                wall_start=wall, camera=bundle, plan=plan, wall_start_origin=origin))
         except (EtleError, OSError) as exc:  # this clip or its camera file: the others go on
             failures.append(ClipFailure(clip, str(exc)))
     return jobs, failures

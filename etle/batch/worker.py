@@ -62,6 +62,7 @@ class SegmentTask:
     plan: SegmentPlan
     segment: Segment
     camera: CameraBundle | None
+    wall_start_origin: str = "given"
 
     @property
     def label(self) -> str:
@@ -311,7 +312,8 @@ class SegmentProcessor:
             raise self._device_error
         seg = task.segment
         store, storage = self._central()
-        src = SegmentSource(VideoFileSource(task.clip, wall_start=task.wall_start), seg.read_start_s, seg.read_end_s,
+        src = SegmentSource(VideoFileSource(task.clip, wall_start=task.wall_start, start_origin=task.wall_start_origin),
+                            seg.read_start_s, seg.read_end_s,
                             inclusive_end=seg.last)
         size = (src.info.width, src.info.height)
         base, _ = self._pipeline(task.camera, size if min(size) > 0 else None)

@@ -26,6 +26,7 @@ Example (a complete file)::
     lon: 103.6131
     timezone: Asia/Jakarta
     start_time: 2025-03-01T07:30:00      # footage only; naive times are in `timezone`
+    clock: {date_order: dmy}              # else the clock in the picture dates a recording (OSD)
     frame_size: [640, 360]                # the picture the coordinates below were drawn on
     view_guard:
       reference: reference.mp4            # relative to this file
@@ -82,7 +83,7 @@ import json
 import re
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Mapping, TypeVar
+from typing import Any, Literal, Mapping, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -173,6 +174,22 @@ class CalibrationConfig(ConfigModel):
         return self
 
 
+class ClockConfig(ConfigModel):
+    """The date and time the camera burns into its picture (OSD), read to date recordings."""
+
+    read: bool = Field(
+        default=True,
+        description="Date a recording by the clock in its picture where nothing else does (no "
+        "--start, no start_time): it comes before the container's creation_time and the file's "
+        "modification time (etle.clock.osd).",
+    )
+    date_order: Literal["ymd", "dmy", "mdy"] | None = Field(
+        default=None,
+        description="Order of day, month and year in the OSD's date where the text leaves it open "
+        "(03-04-2025); without it such a date is used only when a weekday beside it settles it.",
+    )
+
+
 # -------------------------------------------------------------------------------------- camera
 class CameraConfig(ConfigModel):
     """One camera: identity, place, view guard, signal, zones and rules."""
@@ -210,6 +227,7 @@ class CameraConfig(ConfigModel):
         "frame is larger than the detector's input, the area around each is also detected at the "
         "camera's resolution (etle.detect.tiles).",
     )
+    clock: ClockConfig = Field(default_factory=ClockConfig, description="The clock in the picture (OSD).")
     overlays: tuple[tuple[Point, ...], ...] = Field(
         default=(),
         description="Polygons (image px) of text burned into the picture (clock, camera name, "

@@ -89,10 +89,11 @@ class VideoFileSource:
 
     def __init__(
         self, path: str | Path, *, wall_start: datetime | None = None, max_seconds: float | None = None,
-        frame_rate: float | None = None,
+        frame_rate: float | None = None, start_origin: str = "given",
     ) -> None:
         """``frame_rate`` times the frames of a file without timestamps (ignored where the
-        container has them; see :attr:`SourceInfo.timing`)."""
+        container has them; see :attr:`SourceInfo.timing`); ``start_origin`` says where a given
+        ``wall_start`` comes from."""
         _quiet_ffmpeg()
         import av
 
@@ -140,7 +141,9 @@ class VideoFileSource:
                 fps = 1.0 / packet_s if packet_s else fps
                 timing = "stream header"
             frame_count, duration = packets, packets / fps
-        origin = "given"
+        origin = start_origin
+        #: the container's creation_time, whether or not it dates the frames
+        self.creation_time = created
         if wall_start is None and created is not None:
             wall_start, origin = created, "container creation_time"
         elif wall_start is None:
@@ -366,6 +369,7 @@ def open_source(
     max_seconds: float | None = None,
     image_interval_s: float = 1.0,
     frame_rate: float | None = None,
+    start_origin: str = "given",
 ) -> FrameSource:
     """Open one source: a stream URL, a folder of images, or a video file (``frame_rate``: see
     :class:`VideoFileSource`)."""
@@ -377,7 +381,7 @@ def open_source(
         return ImageFolderSource(p, interval_s=image_interval_s, wall_start=wall_start)
     if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file():
         raise SourceError(f"{spec}: a single image; pass the folder that holds it")
-    return VideoFileSource(p, wall_start=wall_start, max_seconds=max_seconds, frame_rate=frame_rate)
+    return VideoFileSource(p, wall_start=wall_start, max_seconds=max_seconds, frame_rate=frame_rate, start_origin=start_origin)
 
 
 def file_mtime_start(path: str | Path, duration_s: float | None) -> datetime | None:

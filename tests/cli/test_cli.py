@@ -15,7 +15,7 @@ from fixtures.cli import REPO, SAMPLE, SAMPLE_CAM, assert_clean_failure, assert_
 COMMANDS = [
     [], ["run"], ["tickets"], ["tickets", "list"], ["tickets", "show"], ["models"], ["models", "list"],
     ["models", "check"], ["models", "prepare"], ["camera"], ["camera", "check"], ["camera", "snapshot"],
-    ["zones"], ["zones", "preview"], ["serve"], ["users"], ["users", "add"], ["keys"], ["keys", "init"],
+    ["camera", "clock"], ["zones"], ["zones", "preview"], ["serve"], ["users"], ["users", "add"], ["keys"], ["keys", "init"],
     ["verify"], ["sync"], ["tickets", "export"], ["evidence", "prune"], ["db", "upgrade"], ["edge"], ["bench"],
 ]
 

@@ -107,6 +107,46 @@ def test_sample_cut_together_at_two_sizes_gives_the_same_ticket(tmp_path: Path, 
     assert sizes == {(432, 768)}, "the clip spans both sizes, in one"
 
 
+def test_a_recording_is_dated_by_the_clock_in_its_picture(tmp_path: Path, detector) -> None:  # type: ignore[no-untyped-def]
+    """The sample with a camera's clock burned in (day-month-year and a weekday, which settles
+    the order), its camera file without start_time: the ticket is dated by the picture's clock,
+    not by the container's creation_time (2018), and its evidence says so."""
+    import json
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from fixtures.raw_video import with_clock
+
+    require_model("plate-detector")
+    require_model("ocr-rapidocr-det")
+    start = datetime(2025, 3, 4, 7, 12, 33, 400000)  # a Tuesday
+    clip = with_clock(REPO / "sample_videos" / "intel_car_detection_parking.mp4", tmp_path / "clock.mp4", start,
+                      fmt="%d-%m-%Y %a %H:%M:%S")
+    s, tickets = run(tmp_path, clip, CAMS / "intel_car_detection_parking.yaml", detector)
+    assert s.tickets >= 1
+    t = tickets[0]
+    manifest = json.loads((Path(t.evidence_path) / "manifest.json").read_text())
+    assert manifest["extra"]["wall_start_origin"] == "the clock in the picture (OSD)"
+    want = (start + timedelta(seconds=manifest["time"]["pts"])).replace(tzinfo=ZoneInfo("Asia/Jakarta"))
+    assert abs((t.occurred_at - want).total_seconds()) < 0.3
+
+
+def test_cilacap_is_dated_by_its_picture_clock(shared_data: Path) -> None:
+    """The real E-TLE camera's OSD ('2019-02-13 11:59:54 Wed', top right); the file's
+    creation_time says 2023-08-05 (a later re-encode)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from etle.clock.osd import clock_of_file
+
+    require_model("ocr-rapidocr-det")
+    result = clock_of_file(str(shared_data / "videos" / f"{CLP}.mp4"), ZoneInfo("Asia/Jakarta"))
+    assert result.fix is not None and len(result.fix.readings) >= 5
+    wib = ZoneInfo("Asia/Jakarta")
+    # the first reading in the camera file's view: 11:59:53 at 4.2 s
+    assert datetime(2019, 2, 13, 11, 59, 48, 800000, tzinfo=wib) <= result.fix.start <= datetime(2019, 2, 13, 11, 59, 49, 800000, tzinfo=wib)
+
+
 def test_banjarmasin_red_light_on_red(tmp_path: Path, shared_data: Path, detector) -> None:  # type: ignore[no-untyped-def]
     """The fitted plan is red for the first 5 s: the car crossing the stop line at ~3.5 s is ticketed."""
     cam = camera_file(tmp_path, shared_data, BJM)

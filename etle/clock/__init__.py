@@ -1,0 +1,1 @@
+"""When footage was recorded: the clock a camera burns into its picture (:mod:`etle.clock.osd`)."""
