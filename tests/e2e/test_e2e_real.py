@@ -20,6 +20,8 @@ from conftest import REPO, require_model
 
 pytestmark = pytest.mark.slow
 
+SAMPLE = REPO / "sample_videos" / "intel_car_detection_parking.mp4"
+
 from fixtures.clips import BJM, CAMS, CLP, camera_file  # noqa: F401
 
 
@@ -49,23 +51,27 @@ def test_bundled_sample_gives_a_red_light_ticket(tmp_path: Path, detector) -> No
         assert (Path(t.evidence_path) / "clip.mp4").stat().st_size > 10_000
 
 
+def run_beside_sample(tmp: Path, make, detector):  # type: ignore[no-untyped-def]
+    """The sample and ``make(folder)``'s copy of it, each run with the sample's camera file from
+    the same wall-clock start: (summary, tickets) of the sample, then of the copy."""
+    from datetime import datetime, timezone
+
+    require_model("plate-detector")
+    cam = CAMS / "intel_car_detection_parking.yaml"
+    start = datetime(2026, 12, 1, 7, 0, tzinfo=timezone.utc)
+    (tmp / "sample").mkdir()
+    (tmp / "copy").mkdir()
+    copy = make(tmp / "copy")
+    return run(tmp / "sample", SAMPLE, cam, detector, wall_start=start), run(tmp / "copy", copy, cam, detector, wall_start=start)
+
+
 def test_sample_as_a_raw_recorder_export_gives_the_same_tickets(tmp_path: Path, detector) -> None:  # type: ignore[no-untyped-def]
     """A DVR's export of the same recording: a raw H.264 stream without timestamps, timed by its
     header's frame rate; the same frames give the same tickets at the same times (before: the
     file was refused as holding no frames)."""
-    from datetime import datetime, timezone
-
     from fixtures.raw_video import remux_raw
 
-    require_model("plate-detector")
-    sample = REPO / "sample_videos" / "intel_car_detection_parking.mp4"
-    cam = CAMS / "intel_car_detection_parking.yaml"
-    start = datetime(2026, 12, 1, 7, 0, tzinfo=timezone.utc)
-    (tmp_path / "mp4").mkdir()
-    (tmp_path / "raw").mkdir()
-    raw = remux_raw(sample, tmp_path / "raw" / "sample.h264")
-    s_mp4, t_mp4 = run(tmp_path / "mp4", sample, cam, detector, wall_start=start)
-    s_raw, t_raw = run(tmp_path / "raw", raw, cam, detector, wall_start=start)
+    (s_mp4, t_mp4), (s_raw, t_raw) = run_beside_sample(tmp_path, lambda d: remux_raw(SAMPLE, d / "sample.h264"), detector)
     assert s_raw.frames == s_mp4.frames == 377
     assert t_mp4, "the sample gives a red-light ticket"
     assert [(t.rule, t.occurred_at, t.frame_index) for t in t_raw] == [(t.rule, t.occurred_at, t.frame_index) for t in t_mp4]
@@ -78,21 +84,11 @@ def test_sample_cut_together_at_two_sizes_gives_the_same_ticket(tmp_path: Path, 
     export joining two streams): the frames of the second size are brought to the first, so the
     stop line stays on the road and the red-light crossing at 16 s is ticketed as in the
     original (before: no ticket, silently)."""
-    from datetime import datetime, timezone
-
     import cv2
 
     from fixtures.raw_video import joined_at_two_sizes
 
-    require_model("plate-detector")
-    sample = REPO / "sample_videos" / "intel_car_detection_parking.mp4"
-    cam = CAMS / "intel_car_detection_parking.yaml"
-    start = datetime(2026, 12, 1, 7, 0, tzinfo=timezone.utc)
-    (tmp_path / "mp4").mkdir()
-    (tmp_path / "joined").mkdir()
-    joined = joined_at_two_sizes(sample, tmp_path / "joined" / "sample.ts", 13.0, 2.0)
-    _, want = run(tmp_path / "mp4", sample, cam, detector, wall_start=start)
-    s, got = run(tmp_path / "joined", joined, cam, detector, wall_start=start)
+    (_, want), (s, got) = run_beside_sample(tmp_path, lambda d: joined_at_two_sizes(SAMPLE, d / "sample.ts", 13.0, 2.0), detector)
     assert s.frames == 377 and s.resized_frames == 377 - 163  # from frame 163, at 13.04 s
     assert [t.rule for t in got] == [t.rule for t in want] == ["red_light"]
     assert abs((got[0].occurred_at - want[0].occurred_at).total_seconds()) <= 0.25
