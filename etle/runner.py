@@ -7,7 +7,7 @@ before the first frame is processed, so a bad argument never leaves a half-done 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -39,6 +39,30 @@ class EvidenceSink:
     camera_cfg: Any | None
     models: dict[str, str]
     zones: list[list[tuple[float, float]]]
+    _clock: Any = field(default=None, init=False, repr=False)  # the OSD reader, once needed
+    _clock_off: bool = field(default=False, init=False, repr=False)
+
+    def with_picture_clock(self, violation: Violation, key_frame: Frame) -> Violation:
+        """``violation`` with what the clock in the picture shows at its frame (etle.clock.osd),
+        where the camera has one that reads: the reviewer sees the picture's time beside the
+        ticket's, and how far apart they are where they differ."""
+        cfg = self.camera_cfg
+        if cfg is None or not cfg.clock.read or self._clock_off:
+            return violation
+        from etle.clock.osd import OsdReader, clock_at_frame
+
+        if self._clock is None:
+            self._clock = OsdReader(date_order=cfg.clock.date_order)
+        try:
+            seen = clock_at_frame(self._clock, key_frame, cfg.tz)
+        except EtleError as exc:  # the OCR model missing: the ticket goes on without it
+            log.warning("the clock in the picture is not read: %s", exc)
+            self._clock_off = True
+            return violation
+        if "picture_clock_differs_s" in seen:
+            log.warning("track %d / %s: the picture's clock shows %s, %+d s from the ticket's time",
+                        violation.track_id, violation.rule, seen["picture_clock"], seen["picture_clock_differs_s"])
+        return replace(violation, details={**violation.details, **seen}) if seen else violation
 
     def record(
         self,
@@ -52,6 +76,7 @@ class EvidenceSink:
         from etle.evidence.builder import EvidenceRequest
         from etle.evidence.commit import record_violation
 
+        violation = self.with_picture_clock(violation, key_frame)
         art = article_for(violation.rule)
         req = EvidenceRequest(
             violation=violation,

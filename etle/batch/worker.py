@@ -191,6 +191,7 @@ class BatchSink:
                      task.label, violation.rule, violation.track_id, violation.pts, start, owner + 1)
             return None
         base = self.base
+        violation = base.with_picture_clock(violation, key_frame)
         art = article_for(violation.rule)
         request = EvidenceRequest(
             violation=violation, camera=base.camera, key_frame=key_frame, key_objects=key_objects, clip=clip,

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Iterable, Literal, Sequence
 
+import cv2
 import numpy as np
 
 from etle.types import Frame
@@ -55,9 +56,11 @@ _YMD = re.compile(r"(?<!\d)(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})")
 _XXY = re.compile(r"(?<!\d)(\d{1,2})[-/.](\d{1,2})[-/.](\d{4}|\d{2})")
 _NAMED_DATE = re.compile(r"(?<!\d)(\d{1,2})[-/. ]?([A-Z]{3})[A-Z]*[-/. ,]?(\d{4})|([A-Z]{3})[A-Z]*[-/. ]?(\d{1,2})[-/. ,]+(\d{4})")
 #: a time; OCR may run it into the date before it ('2019-02-1311:59:54'), so no look-behind
-_TIME = re.compile(r"(\d{1,2})[:.](\d{2})[:.](\d{2})(?!\d)\s*([AP]M)?", re.IGNORECASE)
+_TIME = re.compile(r"(\d{1,2})([:.]|\s)(\d{2})([:.]|\s)(\d{2})(?!\d)\s*([AP]M)?", re.IGNORECASE)
 #: the OCR engine is shared by the process's readers and called one at a time
 _ENGINE_LOCK = threading.Lock()
+#: pixels: a region around a clock found before is read enlarged to about this height
+REGION_HEIGHT = 240
 
 
 def _digits_in_numbers(text: str) -> str:
@@ -118,14 +121,16 @@ def parse_osd(text: str, date_order: DateOrder | None = None) -> list[datetime]:
     if not dates:
         return []
     _, d0, d1 = dates[0]
-    tm = _TIME.search(clean[:d0] + " " * (d1 - d0) + clean[d1:])  # the time is not inside the date
+    rest = clean[:d0] + " " * (d1 - d0) + clean[d1:]  # the time is not inside the date
+    # a colon read as a space ('11:59 59') is taken; three numbers apart by spaces alone are not
+    tm = next((m for m in _TIME.finditer(rest) if (m.group(2) + m.group(4)).strip()), None)
     if tm is None:
         return []
-    hh, mm, ss = int(tm.group(1)), int(tm.group(2)), int(tm.group(3))
-    if tm.group(4):  # 12-hour clock
+    hh, mm, ss = int(tm.group(1)), int(tm.group(3)), int(tm.group(5))
+    if tm.group(6):  # 12-hour clock
         if not 1 <= hh <= 12:
             return []
-        hh = hh % 12 + (12 if tm.group(4).upper() == "PM" else 0)
+        hh = hh % 12 + (12 if tm.group(6).upper() == "PM" else 0)
     if hh > 23 or mm > 59 or ss > 59:
         return []
     weekday = None
@@ -214,8 +219,13 @@ class OsdReader:
             view = image[oy:min(h, y2 + my), ox:min(w, x2 + mx)]
             if view.size == 0:
                 return None
+        # a region is enlarged to a height the detector finds a line of text in reliably
+        f = min(4.0, max(1.0, REGION_HEIGHT / view.shape[0])) if region is not None else 1.0
+        if f > 1.0:
+            view = cv2.resize(view, None, fx=f, fy=f, interpolation=cv2.INTER_CUBIC)
         best: OsdRead | None = None
         for text, score, (x1, y1, x2, y2) in _with_rows(self._ocr(view)):
+            x1, y1, x2, y2 = (int(round(v / f)) for v in (x1, y1, x2, y2))
             if score < self.min_score:
                 continue
             times = parse_osd(text, self.date_order)
@@ -262,8 +272,12 @@ def _engine():  # type: ignore[no-untyped-def]
         raise MissingDependencyError("rapidocr", "core", "reading the picture's clock") from exc
     det = registry.resolve("ocr-rapidocr-det")
     rec = registry.resolve("ocr-rapidocr-rec")
+    # the detector on the frame at most 960 px on its longer side (rapidocr's default scales the
+    # shorter side up to 736: more memory, no better read of a clock's large characters), and
+    # lines recognised one by one (an OSD is one or two lines)
     return RapidOCR(params={"Global.use_cls": False, "Global.log_level": "error",
-                            "Det.model_path": str(det), "Rec.model_path": str(rec)})
+                            "Det.model_path": str(det), "Rec.model_path": str(rec),
+                            "Det.limit_type": "max", "Det.limit_side_len": 960, "Rec.rec_batch_num": 1})
 
 
 @dataclass(frozen=True, slots=True)
@@ -386,3 +400,25 @@ def clock_of_file(path: str, tz: tzinfo, *, date_order: DateOrder | None = None,
 
     src = VideoFileSource(path, frame_rate=frame_rate, max_seconds=every_s * count + 1.0)
     return read_clock(src.frames(), tz, date_order=date_order, every_s=every_s, count=count)
+
+
+#: how far the picture's clock at a ticket's frame may be from the ticket's own time, seconds
+#: (it shows the whole second: ``floor(t)``, so ``t - 1 < shown <= t``; a little slack beyond)
+CLOCK_TOLERANCE_S = (-2.0, 1.0)
+
+
+def clock_at_frame(reader: OsdReader, frame: Frame, tz: tzinfo) -> dict[str, object]:
+    """What the picture's clock shows on a ticket's frame, for its details: ``picture_clock``
+    (the time read), and ``picture_clock_differs_s`` where that is not the ticket's own time
+    (footage dated wrongly, an edited clip, a camera or box clock that drifted).  Empty where
+    the picture shows no legible clock."""
+    read = reader.read(frame)
+    if read is None:
+        return {}
+    out: dict[str, object] = {"picture_clock": read.time.isoformat(sep=" ")}
+    if frame.wall_start is not None:
+        own = frame.timestamp.astimezone(tz).replace(tzinfo=None)
+        diff = (read.time - own).total_seconds()
+        if not CLOCK_TOLERANCE_S[0] <= diff <= CLOCK_TOLERANCE_S[1]:
+            out["picture_clock_differs_s"] = round(diff)
+    return out

@@ -348,7 +348,8 @@ def test_the_sink_keeps_what_its_segment_owns_once_and_uploads_before_the_ticket
     seg1 = plan.segments[1]  # reads 270-630 s
     task = SegmentTask(clip="/videos/x.mp4", clip_sha256="ab" * 32, wall_start=None, plan=plan, segment=seg1, camera=None)
     req = make_evidence_request(track=5)
-    base = SimpleNamespace(camera=req.camera, models={}, camera_cfg=None, zones=[], store=store)
+    base = SimpleNamespace(camera=req.camera, models={}, camera_cfg=None, zones=[], store=store,
+                           with_picture_clock=lambda violation, frame: violation)
     info = SimpleNamespace(name="/videos/x.mp4", wall_start_origin="given")
 
     def record(first_seen: float, pts: float, track: int = 5):  # type: ignore[no-untyped-def]

@@ -32,6 +32,7 @@ TRUE_START = datetime(2025, 3, 4, 7, 12, 33, 400000)  # what the synthetic clip'
     ("13 Agu 2019 11:59:54", datetime(2019, 8, 13, 11, 59, 54)),
     ("Feb 13, 2019 01:59:54 PM", datetime(2019, 2, 13, 13, 59, 54)),
     ("2O19-O2-13 1l:59:S4", datetime(2019, 2, 13, 11, 59, 54)),  # letters read for digits
+    ("2019-02-13 11:59 59 Wed", datetime(2019, 2, 13, 11, 59, 59)),  # a colon read as a space
     ("03-04-2025 07:01:02 Kamis", datetime(2025, 4, 3, 7, 1, 2)),  # Thursday settles day-month
     ("03-04-2025 07:01:02 Tue", datetime(2025, 3, 4, 7, 1, 2)),  # Tuesday settles month-day
 ])
@@ -41,6 +42,7 @@ def test_osd_texts_parse(text: str, want: datetime) -> None:
 
 @pytest.mark.parametrize("text", [
     "CAM 01 SIMPANG", "2019-02-13", "11:59:54", "2019-02-30 10:00:00", "2019-02-13 25:00:00",
+    "2019-02-13 11 59 59",  # numbers apart by spaces alone: not a time
     "2019-02-13 11:59:54 Mon",  # the weekday contradicts the date: a misread somewhere
     "13-02-19 11:59:54",  # a two-digit year: 2019-02-13 or 2013-02-19? only with a declared order
 ])
@@ -154,3 +156,33 @@ def test_the_camera_file_declares_the_date_order(tmp_path: Path) -> None:
     cam.write_text("id: c\nclock: {date_order: ddmmyy}\n")
     with pytest.raises(ConfigError, match="clock.date_order"):
         load_camera(cam)
+
+
+class _Shows:
+    """A reader whose picture shows ``time`` (no OCR)."""
+
+    def __init__(self, time: datetime | None) -> None:
+        self.time = time
+
+    def read(self, frame):  # type: ignore[no-untyped-def]
+        return None if self.time is None else OsdRead(frame.pts, "", self.time, 0.99, (0, 0, 1, 1))
+
+
+@pytest.mark.parametrize("shown, differs", [
+    (datetime(2025, 3, 4, 7, 12, 38), None),  # the whole second of 07:12:38.9
+    (datetime(2025, 3, 4, 7, 12, 37), None),  # a frame late
+    (datetime(2025, 3, 4, 7, 12, 50), 11),
+    (datetime(2025, 3, 4, 8, 12, 38), 3599),  # an hour out: the box or the camera clock is wrong
+])
+def test_the_clock_at_a_tickets_frame(shown: datetime, differs: int | None) -> None:
+    import numpy as np
+
+    from etle.clock.osd import clock_at_frame
+    from etle.types import Frame
+
+    start = datetime(2025, 3, 4, 7, 12, 33, 400000, tzinfo=WIB)
+    frame = Frame("x.mp4", 138, 5.5, np.zeros((8, 8, 3), np.uint8), start)
+    seen = clock_at_frame(_Shows(shown), frame, WIB)  # type: ignore[arg-type]
+    assert seen["picture_clock"] == shown.isoformat(sep=" ")
+    assert seen.get("picture_clock_differs_s") == differs
+    assert clock_at_frame(_Shows(None), frame, WIB) == {}  # type: ignore[arg-type]

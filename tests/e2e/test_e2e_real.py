@@ -125,6 +125,16 @@ def test_a_recording_is_dated_by_the_clock_in_its_picture(tmp_path: Path, detect
     assert manifest["extra"]["wall_start_origin"] == "the clock in the picture (OSD)"
     want = (start + timedelta(seconds=manifest["time"]["pts"])).replace(tzinfo=ZoneInfo("Asia/Jakarta"))
     assert abs((t.occurred_at - want).total_seconds()) < 0.3
+    # the picture's clock at the ticket's frame, as the reviewer sees it beside the ticket's time
+    shown = (start + timedelta(seconds=manifest["time"]["pts"])).replace(microsecond=0)
+    details = manifest["violation"]["details"]
+    assert details["picture_clock"] == shown.isoformat(sep=" ") and "picture_clock_differs_s" not in details
+    # dated an hour wrong (--start): the ticket says so
+    (tmp_path / "wrong").mkdir()
+    wrong = (start + timedelta(hours=1)).replace(tzinfo=ZoneInfo("Asia/Jakarta"))
+    _, (t2, *_) = run(tmp_path / "wrong", clip, CAMS / "intel_car_detection_parking.yaml", detector, wall_start=wrong)
+    manifest = json.loads((Path(t2.evidence_path) / "manifest.json").read_text())
+    assert manifest["violation"]["details"]["picture_clock_differs_s"] == -3600
 
 
 def test_cilacap_is_dated_by_its_picture_clock(shared_data: Path) -> None:
