@@ -117,6 +117,7 @@ class VideoFileSource:
                 fps = float(rate)
                 duration = float(container.duration / 1_000_000) if container.duration else None
                 created = _parse_creation_time(container.metadata.get("creation_time") or stream.metadata.get("creation_time"))
+                declared_frames = int(stream.frames or 0)  # read while the container is open
                 last_pts, packets, packet_s = self._probe_packets(container, stream)
         except SourceError:
             raise
@@ -131,7 +132,7 @@ class VideoFileSource:
         if not packets:
             raise SourceError(f"{self.path}: video stream holds no frames")
         timing = "container"
-        frame_count = int(stream.frames) if stream.frames else (int(duration * fps) if duration else None)
+        frame_count = declared_frames if declared_frames else (int(duration * fps) if duration else None)
         if last_pts is None:
             # frames without timestamps (a raw elementary stream): timed by the frame rate, one
             # packet a frame (FFmpeg's parser splits such a stream into frames)
