@@ -358,20 +358,16 @@ def run_sources(
 def _clocked(src: Any, camera: Any, max_seconds: float | None) -> Any:
     """``src`` dated by the clock in its picture (etle.clock.osd), where it has one that reads;
     else as it is (its container's creation_time, else the file time: :func:`_dated`)."""
-    from etle.clock.osd import clock_of_file
+    from etle.clock.osd import OSD_ORIGIN, start_from_picture
 
     if src.info.kind != "file":
         return src
     rate = src.info.fps if src.info.timing == "given" else None
-    clock = clock_of_file(src.info.name, camera.tz, date_order=camera.clock.date_order, frame_rate=rate)
-    note = clock.note(src.info.name, getattr(src, "creation_time", None))
-    if note is not None:  # where a ticket's date comes from is for the clerk to see
-        log.warning("%s", note)
-    fix = clock.fix
+    fix = start_from_picture(src.info.name, camera, creation_time=getattr(src, "creation_time", None), frame_rate=rate)
     if fix is None:
         return src
     return open_source(src.info.name, wall_start=fix.start, max_seconds=max_seconds, frame_rate=rate,
-                       start_origin="the clock in the picture (OSD)")
+                       start_origin=OSD_ORIGIN)
 
 
 def _dated(src: Any, max_seconds: float | None) -> Any:

@@ -122,14 +122,11 @@ def plan_batch(
                 log.warning("%s", note)
             if start is None and cam_start is None and cam is not None and cam.clock.read:
                 # the clock in the picture dates the recording before its container does
-                from etle.clock.osd import clock_of_file
+                from etle.clock.osd import OSD_ORIGIN, start_from_picture
 
-                clock = clock_of_file(clip, cam.tz, date_order=cam.clock.date_order)
-                said = clock.note(Path(clip).name, src.creation_time)
-                if said is not None:
-                    log.warning("%s", said)
-                if clock.fix is not None:
-                    src = VideoFileSource(clip, wall_start=clock.fix.start, start_origin="the clock in the picture (OSD)")
+                fix = start_from_picture(clip, cam, creation_time=src.creation_time, name=Path(clip).name)
+                if fix is not None:
+                    src = VideoFileSource(clip, wall_start=fix.start, start_origin=OSD_ORIGIN)
                     info = src.info
             wall, origin = info.wall_start, info.wall_start_origin
             if wall is None:
