@@ -378,10 +378,12 @@ def camera_clock(
     samples: int = typer.Option(12, "--samples", min=1, help="Frames read, about 1.4 s apart."),
 ) -> None:
     """Read the date and time the camera burns into its picture (OSD) and the recording start they
-    give: what 'etle run' and 'etle batch' date a recording by when nothing else does."""
+    give, and the start a recorder wrote into the file's name: what 'etle run' and 'etle batch'
+    date a recording by when neither --start nor the camera file does (the picture first)."""
     from zoneinfo import ZoneInfo
 
     from etle.camera.config import load_camera
+    from etle.clock.names import name_time
     from etle.clock.osd import clock_of_file
 
     cam = load_camera(camera) if camera is not None else None
@@ -400,9 +402,19 @@ def camera_clock(
         table.add_row(f"{r.pts:.2f}", r.text, r.time.isoformat(sep=" ") + mark, f"{r.score:.2f}")
     out.print(table)
     note = result.note(Path(source).name)
+    named = name_time(source, tz)
+    if named is not None:
+        local = named.start.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " " + (named.start.tzname() or "")
+        out.print(f"{Path(source).name}: its file name says the recording began {local} ('{named.text}')")
     if result.fix is None:
+        if named is not None:
+            out.print(note or "no date and time found in the picture: 'etle run' dates it by its file name")
+            return
         raise EtleError(note or f"{source}: no date and time found in the picture")
     out.print(note)
+    if named is not None:
+        gap = (result.fix.start - named.start).total_seconds()
+        out.print(f"the picture's clock is {gap:+.1f} s from the file name; 'etle run' takes the picture's clock")
 
 
 def _register_stage_commands() -> None:

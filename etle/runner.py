@@ -16,7 +16,7 @@ from etle.articles import article_for
 from etle.config.run import DEFAULT_DETECTOR, FAST_DETECTOR, RunOptions
 from etle.config.settings import Settings
 from etle.errors import ConfigError, EtleError, ModelError
-from etle.ingest.sources import expand_sources, file_mtime_start, open_source, timing_note
+from etle.ingest.sources import expand_sources, file_mtime_start, is_stream, open_source, timing_note
 from etle.pipeline import Pipeline, RunSummary
 from etle.types import Frame, PlateResult, TrackedObject, Violation
 
@@ -322,10 +322,15 @@ def run_sources(
     specs = expand_sources(source)
     # open every source before processing any, so a bad one in a batch fails up front
     start = options.wall_start or (camera.start_time if camera is not None else None)
+    if start is not None:
+        from etle.clock.start import one_recording
+
+        one_recording("--start" if options.wall_start else "the camera file's start_time",
+                      [s for s in specs if not is_stream(s) and not Path(s).is_dir()])
     opened = [open_source(s, wall_start=start, max_seconds=max_seconds, frame_rate=options.frame_rate) for s in specs]
     for note in filter(None, (timing_note(src.info, options.frame_rate) for src in opened)):
         log.warning("%s", note)
-    if start is None and camera is not None and camera.clock.read:
+    if start is None and camera is not None:
         opened = [_clocked(src, camera, max_seconds) for src in opened]
     # then models, rules and the database: a missing model fails before anything is written;
     # the camera is fitted to the sources' frame size (another size met later is fitted then)
@@ -356,18 +361,19 @@ def run_sources(
 
 
 def _clocked(src: Any, camera: Any, max_seconds: float | None) -> Any:
-    """``src`` dated by the clock in its picture (etle.clock.osd), where it has one that reads;
-    else as it is (its container's creation_time, else the file time: :func:`_dated`)."""
-    from etle.clock.osd import OSD_ORIGIN, start_from_picture
+    """``src`` dated by the clock in its picture or by its file name (etle.clock.start), where it
+    has one; else as it is (its container's creation_time, else the file time: :func:`_dated`)."""
+    from etle.clock.start import recording_start
 
     if src.info.kind != "file":
         return src
     rate = src.info.fps if src.info.timing == "given" else None
-    fix = start_from_picture(src.info.name, camera, creation_time=getattr(src, "creation_time", None), frame_rate=rate)
+    fix = recording_start(src.info.name, camera, creation_time=getattr(src, "creation_time", None), frame_rate=rate,
+                          duration_s=src.info.duration_s)
     if fix is None:
         return src
     return open_source(src.info.name, wall_start=fix.start, max_seconds=max_seconds, frame_rate=rate,
-                       start_origin=OSD_ORIGIN)
+                       start_origin=fix.origin)
 
 
 def _dated(src: Any, max_seconds: float | None) -> Any:

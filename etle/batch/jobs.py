@@ -96,6 +96,14 @@ def plan_batch(
     clips = expand(sources)
     if not clips:
         raise SourceError("no video files in " + ", ".join(sources))
+    if start is not None or camera is not None:
+        from etle.camera.config import load_camera
+        from etle.clock.start import one_recording
+
+        if start is not None:
+            one_recording("--start", clips)
+        elif load_camera(camera).start_time is not None:  # type: ignore[arg-type]
+            one_recording(f"the start_time of {Path(camera).name}", clips)  # type: ignore[arg-type]
     for clip in clips:
         try:
             if is_stream(clip):
@@ -120,13 +128,13 @@ def plan_batch(
             note = timing_note(info)
             if note is not None:
                 log.warning("%s", note)
-            if start is None and cam_start is None and cam is not None and cam.clock.read:
-                # the clock in the picture dates the recording before its container does
-                from etle.clock.osd import OSD_ORIGIN, start_from_picture
+            if start is None and cam_start is None and cam is not None:
+                # the clock in the picture, then the file name, date the recording before its container does
+                from etle.clock.start import recording_start
 
-                fix = start_from_picture(clip, cam, creation_time=src.creation_time, name=Path(clip).name)
+                fix = recording_start(clip, cam, creation_time=src.creation_time, duration_s=info.duration_s)
                 if fix is not None:
-                    src = VideoFileSource(clip, wall_start=fix.start, start_origin=OSD_ORIGIN)
+                    src = VideoFileSource(clip, wall_start=fix.start, start_origin=fix.origin)
                     info = src.info
             wall, origin = info.wall_start, info.wall_start_origin
             if wall is None:

@@ -33,8 +33,11 @@ from etle.types import Frame
 
 log = logging.getLogger(__name__)
 
+#: what a folder's videos are known by: common containers, recorders' raw streams, MPEG program
+#: and transport streams of DVD and AVCHD recorders (.vob, .mts, .m2ts), Windows and phone formats
+#: (.asf, .wmv, .3gp), and Dahua's .dav (FFmpeg's dhav demuxer)
 VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".avi", ".mov", ".m4v", ".ts", ".webm", ".flv", ".mpg", ".mpeg", ".264", ".h264",
-                            ".265", ".h265", ".hevc"})
+                            ".265", ".h265", ".hevc", ".mts", ".m2ts", ".vob", ".asf", ".wmv", ".3gp", ".dav"})
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 STREAM_RE = re.compile(r"^(rtsp|rtsps|rtmp|http|https|udp|tcp|srt)://", re.IGNORECASE)
 

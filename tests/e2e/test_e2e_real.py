@@ -137,6 +137,25 @@ def test_a_recording_is_dated_by_the_clock_in_its_picture(tmp_path: Path, detect
     assert manifest["violation"]["details"]["picture_clock_differs_s"] == -3600
 
 
+def test_a_recorder_export_is_dated_by_its_file_name(tmp_path: Path, detector) -> None:  # type: ignore[no-untyped-def]
+    """An NVR's export named after its start (Hikvision's ch01_YYYYMMDDhhmmss): the tickets are
+    dated from the name, in the camera's time zone, not by the sample's 2018 creation_time."""
+    import shutil
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    require_model("plate-detector")
+    clip = tmp_path / "ch01_20240115073000.mp4"
+    shutil.copy(SAMPLE, clip)
+    s, tickets = run(tmp_path, clip, CAMS / "intel_car_detection_parking.yaml", detector)
+    assert s.tickets >= 1
+    t = tickets[0]
+    manifest = json.loads((Path(t.evidence_path) / "manifest.json").read_text())
+    assert manifest["extra"]["wall_start_origin"] == "the file name"
+    want = datetime(2024, 1, 15, 7, 30, tzinfo=ZoneInfo("Asia/Jakarta")) + timedelta(seconds=manifest["time"]["pts"])
+    assert abs((t.occurred_at - want).total_seconds()) < 0.01
+
+
 def test_cilacap_is_dated_by_its_picture_clock(shared_data: Path) -> None:
     """The real E-TLE camera's OSD ('2019-02-13 11:59:54 Wed', top right); the file's
     creation_time says 2023-08-05 (a later re-encode)."""

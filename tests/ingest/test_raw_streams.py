@@ -147,3 +147,29 @@ def test_a_stream_without_timestamps_is_timed_not_dropped(tmp_path: Path) -> Non
             httpd.shutdown()
     assert [f.index for f in frames] == list(range(15))
     assert [f.pts for f in frames] == pytest.approx([i / 12.5 for i in range(15)])
+
+
+@pytest.mark.parametrize("name, fmt, codec", [
+    ("rec.mts", "mpegts", "libx264"), ("rec.m2ts", "mpegts", "libx264"), ("rec.vob", "vob", "mpeg1video"),
+    ("rec.asf", "asf", "msmpeg4"), ("rec.wmv", "asf", "wmv2"), ("rec.3gp", "3gp", "libx264"),
+])
+def test_recorders_other_containers_are_listed_and_read(tmp_path: Path, name: str, fmt: str, codec: str) -> None:
+    """AVCHD and DVD recorders' .mts / .m2ts / .vob, Windows' .asf / .wmv, phones' .3gp: a folder of
+    them was 'no videos or images found in the folder'."""
+    import av
+
+    path = tmp_path / name
+    with av.open(str(path), "w", format=fmt) as c:
+        s = c.add_stream(codec, rate=25)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        for i in range(20):
+            for pkt in s.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 10, np.uint8), format="bgr24")):
+                c.mux(pkt)
+        for pkt in s.encode():
+            c.mux(pkt)
+    (tmp_path / "notes.txt").write_text("not a video")
+    assert expand_sources(str(tmp_path)) == [str(path)]
+    frames = list(open_source(str(path)).frames())
+    assert len(frames) == 20
+    gaps = np.diff([f.pts for f in frames])
+    assert np.allclose(gaps, 0.04, atol=0.002)
