@@ -83,8 +83,9 @@ def run(
     no_motion: bool = typer.Option(False, "--no-motion", help="On a detection stride, do not also detect while something moves across a line of the camera."),
     detector_model: str = typer.Option(_RUN.detector, "--detector", help="Vehicle detector: a manifest name (vehicle-detector, vehicle-detector-int8) or an .onnx/.pt file."),
     max_seconds: Optional[float] = typer.Option(None, "--max-seconds", min=0.0, help="Stop each source after this many seconds of video."),
-    start: Optional[str] = typer.Option(None, "--start", help="Wall-clock start of the footage (ISO 8601); default: camera file, container metadata."),
+    start: Optional[str] = typer.Option(None, "--start", help="Wall-clock start of the recording (ISO 8601; one recording: refused for several files); default: the camera file's start_time, the clock in the picture, the file name, the container's creation_time."),
     frame_rate: Optional[float] = typer.Option(None, "--frame-rate", help="Frames a second of footage without timestamps (a recorder's raw .h264/.265 export); default: the rate its stream header declares. Files with timestamps keep their own."),
+    join: bool = typer.Option(True, "--join/--no-join", help="Run the files of a folder that continue one another (a recording the recorder split into files, dated by its picture's clock or its file names) as one recording, so a vehicle crossing a cut between files is still seen."),
     pre_s: float = typer.Option(_RUN.pre_s, "--clip-before", min=0.0, help="Seconds of clip before the violation."),
     post_s: float = typer.Option(_RUN.post_s, "--clip-after", min=0.0, help="Seconds of clip after the violation."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
@@ -103,7 +104,7 @@ def run(
         RunOptions, out_dir=out_dir, db_url=db, reader=reader, plate_detector=plate_detector, read_plates=not no_plates,
         detect_every=detect_every, detect_fps=detect_fps, detect_on_motion=not no_motion, country=country,
         detector=detector_model, max_seconds=max_seconds, wall_start=parse_start(start), pre_s=pre_s, post_s=post_s,
-        device=device, frame_rate=frame_rate,
+        device=device, frame_rate=frame_rate, join=join,
     )
     env = settings()
     if keys is not None:
@@ -127,7 +128,7 @@ def run(
         table.add_column(col, justify="right" if col != "source" else "left")
     for s in summaries:
         table.add_row(
-            Path(s.source).name, str(s.frames), f"{s.video_seconds:.1f}", f"{s.fps:.1f}", str(s.tracks),
+            Path(s.source).name + (f" (+{len(s.parts) - 1} file{'s' if len(s.parts) > 2 else ''})" if s.parts else ""), str(s.frames), f"{s.video_seconds:.1f}", f"{s.fps:.1f}", str(s.tracks),
             str(s.violations), str(s.tickets), str(s.view_pauses),
         )
     out.print(table)
@@ -152,7 +153,7 @@ def _summary_dict(s) -> dict:  # type: ignore[no-untyped-def]
         "plates": {str(k): v for k, v in s.plates.items()},
         "unconfirmed_plates": {str(k): v for k, v in s.unconfirmed_plates.items()}, "violations_by_rule": dict(s.violations_by_rule),
         "detect_every": s.detect_every, "detections": s.detections, "motion_detections": s.motion_detections,
-        "resized_frames": s.resized_frames,
+        "resized_frames": s.resized_frames, "parts": list(s.parts),
     }
 
 

@@ -136,6 +136,8 @@ class RunSummary:
     motion_detections: int = 0  # of which off the stride, asked for by the motion gate
     #: frames of another size than the source began with, resized to it (etle.ingest.conform)
     resized_frames: int = 0
+    #: the files of a recording run as one (etle.ingest.joined); empty for a single file
+    parts: tuple[str, ...] = ()
 
     @property
     def fps(self) -> float:
@@ -421,6 +423,7 @@ class Pipeline:
             detections=detections,
             motion_detections=motion_detections,
             resized_frames=conform.resized if conform is not None else 0,
+            parts=tuple(name for name, _ in getattr(info, "parts", ())),
         )
 
 

@@ -90,7 +90,7 @@ class EvidenceSink:
             models=self.models,
             software_version=__version__,
             config_hash=self.camera_cfg.config_hash() if self.camera_cfg is not None else None,
-            extra={"source": source_info.name, "wall_start_origin": source_info.wall_start_origin},
+            extra={"source": source_info.name, "wall_start_origin": source_info.wall_start_origin, **_part(source_info, key_frame)},
             zones=self.zones or None,
         )
         run_id = source_info.wall_start.isoformat() if source_info.wall_start else ""
@@ -100,6 +100,17 @@ class EvidenceSink:
             return None
         path = rec.bundle.path if rec.bundle is not None else Path()
         return rec.ticket_id, path
+
+
+def _part(source_info: Any, key_frame: Frame) -> dict[str, Any]:
+    """For a recording run from several files (etle.ingest.joined): the file the ticket's frame
+    came from and its time in that file, for whoever goes back to the recorder's export."""
+    if not getattr(source_info, "parts", ()):
+        return {}
+    from etle.ingest.joined import part_of
+
+    name, pts = part_of(source_info, key_frame.pts)
+    return {"part": name, "part_pts": round(pts, 3), "parts": [n for n, _ in source_info.parts]}
 
 
 def _zone_polylines(camera: Any) -> list[list[tuple[float, float]]]:
@@ -332,6 +343,12 @@ def run_sources(
         log.warning("%s", note)
     if start is None and camera is not None:
         opened = [_clocked(src, camera, max_seconds) for src in opened]
+    if options.join and len(opened) > 1:
+        from etle.clock.names import NAME_ORIGIN
+        from etle.clock.osd import OSD_ORIGIN
+        from etle.ingest.joined import join_recordings
+
+        opened = join_recordings(opened, {OSD_ORIGIN, NAME_ORIGIN}, max_seconds=max_seconds)
     # then models, rules and the database: a missing model fails before anything is written;
     # the camera is fitted to the sources' frame size (another size met later is fitted then)
     sizes = {(s.info.width, s.info.height) for s in opened}

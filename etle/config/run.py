@@ -141,6 +141,9 @@ class RunOptions(StageOptions):
     #: frames a second of footage without timestamps (a recorder's raw .h264 / .265 export);
     #: None: the rate its stream header declares.  Footage with timestamps keeps its own.
     frame_rate: float | None = Field(None, gt=0)
+    #: run the files of a folder that continue one another (a recording the recorder split into
+    #: files, dated by its picture's clock or its file names) as one source (etle.ingest.joined)
+    join: bool = True
 
     @classmethod
     def of(cls, stages: StageOptions, **run: Any) -> "RunOptions":

@@ -65,6 +65,9 @@ class SourceInfo:
     #: without timestamps, timed by the rate its header declares), ``given`` (footage without
     #: timestamps, timed by the caller's frame rate)
     timing: str = "container"
+    #: a recording in several files run as one (etle.ingest.joined): each file and the time,
+    #: from the source's start, at which it begins; empty for a single file
+    parts: tuple[tuple[str, float], ...] = ()
 
 
 class FrameSource(Protocol):

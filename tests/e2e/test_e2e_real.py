@@ -156,6 +156,39 @@ def test_a_recorder_export_is_dated_by_its_file_name(tmp_path: Path, detector) -
     assert abs((t.occurred_at - want).total_seconds()) < 0.01
 
 
+def test_a_recording_split_into_files_at_the_crossing_keeps_its_ticket(tmp_path: Path, detector) -> None:  # type: ignore[no-untyped-def]
+    """The recorder wrote the sample in two files, the second from 16 s, as the grey car crosses the
+    line on red (files named by their starts, as an NVR's export): run as one recording, the
+    ticket of the whole file at its time; each file on its own (before: always) gives none."""
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from fixtures.raw_video import split_at
+
+    require_model("plate-detector")
+    cam = CAMS / "intel_car_detection_parking.yaml"
+    start = datetime(2024, 1, 15, 7, 30, tzinfo=ZoneInfo("Asia/Jakarta"))
+    (tmp_path / "whole").mkdir()
+    whole = tmp_path / "whole" / "ch01_20240115073000.mp4"
+    whole.write_bytes(SAMPLE.read_bytes())
+    _, (want,) = run(tmp_path / "whole", whole, cam, detector)
+    folder = tmp_path / "export"
+    folder.mkdir()
+    split_at(SAMPLE, [folder / "ch01_20240115073000.mp4", folder / "ch01_20240115073016.mp4"], [16.0])
+    s, tickets = run(tmp_path, folder, cam, detector)
+    assert s.frames == 377 and len(s.parts) == 2
+    (t,) = [t for t in tickets if t.rule == "red_light"]
+    assert abs((t.occurred_at - want.occurred_at).total_seconds()) <= 0.1
+    manifest = json.loads((Path(t.evidence_path) / "manifest.json").read_text())
+    part, part_pts = manifest["extra"]["part"], manifest["extra"]["part_pts"]
+    assert Path(part).name == "ch01_20240115073016.mp4"
+    assert abs(start + timedelta(seconds=16 + part_pts) - t.occurred_at) <= timedelta(seconds=0.1)
+    (tmp_path / "apart").mkdir()
+    apart = run_sources(str(folder), cam, RunOptions(out_dir=tmp_path / "apart" / "out", db_url=f"sqlite:///{tmp_path}/apart/t.db",
+                                                      join=False), progress=False, detector=detector)
+    assert len(apart) == 2 and sum(x.tickets for x in apart) == 0
+
+
 def test_cilacap_is_dated_by_its_picture_clock(shared_data: Path) -> None:
     """The real E-TLE camera's OSD ('2019-02-13 11:59:54 Wed', top right); the file's
     creation_time says 2023-08-05 (a later re-encode)."""
