@@ -342,7 +342,10 @@ def run_sources(
     for note in filter(None, (timing_note(src.info, options.frame_rate) for src in opened)):
         log.warning("%s", note)
     if start is None and camera is not None:
-        opened = [_clocked(src, camera, max_seconds) for src in opened]
+        from etle.clock.start import RecordingDater
+
+        dater = RecordingDater(camera)
+        opened = [_clocked(src, dater, max_seconds) for src in opened]
     if options.join and len(opened) > 1:
         from etle.clock.names import NAME_ORIGIN
         from etle.clock.osd import OSD_ORIGIN
@@ -377,16 +380,15 @@ def run_sources(
     return summaries
 
 
-def _clocked(src: Any, camera: Any, max_seconds: float | None) -> Any:
-    """``src`` dated by the clock in its picture or by its file name (etle.clock.start), where it
-    has one; else as it is (its container's creation_time, else the file time: :func:`_dated`)."""
-    from etle.clock.start import recording_start
-
+def _clocked(src: Any, dater: Any, max_seconds: float | None) -> Any:
+    """``src`` dated by the clock in its picture or by its file name (``dater``, an
+    etle.clock.start.RecordingDater), where it has one; else as it is (its container's
+    creation_time, else the file time: :func:`_dated`)."""
     if src.info.kind != "file":
         return src
     rate = src.info.fps if src.info.timing == "given" else None
-    fix = recording_start(src.info.name, camera, creation_time=getattr(src, "creation_time", None), frame_rate=rate,
-                          duration_s=src.info.duration_s)
+    fix = dater.date(src.info.name, creation_time=getattr(src, "creation_time", None), frame_rate=rate,
+                     duration_s=src.info.duration_s)
     if fix is None:
         return src
     return open_source(src.info.name, wall_start=fix.start, max_seconds=max_seconds, frame_rate=rate,

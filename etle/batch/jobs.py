@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from etle.batch.camera import CameraBundle, pack_camera
 from etle.batch.plan import SegmentPlan, file_sha256, plan_segments
@@ -93,6 +94,7 @@ def plan_batch(
     packed: dict[Path, CameraBundle] = {}
     jobs: list[ClipJob] = []
     failures: list[ClipFailure] = []
+    daters: dict[Path, Any] = {}  # per camera file: its recordings' dater (etle.clock.start)
     clips = expand(sources)
     if not clips:
         raise SourceError("no video files in " + ", ".join(sources))
@@ -130,9 +132,10 @@ def plan_batch(
                 log.warning("%s", note)
             if start is None and cam_start is None and cam is not None:
                 # the clock in the picture, then the file name, date the recording before its container does
-                from etle.clock.start import recording_start
+                from etle.clock.start import RecordingDater
 
-                fix = recording_start(clip, cam, creation_time=src.creation_time, duration_s=info.duration_s)
+                dater = daters.setdefault(cam_file, RecordingDater(cam))  # type: ignore[arg-type]
+                fix = dater.date(clip, creation_time=src.creation_time, duration_s=info.duration_s)
                 if fix is not None:
                     src = VideoFileSource(clip, wall_start=fix.start, start_origin=fix.origin)
                     info = src.info

@@ -30,7 +30,7 @@ import re
 import threading
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
-from typing import Any, Iterable, Literal, Sequence
+from typing import Iterable, Literal, Sequence
 
 import cv2
 import numpy as np
@@ -405,17 +405,6 @@ def clock_of_file(path: str, tz: tzinfo, *, date_order: DateOrder | None = None,
 #: what a recording's evidence names as the origin of a start read off its picture
 OSD_ORIGIN = "the clock in the picture (OSD)"
 
-
-def start_from_picture(path: str, camera: Any, *, creation_time: datetime | None = None,
-                       frame_rate: float | None = None, name: str | None = None) -> ClockFix | None:
-    """The start of the recording ``path`` by the clock in its picture, read with ``camera``'s
-    time zone and ``clock.date_order``; where that came from (or why not) is logged as a warning,
-    for the clerk who will see the date on the letters."""
-    result = clock_of_file(path, camera.tz, date_order=camera.clock.date_order, frame_rate=frame_rate)
-    note = result.note(name or path, creation_time)
-    if note is not None:
-        log.warning("%s", note)
-    return result.fix
 
 #: how far the picture's clock at a ticket's frame may be from the ticket's own time, seconds
 #: (it shows the whole second: ``floor(t)``, so ``t - 1 < shown <= t``; a little slack beyond)

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from etle.clock.names import NAME_ORIGIN, name_time
-from etle.clock.osd import OSD_ORIGIN, start_from_picture
+from etle.clock.osd import OSD_ORIGIN
 
-__all__ = ["RecordingStart", "recording_start"]
+__all__ = ["RecordingDater", "RecordingStart", "one_recording", "recording_start"]
 
 log = logging.getLogger(__name__)
 
@@ -38,29 +38,69 @@ def _local(t: datetime) -> str:
     return t.strftime("%Y-%m-%d %H:%M:%S") + (f" {t.tzname()}" if t.tzname() else "")
 
 
+class RecordingDater:
+    """Dates the recordings of one camera in a run (``etle run``'s files, ``etle batch``'s clips):
+    by the clock in each picture, else by each file name (see the module docstring).
+
+    A camera without a clock in its picture costs six whole-frame text-detector runs a file
+    before the search gives up, about two seconds: a day of five-minute files, ten minutes.  So
+    once ``BARE_FILES`` files of the run showed no text that looks like a date and time at all,
+    the pictures of the others are not searched (their names still date them)."""
+
+    #: files without any clock reading after which the others' pictures are not searched
+    BARE_FILES = 2
+
+    def __init__(self, camera: Any) -> None:
+        self.camera = camera
+        self._bare = 0
+
+    @property
+    def reads_pictures(self) -> bool:
+        return bool(self.camera.clock.read) and self._bare < self.BARE_FILES
+
+    def _picture(self, path: str, name: str, creation_time: datetime | None, frame_rate: float | None) -> Any:
+        from etle.clock.osd import clock_of_file
+
+        cam = self.camera
+        result = clock_of_file(path, cam.tz, date_order=cam.clock.date_order, frame_rate=frame_rate)
+        note = result.note(name, creation_time)
+        if note is not None:
+            log.warning("%s", note)
+        if not result.reads and result.ambiguous is None:
+            self._bare += 1
+            if self._bare == self.BARE_FILES:
+                log.warning("the pictures of %d files showed no clock: the other files of this run are not searched "
+                            "for one", self._bare)
+        return result.fix
+
+    def date(self, path: str, *, creation_time: datetime | None = None, frame_rate: float | None = None,
+             duration_s: float | None = None) -> RecordingStart | None:
+        """The start of the recording ``path`` by its picture's clock, else its file name; each
+        choice (and a disagreement between the two) is logged as a warning for the clerk."""
+        name = Path(path).name
+        fix = self._picture(path, name, creation_time, frame_rate) if self.reads_pictures else None
+        named = name_time(path, self.camera.tz)
+        if fix is not None:
+            if named is not None and abs((named.start - fix.start).total_seconds()) > AGREE_S:
+                log.warning("%s: its name says the recording began %s, the clock in its picture %s; the picture's "
+                            "clock is used (pass --start to choose)", name, _local(named.start), _local(fix.start))
+            return RecordingStart(fix.start, OSD_ORIGIN)
+        if named is None:
+            return None
+        text = f"{name}: recorded from {_local(named.start)}, by its file name ('{named.text}')"
+        if creation_time is not None and abs((creation_time - named.start).total_seconds()) > 60:
+            text += f"; the file's creation_time ({creation_time.isoformat()}) is not used"
+        log.warning("%s", text)
+        note = named.length_note(name, duration_s)
+        if note is not None:
+            log.warning("%s", note)
+        return RecordingStart(named.start, NAME_ORIGIN)
+
+
 def recording_start(path: str, camera: Any, *, creation_time: datetime | None = None,
                     frame_rate: float | None = None, duration_s: float | None = None) -> RecordingStart | None:
-    """The start of the recording ``path`` of ``camera`` by its picture's clock, else its file
-    name; each choice (and a disagreement between the two) is logged as a warning for the clerk."""
-    name = Path(path).name
-    fix = start_from_picture(path, camera, creation_time=creation_time, frame_rate=frame_rate, name=name) \
-        if camera.clock.read else None
-    named = name_time(path, camera.tz)
-    if fix is not None:
-        if named is not None and abs((named.start - fix.start).total_seconds()) > AGREE_S:
-            log.warning("%s: its name says the recording began %s, the clock in its picture %s; the picture's "
-                        "clock is used (pass --start to choose)", name, _local(named.start), _local(fix.start))
-        return RecordingStart(fix.start, OSD_ORIGIN)
-    if named is None:
-        return None
-    text = f"{name}: recorded from {_local(named.start)}, by its file name ('{named.text}')"
-    if creation_time is not None and abs((creation_time - named.start).total_seconds()) > 60:
-        text += f"; the file's creation_time ({creation_time.isoformat()}) is not used"
-    log.warning("%s", text)
-    note = named.length_note(name, duration_s)
-    if note is not None:
-        log.warning("%s", note)
-    return RecordingStart(named.start, NAME_ORIGIN)
+    """One recording's start (:meth:`RecordingDater.date`)."""
+    return RecordingDater(camera).date(path, creation_time=creation_time, frame_rate=frame_rate, duration_s=duration_s)
 
 
 def one_recording(what: str, files: list[str]) -> None:

@@ -135,3 +135,33 @@ def test_one_start_for_several_recordings_is_refused(tmp_path: Path) -> None:
         plan_batch([str(folder)], camera=dated)
     jobs, failures = plan_batch([str(folder / "a.mp4")], camera=dated)  # one recording: its start_time dates it
     assert failures == [] and jobs[0].wall_start == datetime(2024, 1, 15, 7, tzinfo=WIB)
+
+
+def test_pictures_without_a_clock_are_not_searched_file_after_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """A day of five-minute files from a camera without an OSD: after two files whose pictures
+    show no clock, the others are dated by their names without the whole-frame text search."""
+    require_model("ocr-rapidocr-det")
+    import etle.clock.osd as osd
+    from etle.camera.config import load_camera
+    from etle.clock.start import RecordingDater
+
+    searched: list[str] = []
+    real = osd.clock_of_file
+
+    def counting(path, *a, **kw):  # type: ignore[no-untyped-def]
+        searched.append(Path(path).name)
+        return real(path, *a, **kw)
+
+    monkeypatch.setattr(osd, "clock_of_file", counting)
+    clips = []
+    for k in range(4):
+        clips.append(tmp_path / f"ch01_2024011507{30 + k:02d}00.mp4")
+        shutil.copy(SAMPLE, clips[-1])
+    dater = RecordingDater(load_camera(CAM))
+    with caplog.at_level(logging.WARNING):
+        starts = [dater.date(str(c)) for c in clips]
+    assert searched == [clips[0].name, clips[1].name]
+    assert [s.start.minute for s in starts if s is not None] == [30, 31, 32, 33]
+    assert all(s is not None and s.origin == NAME_ORIGIN for s in starts)
+    assert "showed no clock" in caplog.text
