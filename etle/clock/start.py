@@ -43,7 +43,7 @@ class RecordingDater:
     by the clock in each picture, else by each file name (see the module docstring).
 
     A camera without a clock in its picture costs six whole-frame text-detector runs a file
-    before the search gives up, about two seconds: a day of five-minute files, ten minutes.  So
+    before the search gives up: over a day of five-minute files, minutes of nothing found.  So
     once ``BARE_FILES`` files of the run showed no text that looks like a date and time at all,
     the pictures of the others are not searched (their names still date them)."""
 
