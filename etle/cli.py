@@ -401,7 +401,8 @@ def camera_clock(
     for r in result.reads:
         mark = "" if id(r) in agreeing else "  (does not agree)"
         table.add_row(f"{r.pts:.2f}", r.text, r.time.isoformat(sep=" ") + mark, f"{r.score:.2f}")
-    out.print(table)
+    if result.reads:
+        out.print(table)
     note = result.note(Path(source).name)
     named = name_time(source, tz)
     if named is not None:

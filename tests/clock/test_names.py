@@ -165,3 +165,15 @@ def test_pictures_without_a_clock_are_not_searched_file_after_file(tmp_path: Pat
     assert [s.start.minute for s in starts if s is not None] == [30, 31, 32, 33]
     assert all(s is not None and s.origin == NAME_ORIGIN for s in starts)
     assert "showed no clock" in caplog.text
+
+
+def test_camera_clock_command_shows_the_names_time(tmp_path: Path) -> None:
+    require_model("ocr-rapidocr-det")
+    clip = tmp_path / "ch01_20240115073000.mp4"
+    shutil.copy(SAMPLE, clip)
+    res = etle("camera", "clock", str(clip), "-c", str(CAM), "--samples", "3", timeout=180)
+    assert res.returncode == 0, res.stderr
+    assert "its file name says the recording began 2024-01-15 07:30:00.000 WIB" in res.stdout
+    assert "dates it by its file name" in res.stdout
+    res = etle("camera", "clock", str(SAMPLE), "-c", str(CAM), "--samples", "3", timeout=180)
+    assert_clean_failure(res, "no date and time found in the picture")
