@@ -159,9 +159,8 @@ class WebContext:
             return "missing"
         return "verified" if not verify_bundle(folder, manifest_sha256=t.manifest_sha256 or None) else "altered"
 
-    def violation_details(self, t: TicketView) -> dict[str, Any]:
-        """What the rule recorded about the violation (the evidence manifest's ``violation.details``:
-        a measured speed, the reasons a plate was flagged, ``review_only``); empty when unreadable."""
+    def manifest(self, t: TicketView) -> dict[str, Any]:
+        """The ticket's evidence manifest; empty when unreadable."""
         folder = self.bundle_dir(t)
         if folder is None:
             return {}
@@ -169,8 +168,38 @@ class WebContext:
             manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return {}
-        details = (manifest.get("violation") or {}).get("details") if isinstance(manifest, dict) else None
+        return manifest if isinstance(manifest, dict) else {}
+
+    def violation_details(self, t: TicketView) -> dict[str, Any]:
+        """What the rule recorded about the violation (the evidence manifest's ``violation.details``:
+        a measured speed, the reasons a plate was flagged, ``review_only``); empty when unreadable."""
+        details = (self.manifest(t).get("violation") or {}).get("details")
         return details if isinstance(details, dict) else {}
+
+    def time_origin(self, t: TicketView) -> dict[str, Any] | None:
+        """Where the ticket's time came from (the manifest's ``extra.wall_start_origin``: the
+        recording's start, plus the frame's time in it) as ``{"key": i18n key, "weak": bool, "part":
+        file or None}``; ``weak`` where that start is a guess the officer should check against the
+        picture before approving (a container's creation_time, a file's modification time)."""
+        extra = self.manifest(t).get("extra")
+        if not isinstance(extra, dict) or not isinstance(extra.get("wall_start_origin"), str):
+            return None
+        key = TIME_ORIGINS.get(extra["wall_start_origin"], "origin_unknown")
+        part = extra.get("part")
+        return {"key": key, "weak": key in WEAK_ORIGINS,
+                "part": f"{Path(part).name} @ {extra.get('part_pts', 0):.1f} s" if isinstance(part, str) else None}
+
+
+#: the origins a run records (etle.ingest.sources, etle.clock) -> the review page's words for them
+TIME_ORIGINS = {
+    "given": "origin_given",
+    "the clock in the picture (OSD)": "origin_osd",
+    "the file name": "origin_name",
+    "container creation_time": "origin_creation",
+    "file modification time": "origin_mtime",
+    "time of connection": "origin_live",
+}
+WEAK_ORIGINS = frozenset({"origin_creation", "origin_mtime", "origin_unknown"})
 
 
 # -- helpers without state ------------------------------------------------------------------------

@@ -412,6 +412,35 @@ def test_violation_details_and_review_only_flags_are_shown(site, make_evidence_r
     assert 'id="review-only"' not in plain and 'id="violation-details"' not in plain
 
 
+@pytest.mark.parametrize("origin, part, key, weak", [
+    ("file modification time", None, "origin_mtime", True),
+    ("container creation_time", None, "origin_creation", True),
+    ("the file name", "/rec/ch01_20240115073500.mp4", "origin_name", False),
+    ("the clock in the picture (OSD)", None, "origin_osd", False),
+])
+def test_the_ticket_page_says_what_dated_the_ticket(site, make_evidence_request, origin: str, part: str | None,
+                                                    key: str, weak: bool) -> None:
+    """A ticket's time rests on its recording's start: the officer sees where that came from, and
+    a caution where it is a file's creation or modification time (an export's or a copy's)."""
+    from dataclasses import replace
+
+    app, store, refs, tmp_path = site
+    extra = {"source": "/rec/a.mp4", "wall_start_origin": origin}
+    if part is not None:
+        extra |= {"part": part, "part_pts": 12.34, "parts": ["/rec/a.mp4", part]}
+    req = replace(make_evidence_request(9), extra=extra)
+    rec = record_violation(EvidenceWriter(tmp_path / "evidence"), store, req)
+    c = login(app)
+    html = c.get(f"/tickets/{store.get(rec.ticket_id).reference}").text
+    small = html[html.index('id="time-origin"'):]
+    small = small[: small.index("</small>")]
+    assert f'data-origin="{key}"' in small
+    assert ('class="bad"' in small) == weak and ("check it against the picture" in small or "cocokkan" in small) == weak
+    assert ("ch01_20240115073500.mp4 @ 12.3 s" in small) == (part is not None)
+    plain = c.get(f"/tickets/{refs[0]}").text  # evidence without a recorded origin: nothing said
+    assert 'id="time-origin"' not in plain
+
+
 def test_the_ticket_page_shows_the_plate_character_by_character(site) -> None:
     app, store, refs, _ = site
     c = login(app)
