@@ -92,7 +92,8 @@ def join_recordings(sources: Sequence[FrameSource], dated_by: Collection[str], *
                     max_seconds: float | None = None) -> list[FrameSource]:
     """``sources`` with every run of files that continue one another (see the module docstring)
     as one :class:`JoinedSource`, in the order of their starts; the others as they are, in their
-    order, after them.  Only files whose start came from one of ``dated_by`` (the origins the
+    order, after them.  A file that could continue either of two runs (the same times in two
+    cameras' files) joins neither, and neither run goes on past it.  Only files whose start came from one of ``dated_by`` (the origins the
     recorder itself wrote: its picture's clock, its file names; a container's creation_time is
     often the export's or a re-encode's, a file time the copy's) are joined."""
     def joinable(s: FrameSource) -> bool:
@@ -100,16 +101,19 @@ def join_recordings(sources: Sequence[FrameSource], dated_by: Collection[str], *
 
     dated = sorted((s for s in sources if joinable(s)), key=lambda s: s.info.wall_start)  # type: ignore[arg-type, return-value]
     rest = [s for s in sources if not joinable(s)]
-    out: list[FrameSource] = []
-    run: list[FrameSource] = []
+    chains: list[list[FrameSource]] = []
+    closed: set[int] = set()  # chains a later file could not be told apart for
     for s in dated:
-        if run and not _follows(run[-1].info, s.info):
-            out.append(_joined(run, max_seconds))
-            run = []
-        run.append(s)
-    if run:
-        out.append(_joined(run, max_seconds))
-    return out + rest
+        ends = [k for k, c in enumerate(chains) if k not in closed and _follows(c[-1].info, s.info)]
+        if len(ends) == 1:
+            chains[ends[0]].append(s)
+            continue
+        if len(ends) > 1:  # it could continue either (two cameras' files in one folder): join neither
+            log.warning("%s could continue %s: not joined with any", Path(s.info.name).name,
+                        " or ".join(Path(chains[k][-1].info.name).name for k in ends))
+            closed.update(ends)
+        chains.append([s])
+    return [_joined(c, max_seconds) for c in chains] + rest
 
 
 def _joined(run: list[FrameSource], max_seconds: float | None) -> FrameSource:

@@ -102,3 +102,17 @@ def test_a_run_of_files_then_a_later_one(tmp_path: Path) -> None:
     out = join_recordings([_src(f, t) for f, t in zip(files, starts)], BY_RECORDER)
     assert len(out) == 2 and isinstance(out[0], JoinedSource) and out[1].info.name == str(files[2])
     assert [n for n, _ in out[0].info.parts] == [str(files[0]), str(files[1])]
+
+
+def test_two_cameras_files_in_one_folder_are_not_mixed(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """ch01 and ch02 of a recorder, each in two files with the same times: which second file
+    continues which first one cannot be told from the times, so none is joined."""
+    import logging
+
+    files = {n: _clip(tmp_path / f"{n}.mp4", rate=2) for n in ("ch01_a", "ch02_a", "ch01_b", "ch02_b")}  # 5 s each
+    later = T0 + timedelta(seconds=5)
+    starts = {"ch01_a": T0, "ch02_a": T0, "ch01_b": later, "ch02_b": later}
+    with caplog.at_level(logging.WARNING):
+        out = join_recordings([_src(files[n], starts[n]) for n in files], BY_RECORDER)
+    assert len(out) == 4 and not any(isinstance(s, JoinedSource) for s in out)
+    assert "not joined" in caplog.text
