@@ -86,6 +86,7 @@ def run(
     start: Optional[str] = typer.Option(None, "--start", help="Wall-clock start of the recording (ISO 8601; one recording: refused for several files); default: the camera file's start_time, the clock in the picture, the file name, the container's creation_time."),
     frame_rate: Optional[float] = typer.Option(None, "--frame-rate", help="Frames a second of footage without timestamps (a recorder's raw .h264/.265 export); default: the rate its stream header declares. Files with timestamps keep their own."),
     join: bool = typer.Option(True, "--join/--no-join", help="Run the files of a folder that continue one another (a recording the recorder split into files, dated by its picture's clock or its file names) as one recording, so a vehicle crossing a cut between files is still seen."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show how each recording will be read, dated and joined, then stop: no model is loaded, nothing is written."),
     pre_s: float = typer.Option(_RUN.pre_s, "--clip-before", min=0.0, help="Seconds of clip before the violation."),
     post_s: float = typer.Option(_RUN.post_s, "--clip-after", min=0.0, help="Seconds of clip after the violation."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
@@ -106,6 +107,9 @@ def run(
         detector=detector_model, max_seconds=max_seconds, wall_start=parse_start(start), pre_s=pre_s, post_s=post_s,
         device=device, frame_rate=frame_rate, join=join,
     )
+    if dry_run:
+        _show_recordings(source, camera, options, json_out)
+        return
     env = settings()
     if keys is not None:
         env = env.model_copy(update={"keys_dir": keys})
@@ -142,6 +146,28 @@ def run(
                       + ", ".join(f"#{k} {v}?" for k, v in sorted(s.unconfirmed_plates.items())))
     total = sum(s.tickets for s in summaries)
     out.print(f"{total} ticket(s) in {db}; evidence in {out_dir.resolve()}")
+
+
+def _show_recordings(source: str, camera: Optional[Path], options: RunOptions, json_out: bool) -> None:
+    """``etle run --dry-run``: the recordings as a run would read and date them."""
+    from etle.camera.config import load_camera
+    from etle.runner import describe_recordings, open_sources
+
+    cam = load_camera(camera) if camera is not None else None
+    with err.status("opening and dating the recordings..."):
+        rows = describe_recordings(open_sources(source, cam, options), cam)
+    if json_out:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table(title="etle run --dry-run: the recordings, as a run reads them")
+    for col in ("recording", "files", "video s", "fps", "size", "timing", "start", "dated by"):
+        table.add_column(col, justify="right" if col in ("files", "video s", "fps") else "left")
+    for r in rows:
+        start = r["start"].replace("T", " ") if r["start"] else "-"
+        table.add_row(Path(r["recording"]).name, str(len(r["files"])), f"{r['seconds']:.1f}" if r["seconds"] is not None else "-",
+                      f"{r['fps']:.2f}", f"{r['size'][0]}x{r['size'][1]}", r["timing"], start, r["dated_by"])
+    out.print(table)
+    out.print(f"{len(rows)} recording(s) in {sum(len(r['files']) for r in rows)} source(s); nothing processed (--dry-run)")
 
 
 def _summary_dict(s) -> dict:  # type: ignore[no-untyped-def]

@@ -297,6 +297,59 @@ def _fitting(camera: "CameraConfig", options: RunOptions, env: Settings, detecto
     return frame_check, refit
 
 
+def open_sources(source: str, camera: "CameraConfig | None", options: RunOptions) -> list[Any]:
+    """Every source of ``source`` (a file, a folder, a URL) opened and dated as ``etle run`` reads
+    them: ``--start`` or the camera file's ``start_time`` (one recording only), else each file's
+    picture clock or name (etle.clock.start), and a folder's files that continue one another
+    joined (etle.ingest.joined; unless ``options.join`` is off).  Files dated by nothing yet get
+    their file time when they run (:func:`_dated`).  Raises typed errors for a bad source."""
+    max_seconds = options.max_seconds
+    specs = expand_sources(source)
+    start = options.wall_start or (camera.start_time if camera is not None else None)
+    if start is not None:
+        from etle.clock.start import one_recording
+
+        one_recording("--start" if options.wall_start else "the camera file's start_time",
+                      [s for s in specs if not is_stream(s) and not Path(s).is_dir()])
+    opened = [open_source(s, wall_start=start, max_seconds=max_seconds, frame_rate=options.frame_rate) for s in specs]
+    for note in filter(None, (timing_note(src.info, options.frame_rate) for src in opened)):
+        log.warning("%s", note)
+    if start is None and camera is not None:
+        from etle.clock.start import RecordingDater
+
+        dater = RecordingDater(camera)
+        opened = [_clocked(src, dater, max_seconds) for src in opened]
+    if options.join and len(opened) > 1:
+        from etle.clock.names import NAME_ORIGIN
+        from etle.clock.osd import OSD_ORIGIN
+        from etle.ingest.joined import join_recordings
+
+        opened = join_recordings(opened, {OSD_ORIGIN, NAME_ORIGIN}, max_seconds=max_seconds)
+    return opened
+
+
+def describe_recordings(sources: list[Any], camera: "CameraConfig | None") -> list[dict[str, Any]]:
+    """What ``etle run --dry-run`` shows of each opened source (:func:`open_sources`): its files,
+    length, frame rate and timing, and the start a run will date it from (a file dated by nothing
+    else: its file time, as :func:`_dated` takes it) in the camera's time zone, and where that
+    start comes from."""
+    rows = []
+    for src in sources:
+        info = src.info
+        start, origin = info.wall_start, info.wall_start_origin
+        if start is None and info.kind == "file":
+            start, origin = file_mtime_start(info.name, info.duration_s), "file modification time"
+        if start is not None and camera is not None:
+            start = start.astimezone(camera.tz)
+        rows.append({
+            "recording": info.name, "files": [n for n, _ in info.parts] or [info.name], "kind": info.kind,
+            "size": [info.width, info.height], "fps": round(info.fps, 3),
+            "seconds": round(info.duration_s, 3) if info.duration_s is not None else None,
+            "timing": info.timing, "start": start.isoformat() if start is not None else None, "dated_by": origin,
+        })
+    return rows
+
+
 def run_sources(
     source: str,
     camera: "CameraConfig | Path | None" = None,
@@ -330,28 +383,8 @@ def run_sources(
     options = options if options is not None else RunOptions()
     max_seconds = options.max_seconds
     target = sync_target if sync_target is not None else SyncTarget.from_env()
-    specs = expand_sources(source)
     # open every source before processing any, so a bad one in a batch fails up front
-    start = options.wall_start or (camera.start_time if camera is not None else None)
-    if start is not None:
-        from etle.clock.start import one_recording
-
-        one_recording("--start" if options.wall_start else "the camera file's start_time",
-                      [s for s in specs if not is_stream(s) and not Path(s).is_dir()])
-    opened = [open_source(s, wall_start=start, max_seconds=max_seconds, frame_rate=options.frame_rate) for s in specs]
-    for note in filter(None, (timing_note(src.info, options.frame_rate) for src in opened)):
-        log.warning("%s", note)
-    if start is None and camera is not None:
-        from etle.clock.start import RecordingDater
-
-        dater = RecordingDater(camera)
-        opened = [_clocked(src, dater, max_seconds) for src in opened]
-    if options.join and len(opened) > 1:
-        from etle.clock.names import NAME_ORIGIN
-        from etle.clock.osd import OSD_ORIGIN
-        from etle.ingest.joined import join_recordings
-
-        opened = join_recordings(opened, {OSD_ORIGIN, NAME_ORIGIN}, max_seconds=max_seconds)
+    opened = open_sources(source, camera, options)
     # then models, rules and the database: a missing model fails before anything is written;
     # the camera is fitted to the sources' frame size (another size met later is fitted then)
     sizes = {(s.info.width, s.info.height) for s in opened}

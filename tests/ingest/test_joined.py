@@ -116,3 +116,30 @@ def test_two_cameras_files_in_one_folder_are_not_mixed(tmp_path: Path, caplog: p
         out = join_recordings([_src(files[n], starts[n]) for n in files], BY_RECORDER)
     assert len(out) == 4 and not any(isinstance(s, JoinedSource) for s in out)
     assert "not joined" in caplog.text
+
+
+def test_dry_run_shows_the_recordings_as_a_run_reads_them(tmp_path: Path) -> None:
+    """`etle run FOLDER --dry-run`: which files make one recording, the start each is dated from
+    and by what; no model loaded, nothing written."""
+    import json
+
+    from conftest import REPO, require_model
+    from fixtures.cli import etle
+
+    require_model("ocr-rapidocr-det")
+    folder = tmp_path / "export"
+    folder.mkdir()
+    _clip(folder / "ch01_20240115073000.mp4", n=20, rate=2)  # 10 s
+    _clip(folder / "ch01_20240115073010.mp4", n=20, rate=2)
+    _clip(folder / "ch01_20240115080000.mp4", n=20, rate=2)  # half an hour later: on its own
+    cam = REPO / "examples" / "cameras" / "intel_car_detection_parking.yaml"
+    res = etle("run", str(folder), "-c", str(cam), "--dry-run", "--json", cwd=tmp_path, timeout=180)
+    assert res.returncode == 0, res.stderr
+    rows = json.loads(res.stdout)
+    assert [[Path(f).name for f in r["files"]] for r in rows] == [
+        ["ch01_20240115073000.mp4", "ch01_20240115073010.mp4"], ["ch01_20240115080000.mp4"]]
+    assert [r["start"] for r in rows] == ["2024-01-15T07:30:00+07:00", "2024-01-15T08:00:00+07:00"]
+    assert {r["dated_by"] for r in rows} == {NAME_ORIGIN} and rows[0]["seconds"] == pytest.approx(20.0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]  # no etle-out, no etle.db
+    res = etle("run", str(folder), "-c", str(cam), "--dry-run", "--no-join", "--json", cwd=tmp_path, timeout=180)
+    assert [len(r["files"]) for r in json.loads(res.stdout)] == [1, 1, 1]
