@@ -16,6 +16,7 @@ from etle.articles import article_for
 from etle.config.run import DEFAULT_DETECTOR, FAST_DETECTOR, RunOptions
 from etle.config.settings import Settings
 from etle.errors import ConfigError, EtleError, ModelError
+from etle.ingest.joined import part_details
 from etle.ingest.sources import expand_sources, file_mtime_start, is_stream, open_source, timing_note
 from etle.pipeline import Pipeline, RunSummary
 from etle.types import Frame, PlateResult, TrackedObject, Violation
@@ -90,7 +91,8 @@ class EvidenceSink:
             models=self.models,
             software_version=__version__,
             config_hash=self.camera_cfg.config_hash() if self.camera_cfg is not None else None,
-            extra={"source": source_info.name, "wall_start_origin": source_info.wall_start_origin, **_part(source_info, key_frame)},
+            extra={"source": source_info.name, "wall_start_origin": source_info.wall_start_origin,
+                   **part_details(source_info, key_frame.pts)},
             zones=self.zones or None,
         )
         run_id = source_info.wall_start.isoformat() if source_info.wall_start else ""
@@ -100,17 +102,6 @@ class EvidenceSink:
             return None
         path = rec.bundle.path if rec.bundle is not None else Path()
         return rec.ticket_id, path
-
-
-def _part(source_info: Any, key_frame: Frame) -> dict[str, Any]:
-    """For a recording run from several files (etle.ingest.joined): the file the ticket's frame
-    came from and its time in that file, for whoever goes back to the recorder's export."""
-    if not getattr(source_info, "parts", ()):
-        return {}
-    from etle.ingest.joined import part_of
-
-    name, pts = part_of(source_info, key_frame.pts)
-    return {"part": name, "part_pts": round(pts, 3), "parts": [n for n, _ in source_info.parts]}
 
 
 def _zone_polylines(camera: Any) -> list[list[tuple[float, float]]]:

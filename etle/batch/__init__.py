@@ -91,7 +91,8 @@ def tasks_to_run(jobs: list[ClipJob], done: set[tuple[str, str]]) -> list[Segmen
             if (job.sha256, seg.key) in done:
                 continue
             tasks.append(SegmentTask(clip=job.clip, clip_sha256=job.sha256, wall_start=job.wall_start, plan=job.plan,
-                                     segment=seg, camera=job.camera, wall_start_origin=job.wall_start_origin))
+                                     segment=seg, camera=job.camera, wall_start_origin=job.wall_start_origin,
+                                     parts=job.parts))
     return tasks
 
 
@@ -151,6 +152,7 @@ def run_batch(
     max_seconds: float | None = None,
     segment_s: float = 300.0,
     overlap_s: float = 30.0,
+    join: bool = True,
     keys_dir: Path | None = None,
     on_plan: Callable[[list[ClipJob], list[SegmentTask], int], None] | None = None,
     on_progress: Callable[[dict[str, int], dict[str, int]], None] | None = None,
@@ -169,7 +171,7 @@ def run_batch(
     if db_url.startswith("sqlite:///") and not db_url.startswith("sqlite:////") and ":memory:" not in db_url:
         db_url = "sqlite:///" + str(Path(db_url.removeprefix("sqlite:///")).resolve())
     jobs, failures = plan_batch(sources, camera=camera, camera_dir=camera_dir, start=start, max_seconds=max_seconds,
-                                segment_s=segment_s, overlap_s=overlap_s, tail_s=options.post_s)
+                                segment_s=segment_s, overlap_s=overlap_s, tail_s=options.post_s, join=join)
     store = open_store(db_url)  # creates / migrates the schema once, before any worker opens it
     try:
         ledger.ensure_table(store.engine)

@@ -3,6 +3,7 @@ camera, cut into which segments, identified by which content hash."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,6 +30,9 @@ class ClipJob:
     plan: SegmentPlan
     #: where ``wall_start`` comes from (recorded in each ticket's evidence)
     wall_start_origin: str = "given"
+    #: a recording in several files run as one (etle.ingest.joined): each file and the time, from
+    #: the recording's start, at which it begins (``clip`` is the first); empty for one file
+    parts: tuple[tuple[str, float], ...] = ()
 
     @property
     def name(self) -> str:
@@ -82,12 +86,16 @@ def plan_batch(
     segment_s: float = 300.0,
     overlap_s: float = 30.0,
     tail_s: float = 2.0,
+    join: bool = True,
 ) -> tuple[list[ClipJob], list[ClipFailure]]:
     """Plan every clip; a clip that cannot be opened is a failure of that clip, not of the batch.
+    With ``join``, the files of one camera that continue one another (a recording the recorder
+    split into files, dated by its picture's clock or its file names: etle.ingest.joined) are
+    planned as one recording.
 
     A bad ``camera`` (given for every clip) raises :class:`ConfigError` at once.
     """
-    from etle.ingest.sources import VideoFileSource, file_mtime_start, is_stream, timing_note
+    from etle.ingest.sources import VideoFileSource, is_stream, timing_note
 
     plan_segments(segment_s * 2.5, segment_s, overlap_s, tail_s)  # the options themselves: ConfigError now
     shared = pack_camera(camera) if camera is not None else None
@@ -95,6 +103,8 @@ def plan_batch(
     jobs: list[ClipJob] = []
     failures: list[ClipFailure] = []
     daters: dict[Path, Any] = {}  # per camera file: its recordings' dater (etle.clock.start)
+    opened: dict[Path | None, list[Any]] = {}  # per camera file: its clips, opened and dated
+    bundles: dict[Path | None, CameraBundle | None] = {}
     clips = expand(sources)
     if not clips:
         raise SourceError("no video files in " + ", ".join(sources))
@@ -139,17 +149,45 @@ def plan_batch(
                 if fix is not None:
                     src = VideoFileSource(clip, wall_start=fix.start, start_origin=fix.origin)
                     info = src.info
-            wall, origin = info.wall_start, info.wall_start_origin
-            if wall is None:
-                wall, origin = file_mtime_start(clip, info.duration_s), "file modification time"
-                log.warning("%s: no recording time in the file or camera config; using the file time %s (pass --start)",
-                            Path(clip).name, wall)
-            duration = info.duration_s or ((info.frame_count or 0) / info.fps if info.fps else 0.0)
-            if max_seconds is not None:
-                duration = min(duration, max_seconds)
-            plan = plan_segments(duration, segment_s, overlap_s, tail_s)
-            jobs.append(ClipJob(clip=clip, sha256=file_sha256(clip), duration_s=duration, fps=info.fps,
-                                wall_start=wall, camera=bundle, plan=plan, wall_start_origin=origin))
+            opened.setdefault(cam_file, []).append(src)
+            bundles[cam_file] = bundle
         except (EtleError, OSError) as exc:  # this clip or its camera file: the others go on
             failures.append(ClipFailure(clip, str(exc)))
+    for cam_file, srcs in opened.items():
+        if join and len(srcs) > 1:
+            from etle.clock.names import NAME_ORIGIN
+            from etle.clock.osd import OSD_ORIGIN
+            from etle.ingest.joined import join_recordings
+
+            srcs = join_recordings(srcs, {OSD_ORIGIN, NAME_ORIGIN})
+        for src in srcs:
+            try:
+                jobs.append(_job(src, bundles[cam_file], max_seconds, segment_s, overlap_s, tail_s))
+            except (EtleError, OSError) as exc:
+                failures.append(ClipFailure(src.info.name, str(exc)))
     return jobs, failures
+
+
+def _job(src: Any, bundle: CameraBundle | None, max_seconds: float | None, segment_s: float, overlap_s: float,
+         tail_s: float) -> ClipJob:
+    """The job of one opened, dated source (a file, or the files of one recording)."""
+    from etle.ingest.sources import file_mtime_start
+
+    info = src.info
+    clip = info.name
+    wall, origin = info.wall_start, info.wall_start_origin
+    if wall is None:
+        wall, origin = file_mtime_start(clip, info.duration_s), "file modification time"
+        log.warning("%s: no recording time in the file or camera config; using the file time %s (pass --start)",
+                    Path(clip).name, wall)
+    duration = info.duration_s or ((info.frame_count or 0) / info.fps if info.fps else 0.0)
+    if max_seconds is not None:
+        duration = min(duration, max_seconds)
+    plan = plan_segments(duration, segment_s, overlap_s, tail_s)
+    if info.parts:  # the recording's identity: its files' contents and where each begins
+        digest = hashlib.sha256("".join(f"{file_sha256(name)}@{offset:.3f};" for name, offset in info.parts).encode())
+        sha = digest.hexdigest()
+    else:
+        sha = file_sha256(clip)
+    return ClipJob(clip=clip, sha256=sha, duration_s=duration, fps=info.fps, wall_start=wall, camera=bundle, plan=plan,
+                   wall_start_origin=origin, parts=info.parts)

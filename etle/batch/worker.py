@@ -38,6 +38,7 @@ from etle.batch.ledger import SegmentDone, mark_done, write_marks
 from etle.config.run import Device, RunOptions, StageOptions
 from etle.batch.plan import Segment, SegmentPlan, event_of, run_id, ticket_uid
 from etle.errors import EtleError, StoreError
+from etle.ingest.joined import part_details
 from etle.types import Frame, PlateResult, TrackedObject, Violation
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,8 @@ class SegmentTask:
     segment: Segment
     camera: CameraBundle | None
     wall_start_origin: str = "given"
+    #: a recording in several files (ClipJob.parts); empty for one file
+    parts: tuple[tuple[str, float], ...] = ()
 
     @property
     def label(self) -> str:
@@ -199,7 +202,7 @@ class BatchSink:
             models=base.models, software_version=__version__,
             config_hash=base.camera_cfg.config_hash() if base.camera_cfg is not None else None,
             extra={"source": source_info.name, "wall_start_origin": source_info.wall_start_origin,
-                   "clip_sha256": task.clip_sha256, "batch_segment": seg.key},
+                   "clip_sha256": task.clip_sha256, "batch_segment": seg.key, **part_details(source_info, key_frame.pts)},
             zones=base.zones or None,
         )
         fields = {"source": source_info.name, "run_id": run_id(task.clip_sha256, seg),
@@ -304,7 +307,7 @@ class SegmentProcessor:
 
     def process(self, task: SegmentTask, progress: Callable[[int], None] | None = None) -> SegmentResult:
         """Run one segment to its end and record its done-marker; typed errors for bad input."""
-        from etle.batch.source import SegmentSource
+        from etle.batch.source import JoinedSegmentSource, SegmentSource
         from etle.evidence.builder import EvidenceWriter
         from etle.ingest.sources import VideoFileSource
         from etle.pipeline import Pipeline
@@ -313,9 +316,14 @@ class SegmentProcessor:
             raise self._device_error
         seg = task.segment
         store, storage = self._central()
-        src = SegmentSource(VideoFileSource(task.clip, wall_start=task.wall_start, start_origin=task.wall_start_origin),
-                            seg.read_start_s, seg.read_end_s,
-                            inclusive_end=seg.last)
+        src: SegmentSource | JoinedSegmentSource
+        if task.parts:
+            src = JoinedSegmentSource(task.parts, seg.read_start_s, seg.read_end_s, wall_start=task.wall_start,
+                                      start_origin=task.wall_start_origin, inclusive_end=seg.last)
+        else:
+            src = SegmentSource(VideoFileSource(task.clip, wall_start=task.wall_start, start_origin=task.wall_start_origin),
+                                seg.read_start_s, seg.read_end_s,
+                                inclusive_end=seg.last)
         size = (src.info.width, src.info.height)
         base, _ = self._pipeline(task.camera, size if min(size) > 0 else None)
         first_seen: dict[int, float] = {}

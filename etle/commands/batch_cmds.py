@@ -48,6 +48,7 @@ def register(app: typer.Typer) -> None:
         workers: int = typer.Option(0, "--workers", min=0, help="Worker actors (one CPU each; 0: every CPU of the cluster)."),
         segment_s: float = typer.Option(300.0, "--segment-seconds", min=1.0, help="Cut longer recordings into segments of this many seconds."),
         overlap_s: float = typer.Option(30.0, "--overlap-seconds", min=0.0, help="Seconds each segment also reads before and after its own part (longer than --clip-after)."),
+        join: bool = typer.Option(True, "--join/--no-join", help="Plan the files of one camera that continue one another (a recording the recorder split into files, dated by its picture's clock or its file names) as one recording, so a vehicle crossing a cut between files is still seen."),
         fast: bool = typer.Option(False, "--fast", help="The edge profile: int8 detector at 6 detections/s (as etle bench)."),
         detector_model: Optional[str] = typer.Option(None, "--detector", help="Vehicle detector (default: vehicle-detector; vehicle-detector-int8 with --fast)."),
         detect_every: int = typer.Option(0, "--detect-every", min=0, help="Detector on every Nth frame (0: from --detect-fps)."),
@@ -136,7 +137,7 @@ def register(app: typer.Typer) -> None:
             report = run_batch(
                 list(sources), db_url=db, evidence=out_dir, options=options, cluster=cluster, workers=workers, camera=camera,
                 camera_dir=camera_dir, start=parse_start(start), max_seconds=max_seconds, segment_s=segment_s,
-                overlap_s=overlap_s, keys_dir=keys, on_plan=on_plan, on_progress=on_progress,
+                overlap_s=overlap_s, join=join, keys_dir=keys, on_plan=on_plan, on_progress=on_progress,
             )
         finally:
             if progress is not None:

@@ -27,7 +27,7 @@ from typing import Collection, Iterator, Sequence
 from etle.ingest.sources import FrameSource, SourceInfo
 from etle.types import Frame
 
-__all__ = ["JOIN_TOLERANCE_S", "JoinedSource", "join_recordings", "part_of"]
+__all__ = ["JOIN_TOLERANCE_S", "JoinedSource", "join_recordings", "part_details", "part_of"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,16 @@ def part_of(info: SourceInfo, pts: float) -> tuple[str, float]:
         if start <= pts + 1e-6:
             name, offset = part, start
     return name, pts - offset
+
+
+def part_details(info: SourceInfo, pts: float) -> dict[str, object]:
+    """For the evidence of a ticket whose frame is at ``pts`` of a recording run from several
+    files: that frame's file (``part``) and time in it (``part_pts``), and every file (``parts``),
+    for whoever goes back to the recorder's export.  Empty for a single file."""
+    if not getattr(info, "parts", ()):
+        return {}
+    name, local = part_of(info, pts)
+    return {"part": name, "part_pts": round(local, 3), "parts": [n for n, _ in info.parts]}
 
 
 class JoinedSource:
