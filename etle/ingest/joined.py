@@ -103,9 +103,10 @@ def join_recordings(sources: Sequence[FrameSource], dated_by: Collection[str], *
     """``sources`` with every run of files that continue one another (see the module docstring)
     as one :class:`JoinedSource`, in the order of their starts; the others as they are, in their
     order, after them.  A file that could continue either of two runs (the same times in two
-    cameras' files) joins neither, and neither run goes on past it.  Only files whose start came from one of ``dated_by`` (the origins the
-    recorder itself wrote: its picture's clock, its file names; a container's creation_time is
-    often the export's or a re-encode's, a file time the copy's) are joined."""
+    cameras' files) joins neither, and neither run goes on past it.  Only files whose start came
+    from one of ``dated_by`` (the origins the recorder itself wrote: its picture's clock, its file
+    names; a container's creation_time is often the export's or a re-encode's, a file time the
+    copy's) are joined."""
     def joinable(s: FrameSource) -> bool:
         return s.info.kind == "file" and s.info.wall_start is not None and s.info.wall_start_origin in dated_by
 

@@ -80,8 +80,8 @@ def test_the_files_of_one_recording_are_one_job(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_a_crossing_at_the_cut_between_files_is_ticketed_once(tmp_path: Path) -> None:
-    """The sample in two files cut at 16 s, as the grey car crosses on red, run in 10 s segments
-    (3 s overlap): one red-light ticket, at the whole file's time, its evidence naming the file."""
+    """The sample in two files cut at 16 s, as the grey car crosses on red, its first 20 s run in
+    10 s segments (3 s overlap): one red-light ticket, at the whole file's time, its evidence naming the file."""
     from etle.batch import ledger, tasks_to_run
     from etle.batch.worker import BatchOptions, SegmentProcessor
     from etle.store import open_store
@@ -90,8 +90,8 @@ def test_a_crossing_at_the_cut_between_files_is_ticketed_once(tmp_path: Path) ->
     folder = tmp_path / "export"
     folder.mkdir()
     split_at(SAMPLE, [folder / "ch01_20240115073000.mp4", folder / "ch01_20240115073016.mp4"], [16.0])
-    jobs, failures = plan_batch([str(folder)], camera=CAM, segment_s=10, overlap_s=3, tail_s=2.0)
-    assert failures == [] and len(jobs) == 1
+    jobs, failures = plan_batch([str(folder)], camera=CAM, segment_s=10, overlap_s=3, tail_s=2.0, max_seconds=20.0)
+    assert failures == [] and len(jobs) == 1 and len(jobs[0].plan.segments) == 2
     db = f"sqlite:///{tmp_path / 'central.db'}"
     ledger.ensure_table(open_store(db).engine)
     proc = SegmentProcessor(db, str(tmp_path / "central-ev"), BatchOptions(read_plates=False))
