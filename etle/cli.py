@@ -127,12 +127,14 @@ def run(
     if json_out:
         out.print_json(json.dumps([_summary_dict(s) for s in summaries]))
         return
+    from etle.ingest.joined import recording_label
+
     table = Table(title="etle run")
     for col in ("source", "frames", "video s", "fps", "tracks", "violations", "tickets", "view pauses"):
         table.add_column(col, justify="right" if col != "source" else "left")
     for s in summaries:
         table.add_row(
-            Path(s.source).name + (f" (+{len(s.parts) - 1} file{'s' if len(s.parts) > 2 else ''})" if s.parts else ""), str(s.frames), f"{s.video_seconds:.1f}", f"{s.fps:.1f}", str(s.tracks),
+            recording_label(s.source, s.parts), str(s.frames), f"{s.video_seconds:.1f}", f"{s.fps:.1f}", str(s.tracks),
             str(s.violations), str(s.tickets), str(s.view_pauses),
         )
     out.print(table)
@@ -151,6 +153,7 @@ def run(
 def _show_recordings(source: str, camera: Optional[Path], options: RunOptions, json_out: bool) -> None:
     """``etle run --dry-run``: the recordings as a run would read and date them."""
     from etle.camera.config import load_camera
+    from etle.ingest.joined import recording_label
     from etle.runner import describe_recordings, open_sources
 
     cam = load_camera(camera) if camera is not None else None
@@ -164,7 +167,7 @@ def _show_recordings(source: str, camera: Optional[Path], options: RunOptions, j
         table.add_column(col, justify="right" if col in ("files", "video s", "fps") else "left")
     for r in rows:
         start = r["start"].replace("T", " ") if r["start"] else "-"
-        table.add_row(Path(r["recording"]).name, str(len(r["files"])), f"{r['seconds']:.1f}" if r["seconds"] is not None else "-",
+        table.add_row(recording_label(r["recording"], r["files"]), str(len(r["files"])), f"{r['seconds']:.1f}" if r["seconds"] is not None else "-",
                       f"{r['fps']:.2f}", f"{r['size'][0]}x{r['size'][1]}", r["timing"], start, r["dated_by"])
     out.print(table)
     out.print(f"{len(rows)} recording(s) in {sum(len(r['files']) for r in rows)} source(s); nothing processed (--dry-run)")

@@ -48,6 +48,8 @@ class ClipReport:
     #: tickets rejected as repeats of an earlier segment's ticket (:func:`settle_repeats`)
     repeats_rejected: int = 0
     error: str | None = None
+    #: the files of a recording planned as one (ClipJob.parts; ``clip`` is the first); empty for one
+    parts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -241,7 +243,7 @@ def run_batch(
             segments_run=len(rs), frames=sum(r.frames for r in rs), video_s=sum(r.video_s for r in rs),
             tickets_new=sum(r.tickets_new for r in rs), tickets_present=sum(r.tickets_present for r in rs),
             not_owned=sum(r.not_owned for r in rs), repeats_rejected=repeated.get(job.sha256, 0),
-            error=errors.get(job.clip),
+            error=errors.get(job.clip), parts=tuple(name for name, _ in job.parts),
         ))
     planned = {j.clip for j in jobs}
     for f in failures:

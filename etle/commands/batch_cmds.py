@@ -149,8 +149,10 @@ def register(app: typer.Typer) -> None:
             for col in ("clip", "segments", "done before", "frames", "video s", "new tickets", "already stored",
                         "repeats rejected", "status"):
                 table.add_column(col, justify="left" if col in ("clip", "status") else "right")
+            from etle.ingest.joined import recording_label
+
             for c in report.clips:
-                table.add_row(Path(c.clip).name, str(c.segments), str(c.segments_done_before), str(c.frames),
+                table.add_row(recording_label(c.clip, c.parts), str(c.segments), str(c.segments_done_before), str(c.frames),
                               f"{c.video_s:.1f}", str(c.tickets_new), str(c.tickets_present), str(c.repeats_rejected),
                               f"[red]failed[/red]: {c.error[:80]}" if c.error else "ok")
             out.print(table)

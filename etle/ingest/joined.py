@@ -27,7 +27,7 @@ from typing import Collection, Iterator, Sequence
 from etle.ingest.sources import FrameSource, SourceInfo
 from etle.types import Frame
 
-__all__ = ["JOIN_TOLERANCE_S", "JoinedSource", "join_recordings", "part_details", "part_of"]
+__all__ = ["JOIN_TOLERANCE_S", "JoinedSource", "join_recordings", "part_details", "part_of", "recording_label"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,15 @@ def part_details(info: SourceInfo, pts: float) -> dict[str, object]:
         return {}
     name, local = part_of(info, pts)
     return {"part": name, "part_pts": round(local, 3), "parts": [n for n, _ in info.parts]}
+
+
+def recording_label(name: str, parts: Sequence[object]) -> str:
+    """How a summary names a recording: its (first) file's name, and how many files follow it."""
+    label = Path(name).name
+    if len(parts) > 1:
+        more = len(parts) - 1
+        label += f" (+{more} file{'s' if more > 1 else ''})"
+    return label
 
 
 class JoinedSource:

@@ -143,3 +143,16 @@ def test_dry_run_shows_the_recordings_as_a_run_reads_them(tmp_path: Path) -> Non
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]  # no etle-out, no etle.db
     res = etle("run", str(folder), "-c", str(cam), "--dry-run", "--no-join", "--json", cwd=tmp_path, timeout=180)
     assert [len(r["files"]) for r in json.loads(res.stdout)] == [1, 1, 1]
+    res = etle("run", str(folder), "-c", str(cam), "--dry-run", cwd=tmp_path, timeout=180)  # the table
+    assert res.returncode == 0, res.stderr
+    assert "ch01_20240115073000.mp4 (+1 file)" in res.stdout and "2024-01-15 07:30:00+07:00" in res.stdout
+    assert "2 recording(s) in 3 source(s)" in res.stdout
+
+
+def test_a_recording_is_labelled_by_its_first_file_and_the_number_after_it() -> None:
+    from etle.ingest.joined import recording_label
+
+    assert recording_label("/rec/ch01_a.mp4", ()) == "ch01_a.mp4"
+    assert recording_label("/rec/ch01_a.mp4", ["/rec/ch01_a.mp4"]) == "ch01_a.mp4"
+    assert recording_label("/rec/ch01_a.mp4", ["/rec/ch01_a.mp4", "/rec/ch01_b.mp4"]) == "ch01_a.mp4 (+1 file)"
+    assert recording_label("/rec/ch01_a.mp4", ["a", "b", "c"]) == "ch01_a.mp4 (+2 files)"
