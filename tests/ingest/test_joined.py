@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from fractions import Fraction
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -15,40 +14,19 @@ from etle.clock.osd import OSD_ORIGIN
 from etle.ingest.joined import JoinedSource, join_recordings, part_of
 from etle.ingest.sources import VideoFileSource
 
+from fixtures.raw_video import counted_clip, frame_numbers
+
 WIB = ZoneInfo("Asia/Jakarta")
 T0 = datetime(2024, 1, 15, 7, 30, tzinfo=WIB)
 BY_RECORDER = {OSD_ORIGIN, NAME_ORIGIN}
-
-
-def _clip(path: Path, n: int = 10, rate: int = 10, first: int = 0, size: tuple[int, int] = (64, 48)) -> Path:
-    """``n`` frames at ``rate``, frame k a grey level of 20 + 7 * (first + k): which frame of the
-    recording it is can be read back from its picture."""
-    import av
-
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=rate)
-        s.width, s.height, s.pix_fmt = *size, "yuv420p"
-        s.options = {"crf": "0", "bf": "0"}
-        for k in range(n):
-            f = av.VideoFrame.from_ndarray(np.full((size[1], size[0], 3), 20 + 7 * (first + k), np.uint8), format="bgr24")
-            f.pts, f.time_base = k, Fraction(1, rate)
-            for pkt in s.encode(f):
-                c.mux(pkt)
-        for pkt in s.encode():
-            c.mux(pkt)
-    return path
 
 
 def _src(path: Path, start: datetime, origin: str = NAME_ORIGIN) -> VideoFileSource:
     return VideoFileSource(path, wall_start=start, start_origin=origin)
 
 
-def _levels(frames) -> list[int]:  # type: ignore[no-untyped-def]
-    return [int(round((float(f.image.mean()) - 20) / 7)) for f in frames]
-
-
 def test_files_back_to_back_run_as_one_recording(tmp_path: Path) -> None:
-    files = [_clip(tmp_path / f"{k}.mp4", first=10 * k) for k in range(3)]
+    files = [counted_clip(tmp_path / f"{k}.mp4", first=10 * k) for k in range(3)]
     # given out of order: joined in the order of their starts
     sources = [_src(files[2], T0 + timedelta(seconds=2)), _src(files[0], T0), _src(files[1], T0 + timedelta(seconds=1))]
     (joined,) = join_recordings(sources, BY_RECORDER)
@@ -60,7 +38,7 @@ def test_files_back_to_back_run_as_one_recording(tmp_path: Path) -> None:
     frames = list(joined.frames())
     assert [f.index for f in frames] == list(range(30))
     assert np.allclose([f.pts for f in frames], np.arange(30) / 10)
-    assert _levels(frames) == list(range(30))  # every frame once, in the recording's order
+    assert frame_numbers(frames) == list(range(30))  # every frame once, in the recording's order
     assert all(f.wall_start == T0 and f.source == str(files[0]) for f in frames)
     assert part_of(info, 1.5) == (str(files[1]), pytest.approx(0.5))
     assert part_of(info, 0.0) == (str(files[0]), 0.0)
@@ -70,25 +48,25 @@ def test_files_back_to_back_run_as_one_recording(tmp_path: Path) -> None:
 def test_a_file_repeating_the_end_of_the_one_before(tmp_path: Path) -> None:
     """The next file begins 0.3 s before the first ends (its first three frames are the first
     file's last three): each frame once, times only forward."""
-    a = _clip(tmp_path / "a.mp4", first=0)
-    b = _clip(tmp_path / "b.mp4", first=7)
+    a = counted_clip(tmp_path / "a.mp4", first=0)
+    b = counted_clip(tmp_path / "b.mp4", first=7)
     (joined,) = join_recordings([_src(a, T0), _src(b, T0 + timedelta(seconds=0.7))], BY_RECORDER)
     frames = list(joined.frames())
-    assert _levels(frames) == list(range(17))
+    assert frame_numbers(frames) == list(range(17))
     assert np.all(np.diff([f.pts for f in frames]) > 0)
 
 
 def test_max_seconds_counts_from_the_first_file(tmp_path: Path) -> None:
-    files = [_clip(tmp_path / f"{k}.mp4", first=10 * k) for k in range(3)]
+    files = [counted_clip(tmp_path / f"{k}.mp4", first=10 * k) for k in range(3)]
     (joined,) = join_recordings([_src(f, T0 + timedelta(seconds=k)) for k, f in enumerate(files)], BY_RECORDER,
                                 max_seconds=1.45)
-    assert _levels(joined.frames()) == list(range(15))
+    assert frame_numbers(joined.frames()) == list(range(15))
 
 
 @pytest.mark.parametrize("case", ["gap", "size", "origin"])
 def test_files_that_do_not_continue_each_other_stay_apart(tmp_path: Path, case: str) -> None:
-    a = _clip(tmp_path / "a.mp4")
-    b = _clip(tmp_path / "b.mp4", size=(80, 48) if case == "size" else (64, 48))
+    a = counted_clip(tmp_path / "a.mp4")
+    b = counted_clip(tmp_path / "b.mp4", size=(80, 48) if case == "size" else (64, 48))
     second = T0 + timedelta(seconds=6 if case == "gap" else 1)
     origin = "container creation_time" if case == "origin" else NAME_ORIGIN  # an export's or re-encode's time
     out = join_recordings([_src(a, T0, origin), _src(b, second, origin)], BY_RECORDER)
@@ -97,7 +75,7 @@ def test_files_that_do_not_continue_each_other_stay_apart(tmp_path: Path, case: 
 
 
 def test_a_run_of_files_then_a_later_one(tmp_path: Path) -> None:
-    files = [_clip(tmp_path / f"{k}.mp4", first=10 * k) for k in range(3)]
+    files = [counted_clip(tmp_path / f"{k}.mp4", first=10 * k) for k in range(3)]
     starts = [T0, T0 + timedelta(seconds=1), T0 + timedelta(minutes=10)]
     out = join_recordings([_src(f, t) for f, t in zip(files, starts)], BY_RECORDER)
     assert len(out) == 2 and isinstance(out[0], JoinedSource) and out[1].info.name == str(files[2])
@@ -109,7 +87,7 @@ def test_two_cameras_files_in_one_folder_are_not_mixed(tmp_path: Path, caplog: p
     continues which first one cannot be told from the times, so none is joined."""
     import logging
 
-    files = {n: _clip(tmp_path / f"{n}.mp4", rate=2) for n in ("ch01_a", "ch02_a", "ch01_b", "ch02_b")}  # 5 s each
+    files = {n: counted_clip(tmp_path / f"{n}.mp4", rate=2) for n in ("ch01_a", "ch02_a", "ch01_b", "ch02_b")}  # 5 s each
     later = T0 + timedelta(seconds=5)
     starts = {"ch01_a": T0, "ch02_a": T0, "ch01_b": later, "ch02_b": later}
     with caplog.at_level(logging.WARNING):
@@ -129,9 +107,9 @@ def test_dry_run_shows_the_recordings_as_a_run_reads_them(tmp_path: Path) -> Non
     require_model("ocr-rapidocr-det")
     folder = tmp_path / "export"
     folder.mkdir()
-    _clip(folder / "ch01_20240115073000.mp4", n=20, rate=2)  # 10 s
-    _clip(folder / "ch01_20240115073010.mp4", n=20, rate=2)
-    _clip(folder / "ch01_20240115080000.mp4", n=20, rate=2)  # half an hour later: on its own
+    counted_clip(folder / "ch01_20240115073000.mp4", n=20, rate=2)  # 10 s
+    counted_clip(folder / "ch01_20240115073010.mp4", n=20, rate=2)
+    counted_clip(folder / "ch01_20240115080000.mp4", n=20, rate=2)  # half an hour later: on its own
     cam = REPO / "examples" / "cameras" / "intel_car_detection_parking.yaml"
     res = etle("run", str(folder), "-c", str(cam), "--dry-run", "--json", cwd=tmp_path, timeout=180)
     assert res.returncode == 0, res.stderr
