@@ -138,7 +138,7 @@ def verify(
         verdict = "OK" if report.ok else "FAILED"
         out.print(
             f"verify {verdict}: {report.cameras} camera(s), {report.bundles} bundle(s), {report.files} file(s) hashed, "
-            f"{report.tickets} ticket(s), {report.pruned_files} pruned file(s); "
+            f"{report.tickets} ticket(s), {report.pruned_files} pruned file(s), {report.offloaded_files} offloaded file(s); "
             f"{len(report.errors)} error(s), {len(report.warnings)} warning(s)"
         )
     if not report.ok:
@@ -228,7 +228,7 @@ def tickets_export(
 
 # ---------------------------------------------------------------- evidence prune
 
-evidence_app = typer.Typer(help="Evidence retention.", no_args_is_help=True)
+evidence_app = typer.Typer(help="Evidence retention and disk space.", no_args_is_help=True)
 
 
 @evidence_app.command("prune")
@@ -248,6 +248,38 @@ def evidence_prune(
                                 dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
     _console().print(f"{verb} {report.files} file(s), {report.bytes} bytes, of {report.tickets} rejected ticket(s)")
+
+
+@evidence_app.command("offload")
+def evidence_offload(
+    db: str = typer.Option(DEFAULT_DB, "--db", help="Local ticket database (SQLAlchemy URL)."),
+    evidence: Path = typer.Option(Path(DEFAULT_EVIDENCE), "--evidence", "-e", help="Local evidence folder."),
+    free_gb: Optional[float] = typer.Option(None, "--free-gb", min=0, help="Remove until this many GB are free on the evidence folder's disk."),
+    all_synced: bool = typer.Option(False, "--all", help="Remove the media of every synced ticket."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only report what would be removed."),
+) -> None:
+    """Free disk space on an edge box: remove the pictures and clips of tickets already synced to the
+    central store, oldest first (manifests, signatures, tickets and audit log stay; never a ticket
+    that is not synced). 'etle edge' does this by itself below its site file's storage.offload_below_gb."""
+    from etle.evidence.offload import GB, disk_free, offload_synced
+    from etle.evidence.storage import LocalEvidenceStorage
+    from etle.store import TicketStore
+    from etle.sync import SyncTarget
+
+    if (free_gb is None) == (not all_synced):
+        raise EtleError("say how much to remove: --free-gb N (until N GB are free) or --all (every synced ticket)")
+    if not evidence.is_dir():
+        raise EtleError(f"{evidence}: no evidence folder here")
+    target = SyncTarget.from_env()
+    with TicketStore(db, create=False) as store:
+        report = offload_synced(
+            store, LocalEvidenceStorage(evidence), free_target=None if all_synced else int(free_gb * GB),  # type: ignore[operator]
+            free_bytes=lambda: disk_free(evidence), central=target.evidence if target else "",
+            reason="etle evidence offload", dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    free = f"; {report.free_bytes / GB:.2f} GB free" + (" (estimated)" if dry_run else "") if report.free_bytes is not None else ""
+    short = "" if report.reached else f"; short of {free_gb} GB: no other synced ticket has media here"
+    _console().print(f"{verb} {report.files} file(s), {report.bytes} bytes, of {report.tickets} synced ticket(s){free}{short}")
 
 
 # ---------------------------------------------------------------- db

@@ -12,6 +12,8 @@ Layout (the date and time are the camera's local time)::
                        the camera chain link (sequence number, previous manifest's sha256)
         manifest.sig   Ed25519 signature of manifest.json (when the writer has a site key)
         pruned.json    only after retention removed the media of a rejected ticket
+        offloaded.json only on an edge box that removed the media of a ticket the central store
+                       holds, to free disk space (etle.evidence.offload)
         public/        blurred copies of the pictures for letters and the citizen page, with
                        their own public/manifest.json (etle.privacy; not signed, derived)
 
@@ -62,7 +64,8 @@ SCHEMA_VERSION = 2
 MANIFEST_NAME = "manifest.json"
 SIGNATURE_NAME = "manifest.sig"
 PRUNED_NAME = "pruned.json"
-SIDE_FILES = frozenset({SIGNATURE_NAME, PRUNED_NAME})
+OFFLOADED_NAME = "offloaded.json"
+SIDE_FILES = frozenset({SIGNATURE_NAME, PRUNED_NAME, OFFLOADED_NAME})
 """Files of a bundle that the manifest cannot list (they are made after it)."""
 PUBLIC_DIR = "public"
 """The bundle's folder of public (blurred) copies of its pictures (:mod:`etle.privacy`): derived

@@ -17,7 +17,10 @@ S3, :mod:`etle.evidence.storage`) and, when given, the ticket database, and chec
   file's SHA-256 and size, the original it came from still the one the signed manifest lists,
   nothing unlisted, no public copy of pruned media);
 - media removed by retention only where a ``pruned.json`` lists it and the database confirms
-  the ticket was rejected and pruned.
+  the ticket was rejected and pruned;
+- media an edge box removed to free disk space (:mod:`etle.evidence.offload`) only where an
+  ``offloaded.json`` lists it with the digest the manifest holds and the database confirms the
+  ticket was synced to the central store and offloaded.
 
 Findings are ``error`` (something is broken, missing or altered: exit code 1) or ``warning``
 (e.g. a bundle newer than the chain head while a write or a sync is in progress).
@@ -35,7 +38,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from etle.errors import StoreError
-from etle.evidence.builder import MANIFEST_NAME, PRUNED_NAME, PUBLIC_DIR, PUBLIC_MANIFEST, SIDE_FILES, SIGNATURE_NAME
+from etle.evidence.builder import MANIFEST_NAME, OFFLOADED_NAME, PRUNED_NAME, PUBLIC_DIR, PUBLIC_MANIFEST, SIDE_FILES, SIGNATURE_NAME
 from etle.evidence.chain import GENESIS, HEAD_NAME, PENDING_NAME, ChainHead, camera_folder
 from etle.evidence.signing import signature_problem
 from etle.evidence.storage import EvidenceStorage
@@ -49,7 +52,7 @@ WARNING = "warning"
 @dataclass(frozen=True, slots=True)
 class Finding:
     """One problem: ``kind`` is altered, missing, extra, unreadable, signature, unsigned, chain,
-    head, ticket, audit, pruned or public."""
+    head, ticket, audit, pruned, offloaded or public."""
 
     severity: str
     kind: str
@@ -69,6 +72,8 @@ class VerifyReport:
     tickets: int
     pruned_files: int
     findings: tuple[Finding, ...]
+    #: media files removed here because the central store holds them (edge boxes)
+    offloaded_files: int = 0
 
     @property
     def errors(self) -> tuple[Finding, ...]:
@@ -95,6 +100,7 @@ class _Bundle:
     camera_id: str | None = None
     utc: datetime | None = None
     pruned: set[str] = field(default_factory=set)
+    offloaded: set[str] = field(default_factory=set)
     missing: set[str] = field(default_factory=set)
     public: dict[str, int] = field(default_factory=dict)
     claimed: bool = False
@@ -136,6 +142,7 @@ class _Verifier:
         self.findings: list[Finding] = []
         self.files = 0
         self.pruned_files = 0
+        self.offloaded_files = 0
         self.tickets = 0
 
     def add(self, severity: str, kind: str, camera: str, item: str, detail: str) -> None:
@@ -201,6 +208,13 @@ class _Verifier:
                 pruned = {str(n) for n in json.loads(self.storage.read_bytes(f"{b.prefix}/{PRUNED_NAME}"))["files"]}
             except (ValueError, KeyError, TypeError) as exc:
                 self.add(ERROR, "altered", b.folder, f"{b.prefix}/{PRUNED_NAME}", f"retention record unparsable ({exc})")
+        offloaded: dict[str, str] = {}
+        if OFFLOADED_NAME in b.objects:
+            try:
+                entries = json.loads(self.storage.read_bytes(f"{b.prefix}/{OFFLOADED_NAME}"))["files"]
+                offloaded = {str(n): str(e["sha256"]) for n, e in entries.items()}
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                self.add(ERROR, "altered", b.folder, f"{b.prefix}/{OFFLOADED_NAME}", f"offload record unparsable ({exc})")
         for name, entry in sorted(listed.items()):
             key = f"{b.prefix}/{name}"
             try:
@@ -211,6 +225,8 @@ class _Verifier:
             if name not in b.objects:
                 if name in pruned:
                     b.pruned.add(name)
+                elif name in offloaded and offloaded[name] == str((entry or {}).get("sha256")):
+                    b.offloaded.add(name)
                 else:
                     b.missing.add(name)
                     self.add(ERROR, "missing", b.folder, key, "file listed in the manifest is missing")
@@ -384,11 +400,20 @@ class _Verifier:
                     else:
                         self.pruned_files += 1
                     b.pruned.discard(f.name)
+                if f.name in b.offloaded:
+                    if t.offloaded_at is None or t.synced_at is None:
+                        self.add(ERROR, "missing", folder, f"{b.prefix}/{f.name}",
+                                 "removed as 'offloaded' but the database records no sync and no offload of the ticket")
+                    else:
+                        self.offloaded_files += 1
+                    b.offloaded.discard(f.name)
         for b in sorted(bundles.values(), key=lambda x: x.prefix):
             if b.in_window and not b.claimed and b.manifest is not None:
                 self.add(ERROR, "ticket", b.folder, b.prefix, "evidence bundle has no ticket (ticket deleted?)")
             for name in sorted(b.pruned):
                 self.add(ERROR, "missing", b.folder, f"{b.prefix}/{name}", "removed as 'pruned' with no ticket recording it")
+            for name in sorted(b.offloaded):
+                self.add(ERROR, "missing", b.folder, f"{b.prefix}/{name}", "removed as 'offloaded' with no ticket recording it")
         for ticket_id in self.store.orphan_audit_ticket_ids():
             self.add(ERROR, "ticket", "", f"ticket id {ticket_id}", "audit log names a ticket that is gone (deleted)")
 
@@ -445,10 +470,14 @@ class _Verifier:
                     self.pruned_files += 1
                     self.add(WARNING, "pruned", b.folder, f"{b.prefix}/{name}",
                              "removed by retention (not confirmed: no ticket database given)")
+                for name in sorted(b.offloaded):
+                    self.offloaded_files += 1
+                    self.add(WARNING, "offloaded", b.folder, f"{b.prefix}/{name}",
+                             "removed here, the central store holding it (not confirmed: no ticket database given)")
         cameras = {b.folder for b in bundles.values()} | set(folders)
         return VerifyReport(
             cameras=len(cameras), bundles=len(bundles), files=self.files, tickets=self.tickets,
-            pruned_files=self.pruned_files, findings=tuple(self.findings),
+            pruned_files=self.pruned_files, findings=tuple(self.findings), offloaded_files=self.offloaded_files,
         )
 
 

@@ -20,6 +20,8 @@ must match the newest revision (a test compares them).  Tables:
 - ``notices``: the notice register, one row per confirmation letter produced for posting
   (revision 0005; append-only like the audit log).
 - revision 0006 adds ``tickets.payment_code`` (unique; issued at confirmation or blocking).
+- revision 0007 adds ``tickets.offloaded_at`` (an edge box removed the media of a synced ticket to
+  free disk space; :mod:`etle.evidence.offload`).
 """
 
 from __future__ import annotations
@@ -166,6 +168,9 @@ class Ticket(Base):
     registry_mismatch: Mapped[str] = mapped_column(String(256), default="", server_default="")
     # revision 0006: the code the owner pays with, issued at confirmation (or blocking); NULL before
     payment_code: Mapped[str | None] = mapped_column(String(16))
+    # revision 0007: when this box removed the ticket's pictures and clip, the central store holding
+    # them (a local fact, never synced); NULL while the media are here
+    offloaded_at: Mapped[datetime | None] = mapped_column()
 
     files: Mapped[list[EvidenceFile]] = relationship(
         back_populates="ticket", order_by="EvidenceFile.name", lazy="selectin"

@@ -1,7 +1,10 @@
-"""Retention: finding rejected tickets whose evidence may be pruned, and recording the pruning.
+"""Retention: finding rejected tickets whose evidence may be pruned, and recording the pruning;
+finding synced tickets whose local media an edge box may remove, and recording that.
 
 :class:`RetentionMixin` holds the :class:`etle.store.repository.TicketStore` methods that list
-prunable tickets and mark their evidence files pruned (with a ``prune_evidence`` audit entry).
+prunable tickets and mark their evidence files pruned (with a ``prune_evidence`` audit entry),
+and those that list offloadable tickets and mark them offloaded (a local fact, no audit entry:
+the ticket and its evidence are unchanged, at the central store).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from datetime import datetime
 
 from sqlalchemy import select, update
 
+from etle.errors import StoreError
 from etle.store import lifecycle
 from etle.store.base import StoreBase, _now, new_uid
 from etle.store.models import EvidenceFile, ReviewAction, Ticket
@@ -51,3 +55,23 @@ class RetentionMixin(StoreBase):
                 to_status=row.status, actor=actor, user_id=user_id, at=moment, reason=reason,
                 data={"files": sorted(names), "tombstone_sha256": tombstone_sha256},
             ))
+
+    def offloadable(self, *, limit: int = 100, after_id: int = 0) -> builtins.list[TicketView]:
+        """Tickets synced to the central store whose media are still here, oldest first (by id,
+        from ``after_id``): what an edge box may remove to free disk space."""
+        query = (
+            select(Ticket)
+            .where(Ticket.synced_at.is_not(None), Ticket.offloaded_at.is_(None), Ticket.id > after_id)
+            .order_by(Ticket.id).limit(limit)
+        )
+        with self._session("find offloadable tickets") as session:
+            return [_to_view(r) for r in session.scalars(query)]
+
+    def mark_offloaded(self, ticket_id: int, *, at: datetime | None = None) -> None:
+        """Record that this store's copy of the ticket's media was removed (the central store has them)."""
+        moment = _utc(at, "at") if at is not None else _now()
+        with self._session("record offloaded evidence") as session:
+            row = self._row(session, ticket_id, lock=True)
+            if row.synced_at is None:
+                raise StoreError(f"ticket {row.reference} is not synced: its media are the only copy")
+            row.offloaded_at = moment

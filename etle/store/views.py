@@ -159,6 +159,8 @@ class TicketView(TicketIn):
     registry_checked_at: datetime | None = None
     registry_mismatch: str = ""
     payment_code: str = ""
+    #: when this store's copy of the media was removed, the central store holding them (edge boxes)
+    offloaded_at: datetime | None = None
 
     @property
     def needs_owner_review(self) -> bool:
@@ -303,7 +305,7 @@ def _to_view(row: Ticket) -> TicketView:
     return TicketView(
         **values, id=row.id, reference=row.reference, status=row.status, created_at=row.created_at,
         status_changed_at=row.status_changed_at, synced_at=row.synced_at, **owner,
-        payment_code=row.payment_code or "",
+        payment_code=row.payment_code or "", offloaded_at=row.offloaded_at,
     )
 
 

@@ -28,6 +28,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from etle import articles
 from etle.evidence.builder import verify_bundle
+from etle.evidence.offload import offloaded_names
 from etle.i18n import LANGS, translator
 from etle.letters.dates import CONFIRM_DAYS
 from etle.store import lifecycle
@@ -157,7 +158,13 @@ class WebContext:
         folder = self.bundle_dir(t)
         if folder is None or not folder.is_dir():
             return "missing"
-        return "verified" if not verify_bundle(folder, manifest_sha256=t.manifest_sha256 or None) else "altered"
+        problems = verify_bundle(folder, manifest_sha256=t.manifest_sha256 or None)
+        if problems and t.offloaded_at is not None and t.synced_at is not None:
+            # an edge box freed the media (etle.evidence.offload): only their absence may differ
+            held = offloaded_names(folder)
+            problems = [p for p in problems if p not in {f"{n}: missing" for n in held}]
+            return "offloaded" if not problems else "altered"
+        return "verified" if not problems else "altered"
 
     def manifest(self, t: TicketView) -> dict[str, Any]:
         """The ticket's evidence manifest; empty when unreadable."""

@@ -32,7 +32,7 @@ def invoke(app: typer.Typer, *args: str):
     return CliRunner().invoke(app, list(args))
 
 
-COMMANDS = [["keys"], ["keys", "init"], ["keys", "show"], ["verify"], ["sync"], ["tickets", "export"],
+COMMANDS = [["keys"], ["keys", "init"], ["keys", "show"], ["verify"], ["sync"], ["tickets", "export"], ["evidence", "offload"],
             ["evidence"], ["evidence", "prune"], ["db"], ["db", "upgrade"], ["db", "current"]]
 
 
@@ -80,7 +80,7 @@ def test_keys_sync_export_prune_flow(app: typer.Typer, tmp_path: Path, make_evid
     assert invoke(app, "verify", "--evidence", str(tmp_path / "ev"), "--db", db).exit_code == 0
 
     res = invoke(app, "db", "current", "--db", db)
-    assert res.exit_code == 0 and "revision 0006 (newest 0006)" in res.output
+    assert res.exit_code == 0 and "revision 0007 (newest 0007)" in res.output
 
 
 def test_errors_are_typed_one_liners(app: typer.Typer, tmp_path: Path, monkeypatch) -> None:

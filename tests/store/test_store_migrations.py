@@ -296,7 +296,7 @@ def test_revision_0005_adds_the_append_only_notice_register(db_url: str) -> None
     engine.dispose()
     with TicketStore(db_url) as store:  # opening upgrades 0004 -> head
         with store.engine.connect() as conn:
-            assert migrate.current_revision(conn) == migrate.head_revision() == "0006"
+            assert migrate.current_revision(conn) == migrate.head_revision() == "0007"
             assert {"ix_notices_ticket", "ix_notices_notice_date"} <= {i["name"] for i in inspect(conn).get_indexes("notices")}
         assert schema_diff(store.engine, Base.metadata) == []
         views = sorted(store.list(), key=lambda v: v.track_id)
@@ -336,7 +336,7 @@ def test_revision_0006_adds_a_unique_payment_code(db_url: str) -> None:
     engine.dispose()
     with TicketStore(db_url) as store:  # opening upgrades 0005 -> head
         with store.engine.connect() as conn:
-            assert migrate.current_revision(conn) == migrate.head_revision() == "0006"
+            assert migrate.current_revision(conn) == migrate.head_revision() == "0007"
             index = {i["name"]: i for i in inspect(conn).get_indexes("tickets")}["ix_tickets_payment_code"]
             assert index["unique"]
         assert schema_diff(store.engine, Base.metadata) == []
@@ -359,6 +359,40 @@ def test_revision_0006_adds_a_unique_payment_code(db_url: str) -> None:
         assert conn.execute(text("SELECT count(*) FROM review_actions WHERE action = 'confirm'")).scalar() == 1
     engine.dispose()
 
+
+# -- revision 0007: when an edge box removed a synced ticket's media ----------------------------
+
+
+def test_revision_0007_adds_the_local_offload_time(db_url: str) -> None:
+    from alembic import command
+
+    make_legacy(db_url, 3)
+    engine = create_engine(db_url)
+    migrate.upgrade(engine, "0006")
+    with engine.connect() as conn:
+        assert "offloaded_at" not in {c["name"] for c in inspect(conn).get_columns("tickets")}
+    engine.dispose()
+    with TicketStore(db_url) as store:  # opening upgrades 0006 -> head
+        with store.engine.connect() as conn:
+            assert migrate.current_revision(conn) == migrate.head_revision() == "0007"
+        assert schema_diff(store.engine, Base.metadata) == []
+        views = sorted(store.list(), key=lambda v: v.track_id)
+        assert {v.offloaded_at for v in views} == {None}  # rows kept, nothing removed
+        with pytest.raises(StoreError, match="not synced"):  # the only copy is never marked away
+            store.mark_offloaded(views[0].id)
+        store.mark_synced([views[0].id])
+        assert [v.id for v in store.offloadable()] == [views[0].id]
+        store.mark_offloaded(views[0].id)
+        assert store.get(views[0].id).offloaded_at is not None and store.offloadable() == []
+    engine = create_engine(db_url)
+    cfg = migrate.alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0006")
+    with engine.connect() as conn:
+        assert "offloaded_at" not in {c["name"] for c in inspect(conn).get_columns("tickets")}
+        assert conn.execute(text("SELECT count(*) FROM tickets")).scalar() == 3
+    engine.dispose()
 
 
 def test_two_processes_opening_one_new_sqlite_file_at_once(tmp_path) -> None:
