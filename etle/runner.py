@@ -40,6 +40,7 @@ class EvidenceSink:
     camera_cfg: Any | None
     models: dict[str, str]
     zones: list[list[tuple[float, float]]]
+    space: Any = None  # etle.evidence.space.SpacePolicy: free-space floors (None: none)
     _clock: Any = field(default=None, init=False, repr=False)  # the OSD reader, once needed
     _clock_off: bool = field(default=False, init=False, repr=False)
 
@@ -77,6 +78,16 @@ class EvidenceSink:
         from etle.evidence.builder import EvidenceRequest
         from etle.evidence.commit import record_violation
 
+        space = self.space.decide(self.writer.root) if self.space is not None else None
+        if space is not None and not space.record:
+            return self._not_recorded(violation, space.note)
+        extra: dict[str, Any] = {}
+        if space is not None and not space.clip:
+            from etle.evidence.space import COUNTS
+
+            COUNTS["clips_omitted"] += 1
+            log.warning("track %d / %s: %s", violation.track_id, violation.rule, space.note)
+            clip, extra["clip_omitted"] = (), space.note
         violation = self.with_picture_clock(violation, key_frame)
         art = article_for(violation.rule)
         req = EvidenceRequest(
@@ -92,16 +103,32 @@ class EvidenceSink:
             software_version=__version__,
             config_hash=self.camera_cfg.config_hash() if self.camera_cfg is not None else None,
             extra={"source": source_info.name, "wall_start_origin": source_info.wall_start_origin,
-                   **part_details(source_info, key_frame.pts)},
+                   **part_details(source_info, key_frame.pts), **extra},
             zones=self.zones or None,
         )
         run_id = source_info.wall_start.isoformat() if source_info.wall_start else ""
-        rec = record_violation(self.writer, self.store, req, {"source": source_info.name, "run_id": run_id})
+        try:
+            rec = record_violation(self.writer, self.store, req, {"source": source_info.name, "run_id": run_id})
+        except EtleError as exc:
+            from etle.evidence.space import out_of_space
+
+            if self.space is None or self.space.on_full != "skip" or not out_of_space(exc):
+                raise
+            return self._not_recorded(violation, str(exc))
         if not rec.created:
             log.info("ticket for track %d / %s already recorded (id %d)", violation.track_id, violation.rule, rec.ticket_id)
             return None
         path = rec.bundle.path if rec.bundle is not None else Path()
         return rec.ticket_id, path
+
+    def _not_recorded(self, violation: Violation, why: str) -> None:
+        """A violation left unrecorded for want of disk space (``low_disk: skip``): said and counted."""
+        from etle.evidence.space import COUNTS
+
+        COUNTS["not_recorded"] += 1
+        log.error("violation %s of track %d at %s NOT RECORDED: %s", violation.rule, violation.track_id,
+                  violation.timestamp.isoformat(timespec="seconds"), why)
+        return None
 
 
 def _zone_polylines(camera: Any) -> list[list[tuple[float, float]]]:
@@ -236,7 +263,11 @@ def build_pipeline(
         else:
             store.register_site_key(signer.key_id, signer.public_key_b64, site=camera.id)
         writer = EvidenceWriter(out_dir, signer=signer)
-        sink = EvidenceSink(writer, store, meta, camera, _model_hashes(model_names), _zone_polylines(camera))
+        from etle.evidence.space import SpacePolicy
+
+        space = SpacePolicy(config.clip_min_free_bytes, config.evidence_min_free_bytes, config.low_disk)
+        sink = EvidenceSink(writer, store, meta, camera, _model_hashes(model_names), _zone_polylines(camera),
+                            space if space.active else None)
     motion_factory = None
     if camera is not None:
         lines = [[(float(x), float(y)) for x, y in z.points] for z in camera.zones.values() if getattr(z, "points", None)]

@@ -37,7 +37,8 @@ def edge(
     log_level: str = typer.Option("info", "--log-level", help="Log level of the supervisor and the camera workers: debug, info, warning, error."),
 ) -> None:
     """Run every camera of a site on its live stream: one process per camera, restarted when it
-    dies; /health and Prometheus /metrics; violation events over MQTT and a webhook."""
+    dies; /health and Prometheus /metrics; violation events over MQTT and a webhook; tickets and
+    evidence pushed to the central store, and synced media removed when the disk runs low."""
     from etle.edge.site import load_site
     from etle.edge.supervisor import Supervisor
     from etle.ingest.sources import _redact
@@ -58,6 +59,13 @@ def edge(
         out.print(table)
         sinks = [s for s, v in (("mqtt", cfg.mqtt), ("webhook", cfg.webhook)) if v is not None]
         out.print(f"output {cfg.output_dir}, database {_redact(cfg.db_url)}, events: {', '.join(sinks) or 'none'}")
+        from etle.edge.upkeep import sync_target
+
+        target = sync_target(cfg)
+        st = cfg.storage
+        out.print(f"central store: {_redact(target.db_url) + ' + ' + _redact(target.evidence) if target else 'none (tickets stay on this box)'}; "
+                  f"disk: offload synced media below {st.offload_below_gb:g} GB free (to {st.offload_to_gb:g} GB), "
+                  f"no clips below {st.clips_below_gb:g} GB, no evidence below {st.reserve_gb:g} GB")
         return
     root = logging.getLogger()
     root.setLevel(level)

@@ -144,6 +144,12 @@ class RunOptions(StageOptions):
     #: run the files of a folder that continue one another (a recording the recorder split into
     #: files, dated by its picture's clock or its file names) as one source (etle.ingest.joined)
     join: bool = True
+    #: write evidence without its clip while the evidence folder's disk has fewer bytes free (0: always)
+    clip_min_free_bytes: int = Field(0, ge=0)
+    #: write no evidence while the disk has fewer bytes free (0: no floor): the run stops with a
+    #: one-line error (``low_disk: stop``) or logs and counts the violation (``skip``: etle edge)
+    evidence_min_free_bytes: int = Field(0, ge=0)
+    low_disk: Literal["stop", "skip"] = "stop"
 
     @classmethod
     def of(cls, stages: StageOptions, **run: Any) -> "RunOptions":

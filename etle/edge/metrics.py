@@ -55,6 +55,15 @@ class EdgeMetrics:
         self.events_pending = Gauge("etle_edge_events_pending", "Violation events not yet delivered", ["sink"], registry=r)
         self.events_published = Gauge("etle_edge_events_published", "Violation events delivered since start", ["sink"], registry=r)
         self.events_dropped = Gauge("etle_edge_events_dropped", "Violation events dropped (retry buffer full)", ["sink"], registry=r)
+        self.clips_omitted = Counter("etle_edge_clips_omitted", "Evidence written without its clip: the disk was low", lab, registry=r)
+        self.not_recorded = Counter("etle_edge_violations_not_recorded", "Violations not recorded: the disk was full", lab, registry=r)
+        self.disk_free = Gauge("etle_edge_disk_free_bytes", "Free bytes on the disk holding the evidence", registry=r)
+        self.offloaded_tickets = Counter("etle_edge_offloaded_tickets", "Synced tickets whose media were removed here to free space", registry=r)
+        self.offloaded_bytes = Counter("etle_edge_offloaded_bytes", "Bytes of synced tickets' media removed here to free space", registry=r)
+        self.sync_pending = Gauge("etle_edge_sync_pending", "Tickets not yet at the central store", registry=r)
+        self.sync_reachable = Gauge("etle_edge_sync_reachable", "1 when the last store-and-forward round reached the central store", registry=r)
+        self.sync_last_success = Gauge("etle_edge_sync_last_success_timestamp_seconds", "Unix time of the last store-and-forward round that pushed everything", registry=r)
+        self.sync_tickets = Counter("etle_edge_sync_tickets_pushed", "Tickets pushed to the central store", registry=r)
         self._last: dict[tuple[str, str], tuple[int, float]] = {}
         self._lock = threading.Lock()
 
@@ -76,6 +85,9 @@ class EdgeMetrics:
             if msg.get("latency_s") is not None:
                 self.latency.labels(cam).set(float(msg["latency_s"]))
                 self.latency_max.labels(cam).set(float(msg.get("latency_max_s") or 0.0))
+            evidence = msg.get("evidence") or {}
+            self._advance(self.clips_omitted, cam, "clips_omitted", pid, evidence.get("clips_omitted"))
+            self._advance(self.not_recorded, cam, "not_recorded", pid, evidence.get("not_recorded"))
             live = msg.get("live")
             if live:
                 for key in _LIVE_COUNTERS:
@@ -103,6 +115,24 @@ class EdgeMetrics:
             self.events_pending.labels(sink).set(s.get("pending", 0))
             self.events_published.labels(sink).set(s.get("published", 0))
             self.events_dropped.labels(sink).set(s.get("dropped", 0))
+
+    def disk(self, free_bytes: int) -> None:
+        self.disk_free.set(free_bytes)
+
+    def offloaded(self, tickets: int, nbytes: int) -> None:
+        if tickets:
+            self.offloaded_tickets.inc(tickets)
+            self.offloaded_bytes.inc(nbytes)
+
+    def sync(self, report: Any, last_success: float | None) -> None:
+        """One store-and-forward round (:class:`etle.sync.SyncReport`)."""
+        if report.pending >= 0:
+            self.sync_pending.set(report.pending)
+        self.sync_reachable.set(1 if report.reachable else 0)
+        if last_success is not None:
+            self.sync_last_success.set(last_success)
+        if report.tickets_pushed:
+            self.sync_tickets.inc(report.tickets_pushed)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

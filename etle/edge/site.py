@@ -14,9 +14,12 @@
     mqtt: {host: 127.0.0.1, port: 1883, topic: "etle/{site}/{camera}/violation"}
     webhook: {url: "https://central.example/etle/events"}
     health: {host: 0.0.0.0, port: 9108}  # GET /health (JSON) and /metrics (Prometheus)
+    sync: {central_db: "${ETLE_CENTRAL_DB}", central_evidence: "s3://etle-central/evidence"}
+    storage: {offload_below_gb: 2, offload_to_gb: 4, clips_below_gb: 1, reserve_gb: 0.25}
 
 Every section but ``cameras`` is optional.  ``${VAR}`` (or ``${VAR:-default}``) in a camera
-source, the database URL, the MQTT host and credentials and the webhook URL is replaced by the
+source, the database URL, the MQTT host and credentials, the webhook URL and the central store's
+database and evidence location is replaced by the
 environment variable ``VAR`` (so secrets live in the service's environment file, not in the
 site file).  Disabled cameras are neither expanded nor loaded.
 """
@@ -35,7 +38,7 @@ from etle.config.run import DEFAULT_DB, FAST_DETECT_FPS, Device, StageOptions, f
 from etle.errors import ConfigError
 
 __all__ = ["SiteConfig", "CameraEntry", "MqttConfig", "WebhookConfig", "HealthConfig", "LiveOptions",
-           "PipelineOptions", "RestartPolicy", "load_site", "SiteConfigError"]
+           "PipelineOptions", "RestartPolicy", "SyncConfig", "StorageConfig", "load_site", "SiteConfigError"]
 
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -166,6 +169,47 @@ class HealthConfig(_Model):
     stale_after_s: float = Field(30.0, gt=0)
 
 
+class SyncConfig(_Model):
+    """Store-and-forward of the site's tickets and evidence to the central store (:mod:`etle.sync`),
+    run by ``etle edge`` itself.  Without this section, ``$ETLE_CENTRAL_DB`` and
+    ``$ETLE_CENTRAL_EVIDENCE`` are used where set; ``enabled: false`` turns it off."""
+
+    central_db: str = ""
+    central_evidence: str = ""
+    interval_s: float = Field(30.0, gt=0)
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _both(self) -> "SyncConfig":
+        if self.enabled and (not self.central_db or not self.central_evidence):
+            raise ValueError("give both central_db and central_evidence (or enabled: false)")
+        return self
+
+
+class StorageConfig(_Model):
+    """Free space of the disk holding ``output_dir`` (GB; 0 turns a floor off).
+
+    Below ``offload_below_gb`` the pictures and clips of tickets already synced to the central
+    store are removed here, oldest first, until ``offload_to_gb`` are free
+    (:mod:`etle.evidence.offload`; only with a central store).  Below ``clips_below_gb`` evidence
+    is written without its clip, below ``reserve_gb`` not at all: the violation is logged,
+    counted and reported (:mod:`etle.evidence.space`), and ``/health`` says ``degraded``."""
+
+    offload_below_gb: float = Field(2.0, ge=0)
+    offload_to_gb: float = Field(4.0, ge=0)
+    clips_below_gb: float = Field(1.0, ge=0)
+    reserve_gb: float = Field(0.25, ge=0)
+    check_interval_s: float = Field(30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _order(self) -> "StorageConfig":
+        if self.offload_below_gb and self.offload_to_gb < self.offload_below_gb:
+            raise ValueError("offload_to_gb must be at least offload_below_gb")
+        if self.clips_below_gb and self.reserve_gb > self.clips_below_gb:
+            raise ValueError("reserve_gb must not be above clips_below_gb")
+        return self
+
+
 class SiteConfig(_Model):
     site: str = Field("site", pattern=r"^[A-Za-z0-9_.-]+$")
     output_dir: Path = Path("etle-out")
@@ -179,6 +223,9 @@ class SiteConfig(_Model):
     mqtt: Optional[MqttConfig] = None
     webhook: Optional[WebhookConfig] = None
     health: HealthConfig = HealthConfig()
+    #: store-and-forward to the central store (None: from $ETLE_CENTRAL_DB / $ETLE_CENTRAL_EVIDENCE)
+    sync: Optional[SyncConfig] = None
+    storage: StorageConfig = StorageConfig()
     #: on SIGTERM, how long workers get to finish pending evidence before they are killed
     shutdown_timeout_s: float = Field(30.0, gt=0)
     #: where the site file was read from (camera paths are relative to its folder)
@@ -259,7 +306,8 @@ def load_site(path: str | Path, *, env: dict[str, str] | None = None, check_came
             if isinstance(c, dict) and c.get("enabled", True) is not False else c
             for i, c in enumerate(cams)
         ]
-    for section, keys in (("mqtt", ("host", "username", "password")), ("webhook", ("url",))):
+    for section, keys in (("mqtt", ("host", "username", "password")), ("webhook", ("url",)),
+                          ("sync", ("central_db", "central_evidence"))):
         sec = raw.get(section)
         if isinstance(sec, dict):
             raw[section] = {k: (_expand(v, f"{path}: {section}.{k}", env) if k in keys else v) for k, v in sec.items()}

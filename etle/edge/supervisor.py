@@ -9,6 +9,8 @@ camera's crash, hang or bad stream never touches another.  It
 * restarts a worker that died (non-zero exit, signal, crash) after a capped exponential backoff
   that resets once a worker has run ``restart.stable_s``; a worker whose stream is connected
   but that processed nothing for ``restart.watchdog_s`` is killed and restarted;
+* runs the site's upkeep (:mod:`etle.edge.upkeep`): store-and-forward to the central store and
+  the disk watch that offloads synced evidence when space runs low;
 * on :meth:`request_stop` (SIGTERM/SIGINT in the CLI) sets every worker's stop event, waits up
   to ``shutdown_timeout_s`` while they finish pending evidence (still reading their tickets),
   kills what is left, then flushes the publishers (undelivered events are spooled to disk).
@@ -32,6 +34,7 @@ from etle.edge.metrics import EdgeMetrics, HealthServer
 from etle.errors import EtleError
 from etle.edge.publish import MqttPublisher, Publisher, WebhookPublisher
 from etle.edge.site import SiteConfig
+from etle.edge.upkeep import Upkeep, sync_target
 from etle.edge.worker import DEFAULT_FACTORY, WorkerSpec, worker_main
 from etle.ingest.live import backoff_delay
 
@@ -91,6 +94,7 @@ def worker_specs(site: SiteConfig, *, factory: str = DEFAULT_FACTORY, max_second
             out_dir=str(site.output_dir), db_url=site.db_url, pipeline=pipeline, live=site.live.model_dump(),
             options=dict(entry.options), factory=factory, log_level=log_level, stats_interval_s=stats_interval_s,
             max_seconds=max_seconds, threads=threads, keys_dir=str(site.keys_dir) if site.keys_dir else None,
+            storage=site.storage.model_dump(),
         )
         for cid, entry in cams
     ]
@@ -132,6 +136,7 @@ class Supervisor:
         self._started = time.monotonic()
         self._rng = random.Random()
         self.health_server: HealthServer | None = None
+        self.upkeep: Upkeep | None = None
         self._stopped = threading.Event()
 
     # ------------------------------------------------------------------ control
@@ -187,12 +192,15 @@ class Supervisor:
                     "tickets": w.tickets,
                     "last_error": live.get("last_error") or w.last_error,
                 }
+        upkeep = self.upkeep
+        ok_all = ok_all and not (upkeep is not None and upkeep.degraded)
         return {
             "status": "ok" if ok_all and not self._stop_requested else ("stopping" if self._stop_requested else "degraded"),
             "site": self.site.site,
             "uptime_s": round(now - self._started, 1),
             "cameras": cams,
             "events": {p.name: p.stats() for p in (self._publishers or [])},
+            **(upkeep.state() if upkeep is not None else {}),
         }
 
     # ---------------------------------------------------------------------- run
@@ -327,6 +335,13 @@ class Supervisor:
         Path(site.output_dir).mkdir(parents=True, exist_ok=True)
         if self._publishers is None:
             self._publishers = self._make_publishers()
+        if self.upkeep is None:
+            try:
+                self.upkeep = Upkeep(site, self.metrics, target=sync_target(site)).start()
+            except EtleError:
+                for p in self._publishers:
+                    p.close(flush_timeout_s=0)
+                raise
         if health if health is not None else site.health.enabled:
             try:
                 self.health_server = HealthServer(site.health.host, site.health.port, health=self.health,
@@ -334,6 +349,7 @@ class Supervisor:
             except OSError as exc:
                 for p in self._publishers:
                     p.close(flush_timeout_s=0)
+                self.upkeep.stop(flush_timeout_s=0)
                 raise EtleError(f"cannot serve /health and /metrics on {site.health.host}:{site.health.port}: "
                                 f"{exc.strerror or exc} (set health.port in the site file)") from None
         self._started = time.monotonic()
@@ -403,6 +419,8 @@ class Supervisor:
                 p.close(flush_timeout_s=5.0)
             except Exception:  # noqa: BLE001
                 log.exception("%s: closing failed", p.name)
+        if self.upkeep is not None:  # after the workers: their last tickets go too
+            self.upkeep.stop(flush_timeout_s=self.site.shutdown_timeout_s)
         if self.health_server is not None:
             self.health_server.stop()
         self._stopped.set()

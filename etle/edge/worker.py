@@ -57,6 +57,7 @@ class WorkerSpec:
     max_seconds: float | None = None
     threads: int | None = None
     keys_dir: str | None = None
+    storage: dict[str, Any] = field(default_factory=dict)  # StorageConfig: the free-space floors
 
 
 def load_factory(ref: str) -> Callable[[WorkerSpec], Any]:
@@ -75,12 +76,21 @@ def build_real_pipeline(spec: WorkerSpec) -> Any:
     from etle.edge.site import PipelineOptions
 
     stages = PipelineOptions.model_validate(spec.pipeline)
-    options = RunOptions.of(stages, out_dir=Path(spec.out_dir), db_url=spec.db_url)
+    options = RunOptions.of(stages, out_dir=Path(spec.out_dir), db_url=spec.db_url, **space_options(spec.storage))
     env = settings()
     if spec.keys_dir:
         env = env.model_copy(update={"keys_dir": Path(spec.keys_dir)})
     pipeline, _ = build_pipeline(Path(spec.camera_path), options, env)
     return pipeline
+
+
+def space_options(storage: dict[str, Any]) -> dict[str, Any]:
+    """The :class:`RunOptions` free-space floors of a site's ``storage`` section (see
+    :class:`etle.edge.site.StorageConfig`): a live camera's violation is skipped, not fatal."""
+    gb = 1024 ** 3
+    return {"clip_min_free_bytes": int(float(storage.get("clips_below_gb") or 0) * gb),
+            "evidence_min_free_bytes": int(float(storage.get("reserve_gb") or 0) * gb),
+            "low_disk": "skip"}
 
 
 def ticket_event(site: str, camera_id: str, violation: Any, ticket_id: int, evidence_path: Path | str) -> dict[str, Any]:
@@ -111,6 +121,7 @@ def ticket_event(site: str, camera_id: str, violation: Any, ticket_id: int, evid
         "article": viol.get("article"),
         "fine_idr": viol.get("fine"),
         "time_local": (manifest.get("time") or {}).get("local"),
+        "clip": "clip.mp4" in (manifest.get("files") or {}),
     })
     return event
 
@@ -282,5 +293,7 @@ def worker_main(spec: WorkerSpec, conn: Any, stop_event: Any) -> None:
 
 
 def _stats_message(base: dict[str, Any], source: Any, meter: _Meter) -> dict[str, Any]:
+    from etle.evidence.space import COUNTS
+
     live = source.stats().as_dict() if source is not None else None
-    return {**base, "type": "stats", "time": time.time(), "live": live, **meter.take()}
+    return {**base, "type": "stats", "time": time.time(), "live": live, **meter.take(), "evidence": dict(COUNTS)}

@@ -313,11 +313,13 @@ class BackgroundSync:
     :meth:`stop` ends the thread and, with ``flush=True``, makes one last attempt.
     """
 
-    def __init__(self, forward: StoreAndForward, *, interval_s: float = 30.0) -> None:
+    def __init__(self, forward: StoreAndForward, *, interval_s: float = 30.0,
+                 on_report: Callable[[SyncReport], None] | None = None) -> None:
         if interval_s <= 0:
             raise ValueError("interval_s must be > 0")
         self.forward = forward
         self.interval_s = interval_s
+        self.on_report = on_report
         self.last_report: SyncReport | None = None
         self.runs = 0
         self.unreachable_runs = 0
@@ -334,6 +336,8 @@ class BackgroundSync:
             try:
                 self.last_report = self.forward.run_once()
                 self.unreachable_runs += 0 if self.last_report.reachable else 1
+                if self.on_report is not None:
+                    self.on_report(self.last_report)
             except Exception:  # noqa: BLE001 - a sync bug must not kill the pipeline
                 log.exception("background sync failed")
             self.runs += 1
@@ -345,4 +349,6 @@ class BackgroundSync:
             self._thread.join(timeout_s)
         if flush:
             self.last_report = self.forward.run_once()
+            if self.on_report is not None:
+                self.on_report(self.last_report)
         return self.last_report

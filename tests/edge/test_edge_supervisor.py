@@ -149,3 +149,4 @@ def test_cli_check_lists_the_cameras() -> None:
     res = CliRunner().invoke(app, ["edge", "--site", str(REPO / "examples" / "site.yaml"), "--check"])
     assert res.exit_code == 0, res.output
     assert "sample-parking" in res.output and "mqtt" in res.output
+    assert "offload synced media below 2 GB free (to 4 GB)" in res.output and "no evidence below 0.25 GB" in res.output

@@ -349,6 +349,26 @@ def test_altered_bundle_is_shown_altered(site) -> None:
     assert 'data-state="altered"' in c.get(f"/tickets/{refs[2]}").text
 
 
+def test_an_offloaded_bundle_is_shown_held_at_the_central_store(site) -> None:
+    """On an edge box that removed a synced ticket's media (etle.evidence.offload) the page says the
+    central store holds them; the same absence without the records behind it is 'altered'."""
+    from etle.evidence.offload import offload_synced
+    from etle.evidence.storage import LocalEvidenceStorage
+
+    app, store, refs, tmp = site
+    t0, t1 = store.get(refs[0]), store.get(refs[1])
+    store.mark_synced([t0.id])
+    root = Path(t0.evidence_path).parents[2]
+    assert offload_synced(store, LocalEvidenceStorage(root)).references == (t0.reference,)
+    c = login(app)
+    page = c.get(f"/tickets/{refs[0]}").text
+    assert 'data-state="offloaded"' in page and "pusat" in page  # Indonesian by default
+    assert c.get(f"/tickets/{refs[0]}/files/overview.jpg").status_code == 404
+    (Path(t1.evidence_path) / "offloaded.json").write_text((Path(t0.evidence_path) / "offloaded.json").read_text())
+    (Path(t1.evidence_path) / "overview.jpg").unlink()  # not synced: its absence is not excused
+    assert 'data-state="altered"' in c.get(f"/tickets/{refs[1]}").text
+
+
 def test_cli_users_add_and_list(tmp_path: Path) -> None:
     import typer
     from typer.testing import CliRunner
