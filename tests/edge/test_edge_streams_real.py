@@ -190,7 +190,7 @@ def _wait_health(port: int, proc: subprocess.Popen, cond, timeout: float, what: 
 
 
 @pytest.fixture(scope="module")
-def edge_run(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+def edge_run(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> SimpleNamespace:
     """One ``etle edge`` run of two cameras, each on a live stream of the clip, with the real
     models (what both tests below check; it runs in real time, so it runs once):
 
@@ -198,7 +198,8 @@ def edge_run(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
       a live camera (what the outage showed is lost); its red-light car (~15.8 s) must still be
       ticketed, once, by the same worker (no restart);
     * camera 2's stream is killed for good soon after it played;
-    * then SIGTERM to the whole process group (like systemd): every process stops gracefully.
+    * then SIGTERM to the whole process group (like systemd): every process stops gracefully;
+    * where PostgreSQL runs, the site pushes its tickets and evidence to it as the central store.
     """
     require_model("vehicle-detector")
     tmp_path = tmp_path_factory.mktemp("edge-two-cameras")
@@ -207,6 +208,12 @@ def edge_run(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     cam2.start()
     camera = slow_camera(tmp_path)
     port = free_port()
+    try:  # the central store: a fresh PostgreSQL database (the sync test skips, or fails in CI, without one)
+        central_db = request.getfixturevalue("postgres_databases").create()
+    except pytest.skip.Exception:
+        central_db = None
+    central_ev = tmp_path / "central-ev"
+    sync = f"sync: {{central_db: '{central_db}', central_evidence: '{central_ev}', interval_s: 2}}\n" if central_db else ""
     site_file = tmp_path / "site.yaml"
     site_file.write_text(
         f"site: two-cams\noutput_dir: {tmp_path / 'out'}\ndb_url: sqlite:///{tmp_path / 'etle.db'}\n"
@@ -214,7 +221,7 @@ def edge_run(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
         f"  - {{camera: {camera}, source: '{cam2.url}', id: cam-2}}\n"
         f"pipeline: {{read_plates: false, detector: {EDGE_DETECTOR}}}\n"
         "live: {open_timeout_s: 5, read_timeout_s: 2, stall_timeout_s: 2, backoff_initial_s: 0.2, backoff_max_s: 1}\n"
-        f"health: {{host: 127.0.0.1, port: {port}}}\nshutdown_timeout_s: 30\n"
+        f"health: {{host: 127.0.0.1, port: {port}}}\nshutdown_timeout_s: 30\n" + sync
     )
     report = tmp_path / "report.json"
     code = ("import typer; from etle.commands.edge_cmds import register; app = typer.Typer(); "
@@ -244,7 +251,7 @@ def edge_run(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     text = out.decode(errors="replace")
     rep = json.loads(report.read_text()) if report.is_file() else {}
     return SimpleNamespace(returncode=proc.returncode, output=text, report=rep, health=health,
-                           db_url=f"sqlite:///{tmp_path / 'etle.db'}")
+                           db_url=f"sqlite:///{tmp_path / 'etle.db'}", central_db=central_db, central_ev=central_ev)
 
 
 def test_real_models_ticket_survives_a_cut(edge_run: SimpleNamespace) -> None:
@@ -273,3 +280,25 @@ def test_etle_edge_two_cameras_one_killed_then_sigterm(edge_run: SimpleNamespace
     assert cams["cam-1"]["restarts"] == 0 and cams["cam-2"]["restarts"] == 0, text[-4000:]
     assert cams["cam-2"]["last_stats"]["live"]["connect_failures"] >= 1
     assert cams["cam-1"]["exit_code"] == 0 and cams["cam-2"]["exit_code"] == 0
+
+
+def test_the_ticket_reaches_the_central_store(edge_run: SimpleNamespace, request: pytest.FixtureRequest) -> None:
+    """The site's own store-and-forward: camera 1's ticket, its evidence and audit log are in the
+    central PostgreSQL database and evidence folder, whole (etle verify there), marked synced here."""
+    if edge_run.central_db is None:
+        request.getfixturevalue("postgres_databases")  # skips with the reason, or fails in CI
+    from etle.evidence.storage import LocalEvidenceStorage
+    from etle.evidence.verify import verify_evidence
+    from etle.store import open_store
+
+    sync = edge_run.health["sync"]
+    assert sync["enabled"] and sync["reachable"], (sync, edge_run.output[-3000:])
+    with open_store(edge_run.db_url) as local, open_store(edge_run.central_db) as central:
+        here = local.list()
+        there = central.list()
+        assert [t.uid for t in there] == [t.uid for t in here] and len(here) == 1, edge_run.output[-3000:]
+        assert here[0].synced_at is not None and there[0].rule == "red_light"
+        assert (edge_run.central_ev / there[0].evidence_key / "clip.mp4").is_file()
+        assert len(central.actions(there[0].id)) == len(local.actions(here[0].id)) >= 1
+        report = verify_evidence(LocalEvidenceStorage(edge_run.central_ev), store=central, require_signatures=False)
+    assert report.ok and report.tickets == 1, [f.line() for f in report.findings]
