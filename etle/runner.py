@@ -88,6 +88,12 @@ class EvidenceSink:
             COUNTS["clips_omitted"] += 1
             log.warning("track %d / %s: %s", violation.track_id, violation.rule, space.note)
             clip, extra["clip_omitted"] = (), space.note
+        if getattr(source_info, "kind", "") in ("stream", "device"):  # dated by this machine's clock
+            from etle.clock.system import system_clock_synchronized
+
+            synced = system_clock_synchronized()
+            if synced is not None:
+                extra["box_clock_synchronized"] = synced
         violation = self.with_picture_clock(violation, key_frame)
         art = article_for(violation.rule)
         req = EvidenceRequest(

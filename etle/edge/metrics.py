@@ -64,6 +64,7 @@ class EdgeMetrics:
         self.sync_reachable = Gauge("etle_edge_sync_reachable", "1 when the last store-and-forward round reached the central store", registry=r)
         self.sync_last_success = Gauge("etle_edge_sync_last_success_timestamp_seconds", "Unix time of the last store-and-forward round that pushed everything", registry=r)
         self.sync_tickets = Counter("etle_edge_sync_tickets_pushed", "Tickets pushed to the central store", registry=r)
+        self.clock_synchronized = Gauge("etle_edge_clock_synchronized", "1 when the kernel holds this box's clock synchronised (NTP/PTP)", registry=r)
         self._last: dict[tuple[str, str], tuple[int, float]] = {}
         self._lock = threading.Lock()
 
@@ -133,6 +134,10 @@ class EdgeMetrics:
             self.sync_last_success.set(last_success)
         if report.tickets_pushed:
             self.sync_tickets.inc(report.tickets_pushed)
+
+    def clock(self, synchronized: bool | None) -> None:
+        if synchronized is not None:
+            self.clock_synchronized.set(1 if synchronized else 0)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -15,7 +15,8 @@ by the :class:`~etle.edge.supervisor.Supervisor` in its own process (not in a ca
 
 Both report to the Prometheus metrics and to ``/health`` (:meth:`Upkeep.state`): free space and
 its state (``ok``, ``low``, ``no_clips``, ``full``), what was offloaded, and the sync's pending
-tickets, reachability and last success.
+tickets, reachability and last success; and whether the box's clock is synchronised
+(:mod:`etle.clock.system`), which dates every live ticket.
 """
 
 from __future__ import annotations
@@ -78,6 +79,8 @@ class Upkeep:
         self._sync_ok_at: float | None = None
         self._sync_report: Any = None
         self._sync_pushed = 0
+        self._clock_synced: bool | None = None
+        self._last_clock_nag = -_NAG_S
 
     # ------------------------------------------------------------------ control
 
@@ -97,6 +100,7 @@ class Upkeep:
             log.warning("no central store (site file 'sync:' or ETLE_CENTRAL_DB / ETLE_CENTRAL_EVIDENCE): "
                         "tickets and evidence stay on this box")
         self.check_disk()
+        self.check_clock()
         self._thread = threading.Thread(target=self._loop, name="etle-disk", daemon=True)
         self._thread.start()
         return self
@@ -120,8 +124,27 @@ class Upkeep:
         while not self._stop.wait(self.site.storage.check_interval_s):
             try:
                 self.check_disk()
+                self.check_clock()
             except Exception:  # noqa: BLE001 - the watch must outlive a bad round
                 log.exception("disk check failed")
+
+    # -------------------------------------------------------------------- clock
+
+    def check_clock(self) -> bool | None:
+        """Whether this box's clock is synchronised (:mod:`etle.clock.system`): a live camera's
+        tickets are dated by it.  Said in /health and the metrics, and as a warning every hour
+        while it is not (each ticket's evidence records it too, for the reviewer)."""
+        from etle.clock.system import system_clock_synchronized
+
+        synced = system_clock_synchronized()
+        with self._lock:
+            self._clock_synced = synced
+        self.metrics.clock(synced)
+        if synced is False and time.monotonic() - self._last_clock_nag >= _NAG_S:
+            self._last_clock_nag = time.monotonic()
+            log.warning("this box's clock is not synchronised (no NTP/PTP daemon has set it): live tickets are "
+                        "dated by it and the review page marks them; run chrony or systemd-timesyncd")
+        return synced
 
     # --------------------------------------------------------------------- disk
 
@@ -217,7 +240,8 @@ class Upkeep:
                     "tickets_pushed": self._sync_pushed,
                     "last_error": (report.error or (report.failed[0] if report.failed else None)) if report else None,
                 })
-        return {"storage": storage, "sync": sync}
+            clock = {"synchronized": self._clock_synced}
+        return {"storage": storage, "sync": sync, "clock": clock}
 
     @property
     def degraded(self) -> bool:

@@ -11,9 +11,13 @@ for streams that drop, stall and come back:
   decodable picture for ``stall_timeout_s``) the thread reconnects with **capped exponential
   backoff and jitter**, for as long as the source is open;
 * frames are timed on a **monotonic clock** started with the source: ``pts`` is seconds since
-  the source started, continuous and strictly increasing across reconnects, and
-  ``wall_start`` is the UTC time the source started, so ``frame.timestamp`` is the wall-clock
-  time of capture and never goes backwards when the system clock is stepped.  Within one
+  the source started, continuous and strictly increasing across reconnects (the rules' timing
+  never jumps), and a frame's ``wall_start`` is the UTC time the source started by the system
+  clock, moved by every step the system clock has made since (NTP setting a box's clock minutes
+  after boot, or correcting it later): ``frame.timestamp`` is the time of capture by the box's
+  clock as it is now, which ticket dates, time-of-day signal plans and a controller's signal
+  feed rely on (a clock set after the worker started would otherwise date every ticket of a
+  months-long run from the wrong start).  Within one
   connection the spacing of frames follows the stream's own timestamps (the camera's capture
   spacing, not network arrival jitter), anchored on the earliest arrival (so a burst of
   buffered pictures is not timed in the future) and re-anchored to the clock when the stream
@@ -46,6 +50,11 @@ from etle.ingest.sources import STREAM_RE, SourceInfo, _quiet_ffmpeg, _redact, _
 from etle.types import Frame
 
 log = logging.getLogger(__name__)
+
+#: what dates a live source's frames (the evidence manifest's ``extra.wall_start_origin``)
+LIVE_ORIGIN = "live source start (UTC, monotonic clock)"
+#: a change of the system clock against the monotonic one larger than this is a step (seconds)
+CLOCK_STEP_S = 1.0
 
 __all__ = [
     "LiveSource",
@@ -285,6 +294,7 @@ class LiveSource:
         options: Mapping[str, str] | None = None,
         connect: Callable[[Callable[[], bool]], Connection] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] | None = None,
         rng: random.Random | None = None,
     ) -> None:
         if queue_size < 1:
@@ -310,6 +320,11 @@ class LiveSource:
         self.options = dict(options or {})
         self._connect = connect or self._pyav_connect
         self._clock = clock
+        # the system clock frames are dated by; followed when it steps (below).  A test's own
+        # monotonic clock comes without one: its frames keep the start's date.
+        self._wall_clock = wall_clock if wall_clock is not None else (time.time if clock is time.monotonic else None)
+        self._anchor_wall = 0.0
+        self._clock_steps = 0
         self._rng = rng or random.Random()
 
         self._cond = threading.Condition()
@@ -349,7 +364,8 @@ class LiveSource:
                 return self
             self._started = True
             self._t0 = self._clock()
-            self._wall_start = datetime.now(timezone.utc)
+            self._anchor_wall = self._wall_clock() if self._wall_clock is not None else time.time()
+            self._wall_start = datetime.fromtimestamp(self._anchor_wall, timezone.utc)
         self._thread = threading.Thread(target=self._run, name=f"live:{self.name}", daemon=True)
         self._thread.start()
         return self
@@ -436,6 +452,28 @@ class LiveSource:
 
     # ---------------------------------------------------------------- frames
 
+    def _frame_wall_start(self) -> datetime | None:
+        """The wall-clock start frames are dated from: the system clock at the source's start,
+        moved by every step of the system clock since (more than :data:`CLOCK_STEP_S` between it
+        and the monotonic clock).  Frame times run on the monotonic clock so that the rules'
+        timing never jumps; their date follows the system clock, so a box whose clock NTP sets
+        after boot (or corrects later) dates the tickets after it rightly without a restart."""
+        if self._wall_clock is None or self._wall_start is None:
+            return self._wall_start
+        step = self._wall_clock() - (self._anchor_wall + (self._clock() - self._t0))
+        if abs(step) > CLOCK_STEP_S:
+            self._anchor_wall += step
+            self._clock_steps += 1
+            self._wall_start = datetime.fromtimestamp(self._anchor_wall, timezone.utc)
+            log.warning("%s: the system clock moved by %+.1f s (set by NTP?): frames are dated by it from now",
+                        self.name, step)
+        return self._wall_start
+
+    @property
+    def clock_steps(self) -> int:
+        """How many steps of the system clock the frames' dates followed."""
+        return self._clock_steps
+
     def frames(self) -> Iterator[Frame]:
         """Frames as the consumer can take them (oldest dropped when it falls behind), until
         the source is closed or ``max_seconds`` is reached.  One consumer at a time."""
@@ -456,7 +494,7 @@ class LiveSource:
                     self._delivered += 1
                 image = picture.to_ndarray(format="bgr24")
                 del picture
-                yield Frame(info.name, index, pts, image, self._wall_start)
+                yield Frame(info.name, index, pts, image, self._frame_wall_start())
                 index += 1
         finally:
             with self._cond:
@@ -539,7 +577,7 @@ class LiveSource:
                     width=int(conn.width), height=int(conn.height),
                     fps=min(float(conn.fps or 25.0), 1.0 / self.min_interval_s if self.min_interval_s else float("inf")),
                     duration_s=None, frame_count=None, wall_start=self._wall_start,
-                    wall_start_origin="live source start (UTC, monotonic clock)",
+                    wall_start_origin=LIVE_ORIGIN,
                 )
                 self._info_ready.set()
             if n > 1:

@@ -33,6 +33,9 @@ from etle.types import Frame
 
 log = logging.getLogger(__name__)
 
+#: what dates a network stream read by ``etle run`` (the evidence manifest's ``extra.wall_start_origin``)
+STREAM_ORIGIN = "time of connection"
+
 #: what a folder's videos are known by: common containers, recorders' raw streams, MPEG program
 #: and transport streams of DVD and AVCHD recorders (.vob, .mts, .m2ts), Windows and phone formats
 #: (.asf, .wmv, .3gp), and Dahua's .dav (FFmpeg's dhav demuxer)
@@ -289,7 +292,7 @@ class StreamSource:
             duration_s=None,
             frame_count=None,
             wall_start=datetime.now(timezone.utc),
-            wall_start_origin="time of connection",
+            wall_start_origin=STREAM_ORIGIN,
         )
 
     def frames(self) -> Iterator[Frame]:

@@ -30,6 +30,8 @@ from etle import articles
 from etle.evidence.builder import verify_bundle
 from etle.evidence.offload import offloaded_names
 from etle.i18n import LANGS, translator
+from etle.ingest.live import LIVE_ORIGIN
+from etle.ingest.sources import STREAM_ORIGIN
 from etle.letters.dates import CONFIRM_DAYS
 from etle.store import lifecycle
 from etle.store.models import PENDING_REVIEW
@@ -192,19 +194,23 @@ class WebContext:
         if not isinstance(extra, dict) or not isinstance(extra.get("wall_start_origin"), str):
             return None
         key = TIME_ORIGINS.get(extra["wall_start_origin"], "origin_unknown")
+        note = "origin_weak_note" if key in WEAK_ORIGINS else None
+        if key == "origin_live" and extra.get("box_clock_synchronized") is False:
+            key, note = "origin_live_unsynced", "origin_unsynced_note"  # the box's clock was not set by NTP
         part = extra.get("part")
-        return {"key": key, "weak": key in WEAK_ORIGINS,
+        return {"key": key, "weak": note is not None, "note": note,
                 "part": f"{Path(part).name} @ {extra.get('part_pts', 0):.1f} s" if isinstance(part, str) else None}
 
 
 #: the origins a run records (etle.ingest.sources, etle.clock) -> the review page's words for them
 TIME_ORIGINS = {
+    LIVE_ORIGIN: "origin_live",
+    STREAM_ORIGIN: "origin_live",
     "given": "origin_given",
     "the clock in the picture (OSD)": "origin_osd",
     "the file name": "origin_name",
     "container creation_time": "origin_creation",
     "file modification time": "origin_mtime",
-    "time of connection": "origin_live",
 }
 WEAK_ORIGINS = frozenset({"origin_creation", "origin_mtime", "origin_unknown"})
 

@@ -22,6 +22,7 @@ from etle.edge.site import (
     SyncConfig,
     load_site,
 )
+from etle.clock.system import system_clock_synchronized
 from etle.edge.supervisor import Supervisor
 from etle.edge.upkeep import sync_target
 from etle.errors import StoreError
@@ -83,6 +84,7 @@ def test_tickets_reach_the_central_store_and_synced_media_make_room(tmp_path: Pa
                      what="tickets synced and offloaded")
         assert h["sync"]["enabled"] and h["sync"]["reachable"] and h["sync"]["last_success_age_s"] is not None
         assert h["storage"]["state"] == "low" and h["storage"]["free_gb"] > 0
+        assert h["clock"] == {"synchronized": system_clock_synchronized()}
         metrics = run.metrics()
         assert metric(metrics, "etle_edge_sync_tickets_pushed_total") >= 2
         assert metric(metrics, "etle_edge_sync_reachable") == 1
@@ -127,6 +129,7 @@ def test_a_low_disk_leaves_clips_out_then_records_nothing_and_the_worker_lives_o
         manifest = json.loads((folder / "manifest.json").read_text())
         assert "clip.mp4" not in manifest["files"] and not (folder / "clip.mp4").exists()
         assert "clip left out" in manifest["extra"]["clip_omitted"] and (folder / "overview.jpg").is_file()
+        assert manifest["extra"].get("box_clock_synchronized") == system_clock_synchronized()  # the kernel's word
     assert verify(low.output_dir, tmp_path / "low" / "edge.db").ok
 
     full = make_site(tmp_path / "full", server.url,
@@ -200,3 +203,22 @@ def test_site_file_sync_and_storage(tmp_path: Path, monkeypatch) -> None:
     ):
         with pytest.raises(SiteConfigError, match=needle):
             site(text)
+
+
+def test_the_kernels_clock_state(monkeypatch) -> None:
+    """adjtimex's return value: TIME_ERROR (5) is a clock no time daemon holds synchronised."""
+    import etle.clock.system as system
+
+    class Libc:
+        def __init__(self, state: int) -> None:
+            self.state = state
+
+        def adjtimex(self, buf) -> int:
+            assert bytes(buf.raw[:4]) == b"\0\0\0\0"  # modes = 0: only reads
+            return self.state
+
+    for state, expected in ((0, True), (1, True), (4, True), (5, False), (-1, None)):
+        monkeypatch.setattr(system, "_libc", Libc(state))
+        assert system.system_clock_synchronized() is expected
+    monkeypatch.setattr(system.sys, "platform", "darwin")
+    assert system.system_clock_synchronized() is None

@@ -7,7 +7,7 @@ import dataclasses
 import random
 import threading
 import time
-from datetime import timezone
+from datetime import timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -186,6 +186,43 @@ def test_reconnects_keep_time_continuous() -> None:
     assert ws is not None and ws.tzinfo is not None and ws.utcoffset() == timezone.utc.utcoffset(None)
     assert got[-1].timestamp > got[0].timestamp
     assert all(c.was_closed for c in connect.made)
+
+
+def test_frame_dates_follow_a_step_of_the_system_clock() -> None:
+    """A box whose clock NTP sets 10 minutes forward after the worker started (and later 30 s
+    back): frames are dated by the clock as it is then, their pts never jump."""
+    wall = {"offset": 0.0}
+
+    def wall_clock() -> float:
+        return 1_700_000_000.0 + time.monotonic() + wall["offset"]
+
+    src = LiveSource("rtsp://cam/ntp", queue_size=100, connect=scripted(FakeConn(30, dt=0.05, pace=0.05)),
+                     wall_clock=wall_clock, **fast())
+    it = src.frames()
+    first = [next(it) for _ in range(5)]
+    wall["offset"] = 600.0  # NTP steps the clock
+    later = [next(it) for _ in range(5)]
+    wall["offset"] = 570.0  # and corrects it back by 30 s
+    last = [next(it) for _ in range(5)]
+    src.close()
+    start = first[0].wall_start
+    assert all(f.wall_start == start for f in first) and start.timestamp() == pytest.approx(src.info.wall_start.timestamp())
+    assert all(f.wall_start == later[0].wall_start for f in later)
+    assert (later[0].wall_start - start).total_seconds() == pytest.approx(600.0, abs=0.2)
+    assert (last[0].wall_start - start).total_seconds() == pytest.approx(570.0, abs=0.2)
+    assert src.clock_steps == 2
+    pts = [f.pts for f in first + later + last]
+    assert all(b > a for a, b in zip(pts, pts[1:])) and pts[-1] - pts[0] < 2.0  # the rules' time never jumped
+    assert later[0].timestamp - first[-1].timestamp > timedelta(seconds=599)  # dated by the clock as it is now
+
+
+def test_a_test_clock_without_a_wall_clock_keeps_the_start_date() -> None:
+    ticks = iter(float(i) for i in range(10_000))
+    src = LiveSource("rtsp://cam/t", queue_size=100, connect=scripted(FakeConn(5, dt=0.1)), clock=lambda: next(ticks), **fast())
+    it = src.frames()
+    frames = [next(it) for _ in range(5)]
+    src.close()
+    assert {f.wall_start for f in frames} == {src.info.wall_start} and src.clock_steps == 0
 
 
 def test_a_burst_of_buffered_pictures_is_not_timed_in_the_future() -> None:
