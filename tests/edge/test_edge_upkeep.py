@@ -59,6 +59,23 @@ def metric(text: str, name: str) -> float:
     raise AssertionError(f"{name} not in /metrics")
 
 
+def edge_status(tmp_path: Path, port: int):
+    """``etle edge --site FILE --status`` against the health port of a running supervisor."""
+    import typer
+    from typer.testing import CliRunner
+
+    from etle.commands.edge_cmds import register
+
+    camera = Path(__file__).resolve().parents[2] / "examples" / "cameras" / "intel_car_detection_parking.yaml"
+    site_file = tmp_path / "status-site.yaml"
+    site_file.write_text(f"cameras:\n  - {{camera: {camera}, source: 'rtsp://10.0.0.2/s'}}\n"
+                         f"health: {{host: 0.0.0.0, port: {port}}}\n")
+    app = typer.Typer()
+    app.callback()(lambda: None)
+    register(app)
+    return CliRunner().invoke(app, ["edge", "--site", str(site_file), "--status"])
+
+
 def tickets(db: Path) -> list:
     with TicketStore(f"sqlite:///{db}", create=False) as store:
         return sorted(store.list(), key=lambda t: t.id)
@@ -91,9 +108,15 @@ def test_tickets_reach_the_central_store_and_synced_media_make_room(tmp_path: Pa
         assert metric(metrics, "etle_edge_offloaded_tickets_total") >= 2
         assert metric(metrics, "etle_edge_offloaded_bytes_total") > 0
         assert metric(metrics, "etle_edge_disk_free_bytes") > 0
+        res = edge_status(tmp_path, run.sup.health_server.port)
+        assert res.exit_code == 0, res.output  # ok: the low disk is being handled
+        assert "disk:" in res.output and "(low)" in res.output and "reachable" in res.output and "pending" in res.output
+        assert "cam" in res.output and ("clock: NOT" in res.output) == (system_clock_synchronized() is False)
     finally:
         result = run.stop()
         server.stop()
+    res = edge_status(tmp_path, run.sup.health_server.port)  # stopped: one line, no traceback
+    assert res.exit_code != 0 and "no etle edge answers" in str(res.exception) and "\n" not in str(res.exception)
     local = tickets(tmp_path / "edge.db")
     assert len(local) == result.tickets >= 2
     assert all(t.synced_at is not None for t in local)  # the last ones pushed on the way out
@@ -143,6 +166,8 @@ def test_a_low_disk_leaves_clips_out_then_records_nothing_and_the_worker_lives_o
         h = run.health()
         assert h["status"] == "degraded" and h["storage"]["state"] == "full"
         assert h["cameras"]["cam"]["restarts"] == 0 and h["cameras"]["cam"]["ok"]  # no crash-and-restart loop
+        res = edge_status(tmp_path / "full", run.sup.health_server.port)
+        assert res.exit_code == 1 and "(full)" in res.output and "no central store" in res.output
     finally:
         result = run.stop()
         server.stop()
