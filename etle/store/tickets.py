@@ -10,10 +10,10 @@ from __future__ import annotations
 import builtins
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -211,6 +211,47 @@ class TicketsMixin(StoreBase):
         query = query.order_by(Ticket.occurred_at.desc(), Ticket.id.desc()).limit(limit).offset(offset)
         with self._session("list tickets") as session:
             return [_to_view(row) for row in session.scalars(query)]
+
+    def related(self, id_or_reference: int | str, *, limit: int = 20) -> builtins.list[TicketView]:
+        """Other tickets of the same vehicle, newest occurrence first: the same plate (where the
+        ticket has one), or the same track of the same run and camera (another rule broken on
+        one passage).  What a reviewer checks for duplicates and repeat offences."""
+        with self._session("find related tickets") as session:
+            t = self._row(session, id_or_reference)
+            same_passage = and_(Ticket.camera_id == t.camera_id, Ticket.source == t.source,
+                                Ticket.run_id == t.run_id, Ticket.track_id == t.track_id)
+            same = or_(same_passage, Ticket.plate_text == t.plate_text) if t.plate_text else same_passage
+            query = (select(Ticket).where(same, Ticket.id != t.id)
+                     .order_by(Ticket.occurred_at.desc(), Ticket.id.desc()).limit(limit))
+            return [_to_view(row) for row in session.scalars(query)]
+
+    def possible_duplicates(self, tickets: Sequence[TicketView], *, window_s: float) -> set[int]:
+        """The ids among ``tickets`` (a page of a queue) that another ticket may duplicate: one of
+        the same passage (camera, source, run, track), or of the same plate within ``window_s``."""
+        if not tickets:
+            return set()
+        window = timedelta(seconds=window_s)
+        passages = [and_(Ticket.camera_id == t.camera_id, Ticket.source == t.source, Ticket.run_id == t.run_id,
+                         Ticket.track_id == t.track_id) for t in tickets]
+        plated = [t for t in tickets if t.plate_text]
+        near = [and_(Ticket.plate_text.in_(sorted({t.plate_text for t in plated})),
+                     Ticket.occurred_at >= min(t.occurred_at for t in plated) - window,
+                     Ticket.occurred_at <= max(t.occurred_at for t in plated) + window)] if plated else []
+        query = select(Ticket.id, Ticket.camera_id, Ticket.source, Ticket.run_id, Ticket.track_id, Ticket.plate_text,
+                       Ticket.occurred_at).where(or_(*passages, *near))
+        with self._session("find possible duplicates") as session:
+            rows = session.execute(query).all()
+        found: set[int] = set()
+        for t in tickets:
+            for r in rows:
+                if r.id == t.id:
+                    continue
+                if (r.camera_id, r.source, r.run_id, r.track_id) == (t.camera_id, t.source, t.run_id, t.track_id) or (
+                        t.plate_text and r.plate_text == t.plate_text
+                        and abs((_utc(r.occurred_at, "occurred_at") - t.occurred_at).total_seconds()) <= window_s):
+                    found.add(t.id)
+                    break
+        return found
 
     def records(self, *, batch: int = 500, **filters: Any) -> Iterator[TicketRecord]:
         """Every matching ticket with its plate reads and audit log, oldest id first (streamed)."""

@@ -185,6 +185,19 @@ class WebContext:
         details = (self.manifest(t).get("violation") or {}).get("details")
         return details if isinstance(details, dict) else {}
 
+    def related(self, t: TicketView) -> list[dict[str, Any]]:
+        """Other tickets of the same vehicle (:meth:`TicketStore.related`), each with ``duplicate``
+        where it may be the same act: the same passage (another rule on one track), or the same
+        plate within :data:`DUPLICATE_WINDOW_S` (two cameras, or one passage split in two runs)."""
+        out = []
+        for other in self.store.related(t.id):
+            same_passage = (other.camera_id, other.source, other.run_id, other.track_id) == (
+                t.camera_id, t.source, t.run_id, t.track_id)
+            gap = abs((other.occurred_at - t.occurred_at).total_seconds())
+            out.append({"ticket": other, "same_passage": same_passage,
+                        "duplicate": same_passage or gap <= DUPLICATE_WINDOW_S, "gap_s": gap})
+        return out
+
     def time_origin(self, t: TicketView) -> dict[str, Any] | None:
         """Where the ticket's time came from (the manifest's ``extra.wall_start_origin``: the
         recording's start, plus the frame's time in it) as ``{"key": i18n key, "weak": bool, "part":
@@ -201,6 +214,9 @@ class WebContext:
         return {"key": key, "weak": note is not None, "note": note,
                 "part": f"{Path(part).name} @ {extra.get('part_pts', 0):.1f} s" if isinstance(part, str) else None}
 
+
+#: tickets of one plate closer in time than this may be one act ticketed twice (the review page says so)
+DUPLICATE_WINDOW_S = 120.0
 
 #: the origins a run records (etle.ingest.sources, etle.clock) -> the review page's words for them
 TIME_ORIGINS = {

@@ -371,6 +371,42 @@ def test_an_offloaded_bundle_is_shown_held_at_the_central_store(site) -> None:
     assert 'data-state="altered"' in c.get(f"/tickets/{refs[1]}").text
 
 
+def test_other_tickets_of_the_vehicle_and_possible_duplicates(site, make_evidence_request) -> None:
+    """The ticket page lists the vehicle's other tickets (same plate, or same passage) and marks
+    the ones that may be the same act; the queue marks tickets that have such a twin."""
+    from dataclasses import replace
+    from datetime import datetime, timedelta, timezone
+
+    app, store, refs, tmp_path = site
+    writer = EvidenceWriter(tmp_path / "evidence")
+    at = datetime(2026, 12, 1, 2, 0, tzinfo=timezone.utc)
+
+    def add(track: int, *, camera: str = "jbi-01", dt: float = 0.0, plate: str = "BH7777XY", rule: str | None = None) -> str:
+        req = make_evidence_request(track, camera=camera, at=at + timedelta(seconds=dt), plate=plate)
+        if rule is not None:
+            req = replace(req, violation=replace(req.violation, rule=rule))
+        return store.get(record_violation(writer, store, req).ticket_id).reference
+
+    first = add(40)
+    other_camera = add(41, camera="jbi-02", dt=60)  # the same plate a minute later at the next camera
+    next_day = add(42, dt=86400)  # the same plate the next day: a repeat, not a duplicate
+    same_passage = add(40, rule="red_light", plate="")  # another rule on the same track, its plate unread
+    stranger = add(43, plate="BH1111ZZ", dt=5)
+    c = login(app)
+    html = c.get(f"/tickets/{first}").text
+    table = html[html.index('id="related"'):]
+    table = table[: table.index("</table>")]
+    rows = dict(re.findall(r'data-reference="([^"]+)">(.*?)</tr>', table, re.S))
+    assert set(rows) == {other_camera, next_day, same_passage}
+    assert "kemungkinan ganda" in rows[other_camera] and "lintasan yang sama" in rows[same_passage]
+    assert "dup-mark" not in rows[next_day]
+    assert [v.reference for v in store.related(same_passage)] == [first]  # no plate: its passage only
+    assert 'id="related"' not in c.get(f"/tickets/{stranger}").text
+    queue = c.get("/queue", params={"status": "all"}).text
+    marked = set(re.findall(r'class="ticket-link">([^<]+)</a> <span class="dup-mark', queue))
+    assert marked == {first, other_camera, same_passage}
+
+
 def test_cli_users_add_and_list(tmp_path: Path) -> None:
     import typer
     from typer.testing import CliRunner

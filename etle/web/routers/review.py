@@ -18,6 +18,7 @@ from etle.web import auth
 from etle.web.actions import REJECT_REASONS, do_action, reject_reason, reopen
 from etle.web.plate_reading import plate_needs_a_look, plate_reading
 from etle.web.deps import (
+    DUPLICATE_WINDOW_S,
     Actor,
     WebContext,
     check_csrf,
@@ -52,7 +53,9 @@ def queue(request: Request, actor: Actor = Depends(page_actor), ctx: WebContext 
     counts = store.count_by_status()
     keep = {k: v for k, v in params.items() if k != "page" and v}
     marked = {tk.reference for tk in tickets if plate_needs_a_look(tk)}
+    duplicates = store.possible_duplicates(tickets, window_s=DUPLICATE_WINDOW_S)
     return ctx.render(request, "queue.html", actor, tickets=tickets, total=total, page=page, marked=marked,
+                      duplicates=duplicates,
                       pages=max(1, math.ceil(total / PAGE_SIZE)), counts=counts, statuses=lifecycle.STATUSES,
                       params=params, status=params.get("status", PENDING_REVIEW),
                       cameras=store.camera_ids(), rules=sorted(articles.table()),
@@ -71,6 +74,7 @@ def ticket_page(ref: str, request: Request, actor: Actor = Depends(page_actor),
     original = next((r.text for r in reads if r.source != "reviewer" and r.chosen), None)
     return ctx.render(request, "ticket.html", actor, tk=t, state=ctx.verification(t), files=files,
                       reads=reads, original=original, details=ctx.violation_details(t), time_origin=ctx.time_origin(t), reading=plate_reading(t),
+                      related=ctx.related(t),
                       actions=store.actions(t.id) if auth.RANK[actor.role] >= auth.RANK["supervisor"] else None,
                       next_ticket=pending[0] if pending else None, reasons=REJECT_REASONS,
                       msg=request.query_params.get("msg", ""))
