@@ -75,7 +75,7 @@ def test_every_route_refuses_anonymous(site) -> None:
     ref = refs[0]
     gets = ["/", "/queue", f"/tickets/{ref}", f"/tickets/{ref}/files/overview.jpg", f"/tickets/{ref}/files/clip.mp4",
             f"/tickets/{ref}/letter.pdf", "/letters/2026-11-28.pdf", "/audit", "/admin/users", "/lang/en",
-            "/api/v1/tickets", f"/api/v1/tickets/{ref}", f"/api/v1/tickets/{ref}/actions", "/api/v1/counts",
+            "/api/v1/tickets", f"/api/v1/tickets/{ref}", f"/api/v1/tickets/{ref}/actions", f"/api/v1/tickets/{ref}/related", "/api/v1/counts",
             "/api/docs", "/api/openapi.json", "/docs", "/openapi.json", "/redoc", "/settlement"]
     for path in gets:
         r = c.get(path)
@@ -405,6 +405,9 @@ def test_other_tickets_of_the_vehicle_and_possible_duplicates(site, make_evidenc
     queue = c.get("/queue", params={"status": "all"}).text
     marked = set(re.findall(r'class="ticket-link">([^<]+)</a> <span class="dup-mark', queue))
     assert marked == {first, other_camera, same_passage}
+    api = {r["reference"]: r for r in c.get(f"/api/v1/tickets/{first}/related").json()}
+    assert set(api) == set(rows) and api[other_camera]["possible_duplicate"] and not api[other_camera]["same_passage"]
+    assert api[same_passage]["same_passage"] and not api[next_day]["possible_duplicate"]
 
 
 def test_cli_users_add_and_list(tmp_path: Path) -> None:

@@ -111,6 +111,17 @@ def api_ticket(ref: str, actor: Actor = Depends(api_actor), ctx: WebContext = De
     return ticket_out(t, ctx.verification(t))
 
 
+@router.get("/api/v1/tickets/{ref}/related", tags=["tickets"])
+def api_related(ref: str, actor: Actor = Depends(api_actor), ctx: WebContext = Depends(get_ctx)) -> list[dict[str, Any]]:
+    """The vehicle's other tickets (same plate, or same passage), newest first, with
+    ``same_passage`` and ``possible_duplicate`` (same passage, or same plate within 2 minutes)."""
+    t = ctx.ticket_or_404(ref)
+    return [{"reference": r["ticket"].reference, "occurred_at": r["ticket"].occurred_at.isoformat(),
+             "camera": r["ticket"].camera_id, "rule": r["ticket"].rule, "plate": r["ticket"].plate_text,
+             "status": r["ticket"].status, "same_passage": r["same_passage"], "possible_duplicate": r["duplicate"]}
+            for r in ctx.related(t)]
+
+
 @router.get("/api/v1/tickets/{ref}/actions", tags=["tickets"])
 def api_actions(ref: str, actor: Actor = Depends(api_actor), ctx: WebContext = Depends(get_ctx)) -> list[dict[str, Any]]:
     need(actor, "supervisor")
