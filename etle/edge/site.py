@@ -183,6 +183,14 @@ class SyncConfig(_Model):
     def _both(self) -> "SyncConfig":
         if self.enabled and (not self.central_db or not self.central_evidence):
             raise ValueError("give both central_db and central_evidence (or enabled: false)")
+        if self.enabled:
+            from sqlalchemy.engine import make_url
+            from sqlalchemy.exc import ArgumentError
+
+            try:
+                make_url(self.central_db)
+            except ArgumentError:
+                raise ValueError("central_db is not a database URL (e.g. postgresql+psycopg://user@host/etle)") from None
         return self
 
 

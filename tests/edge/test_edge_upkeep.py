@@ -221,6 +221,7 @@ def test_site_file_sync_and_storage(tmp_path: Path, monkeypatch) -> None:
     assert sync_target(site("")) is None
     for text, needle in (
         ("sync: {central_db: 'sqlite:///c.db'}\n", "give both central_db and central_evidence"),
+        ("sync: {central_db: 'central.example/etle', central_evidence: x}\n", "central_db is not a database URL"),
         ("storage: {offload_below_gb: 4, offload_to_gb: 2}\n", "offload_to_gb must be at least offload_below_gb"),
         ("storage: {clips_below_gb: 1, reserve_gb: 2}\n", "reserve_gb must not be above clips_below_gb"),
         ("storage: {reserve_gb: -1}\n", "storage.reserve_gb"),
