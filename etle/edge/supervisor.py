@@ -203,6 +203,22 @@ class Supervisor:
             **(upkeep.state() if upkeep is not None else {}),
         }
 
+    def report(self) -> dict[str, Any]:
+        """The site's health in brief, as the central store keeps it (``site_status``) and its
+        review app shows it (``/sites``)."""
+        from etle import __version__
+
+        h = self.health()
+        keep = ("ok", "state", "fps", "last_frame_age_s", "tickets", "restarts", "last_error")
+        storage = h.get("storage") or {}
+        return {
+            "status": h["status"], "uptime_s": h["uptime_s"], "version": __version__,
+            "cameras": {cid: {k: c.get(k) for k in keep} for cid, c in h["cameras"].items()},
+            "storage": {k: storage.get(k) for k in ("free_gb", "state", "offloaded_tickets")},
+            "clock": h.get("clock") or {},
+            "events_pending": sum(int(e.get("pending") or 0) for e in (h.get("events") or {}).values()),
+        }
+
     # ---------------------------------------------------------------------- run
 
     def _make_publishers(self) -> list[Publisher]:
@@ -337,7 +353,7 @@ class Supervisor:
             self._publishers = self._make_publishers()
         if self.upkeep is None:
             try:
-                self.upkeep = Upkeep(site, self.metrics, target=sync_target(site)).start()
+                self.upkeep = Upkeep(site, self.metrics, target=sync_target(site), report=self.report).start()
             except EtleError:
                 for p in self._publishers:
                     p.close(flush_timeout_s=0)

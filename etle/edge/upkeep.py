@@ -5,7 +5,8 @@ by the :class:`~etle.edge.supervisor.Supervisor` in its own process (not in a ca
 
 * **sync** -- :class:`etle.sync.BackgroundSync` pushes the site's tickets, evidence and audit log
   to the central store every ``sync.interval_s`` (the site file's ``sync:``, else
-  ``$ETLE_CENTRAL_DB`` / ``$ETLE_CENTRAL_EVIDENCE``); a central store that cannot be reached
+  ``$ETLE_CENTRAL_DB`` / ``$ETLE_CENTRAL_EVIDENCE``), and the site's report (its health in
+  brief: :meth:`etle.edge.supervisor.Supervisor.report`); a central store that cannot be reached
   is retried on the next round and nothing is lost (see :mod:`etle.sync.forward`);
 * **disk** -- every ``storage.check_interval_s`` the free space of the disk holding
   ``output_dir``; below ``storage.offload_below_gb`` the media of tickets the central store
@@ -58,8 +59,10 @@ class Upkeep:
     """
 
     def __init__(self, site: SiteConfig, metrics: EdgeMetrics, *, target: Any = None,
-                 free_bytes: Callable[[], int] | None = None, store: Any = None) -> None:
+                 free_bytes: Callable[[], int] | None = None, store: Any = None,
+                 report: Callable[[], dict[str, Any]] | None = None) -> None:
         self.site = site
+        self.report = report  # the site's health in brief, sent to the central store at each round
         self.metrics = metrics
         self.target = target
         self.out_dir = Path(site.output_dir)
@@ -93,7 +96,7 @@ class Upkeep:
             from etle.sync import BackgroundSync, StoreAndForward
 
             interval = self.site.sync.interval_s if self.site.sync is not None else 30.0
-            forward = StoreAndForward(self._store, self.out_dir, self.target)
+            forward = StoreAndForward(self._store, self.out_dir, self.target, site=self.site.site, status=self.report)
             self._sync = BackgroundSync(forward, interval_s=interval, on_report=self._on_sync).start()
             log.info("store-and-forward to %s every %.0f s", forward.target_name, interval)
         else:

@@ -22,6 +22,7 @@ must match the newest revision (a test compares them).  Tables:
 - revision 0006 adds ``tickets.payment_code`` (unique; issued at confirmation or blocking).
 - revision 0007 adds ``tickets.offloaded_at`` (an edge box removed the media of a synced ticket to
   free disk space; :mod:`etle.evidence.offload`).
+- revision 0008 adds ``site_status``: what each edge box last reported to the central store.
 """
 
 from __future__ import annotations
@@ -259,6 +260,17 @@ class SyncState(Base):
     target: Mapped[str] = mapped_column(String(512), primary_key=True)
     last_action_id: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SiteStatus(Base):
+    """What an edge box last reported at a store-and-forward round (revision 0008): its health in
+    brief (``data``: status, cameras, disk, clock, pending tickets) and when."""
+
+    __tablename__ = "site_status"
+
+    site: Mapped[str] = mapped_column(String(128), primary_key=True)
+    reported_at: Mapped[datetime] = mapped_column()
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
 class Notice(Base):

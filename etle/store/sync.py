@@ -12,6 +12,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -32,6 +33,7 @@ from etle.store.models import (
     EvidenceFile,
     PlateRead,
     ReviewAction,
+    SiteStatus,
     SyncState,
     Ticket,
     User,
@@ -42,6 +44,7 @@ from etle.store.views import (
     _OWNER_FIELDS,
     ActionView,
     CameraIn,
+    SiteStatusView,
     TicketRecord,
     TicketView,
     _action_view,
@@ -94,6 +97,24 @@ class SyncMixin(StoreBase):
                 session.add(SyncState(target=target, last_action_id=last_action_id, updated_at=_now()))
             else:
                 row.last_action_id, row.updated_at = last_action_id, _now()
+
+    def report_site_status(self, site: str, data: dict[str, Any], *, at: datetime | None = None) -> None:
+        """Keep ``data`` as what edge site ``site`` reports now (one row per site, replaced)."""
+        self._retrying("record a site's report", lambda: self._report_site_status(site, data, at or _now()))
+
+    def _report_site_status(self, site: str, data: dict[str, Any], at: datetime) -> None:
+        with self._session("record a site's report") as session:
+            row = session.get(SiteStatus, site)
+            if row is None:
+                session.add(SiteStatus(site=site, reported_at=at, data=data))
+            else:
+                row.reported_at, row.data = at, data
+
+    def site_statuses(self) -> builtins.list[SiteStatusView]:
+        """Every edge site's last report, by site name."""
+        with self._session("read site reports") as session:
+            return [SiteStatusView(r.site, r.reported_at, dict(r.data or {}))
+                    for r in session.scalars(select(SiteStatus).order_by(SiteStatus.site))]
 
     def actions_after(self, action_id: int, *, limit: int = 500) -> builtins.list[ActionView]:
         """Audit entries with id greater than ``action_id``, in id order."""

@@ -170,6 +170,15 @@ class TicketView(TicketIn):
 
 
 @dataclass(frozen=True, slots=True)
+class SiteStatusView:
+    """An edge box's last report to the central store (``data``: see :mod:`etle.edge.upkeep`)."""
+
+    site: str
+    reported_at: datetime
+    data: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class ActionView:
     """One audit-log entry of a ticket (``ticket_uid`` identifies the ticket across stores)."""
 

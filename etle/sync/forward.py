@@ -11,7 +11,9 @@ ticket database and evidence location whenever both are reachable:
    ``uid`` (a retry finds it and inserts nothing), then ``synced_at`` locally;
 3. audit entries recorded after a ticket was synced (reviews, corrections, pruning), from a
    high-water mark kept per central store, each inserted once by its ``uid``;
-4. the chain heads of cameras whose tickets are all synced.
+4. the chain heads of cameras whose tickets are all synced;
+5. where a ``site`` and a ``status`` are given (``etle edge``), the site's report: its health in
+   brief, replaced at every round (``site_status``, shown by the central review app's ``/sites``).
 
 Any failure leaves the local mark untouched, so the next run redoes the step and nothing is
 lost or duplicated.  A central store that cannot be reached makes :meth:`run_once` return a
@@ -20,6 +22,7 @@ report with ``reachable=False``; :class:`BackgroundSync` runs it every few secon
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -116,8 +119,12 @@ class StoreAndForward:
         batch: int = 100,
         central_store: Callable[[str], TicketStore] = TicketStore,
         central_storage: Callable[[str], EvidenceStorage] = open_evidence_storage,
+        site: str = "",
+        status: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.local = local
+        self.site = site
+        self.status = status
         self.local_evidence = (
             local_evidence if not isinstance(local_evidence, (str, Path)) else LocalEvidenceStorage(local_evidence)
         )
@@ -174,6 +181,7 @@ class StoreAndForward:
                 self._push_tickets(central, storage, tally)
                 self._push_actions(central, tally)
                 self._push_heads(storage, tally)
+                self._push_status(central)
             except (_Unreachable, EtleError) as exc:
                 message = str(exc)
                 reachable = not isinstance(exc, _Unreachable) and self._reachable()
@@ -210,6 +218,18 @@ class StoreAndForward:
             if not self._reachable():
                 raise _Unreachable(str(exc)) from exc
             raise
+
+    def _push_status(self, central: TicketStore) -> None:
+        """The site's report to the central store (its health in brief and what waits here), at
+        every round that reached it: the central review app lists each box and when it last did."""
+        if not self.site or self.status is None:
+            return
+        try:
+            data = json.loads(json.dumps({**self.status(), "pending": self._pending()}, default=str))
+        except Exception:  # noqa: BLE001 - a report that cannot be made must not stop the sync
+            log.exception("the site's report to the central store could not be made")
+            return
+        self._central_call(lambda: central.report_site_status(self.site, data))
 
     def _push_keys(self, central: TicketStore) -> None:
         for kid, b64 in self.local.site_keys().items():

@@ -128,6 +128,11 @@ def test_tickets_reach_the_central_store_and_synced_media_make_room(tmp_path: Pa
         assert (central_ev / t.evidence_key / "clip.mp4").is_file()  # the central copy is whole
     report = verify(site.output_dir, tmp_path / "edge.db")
     assert report.ok and report.offloaded_files >= 2 * 4, [f.line() for f in report.findings]
+    with TicketStore(f"sqlite:///{central_db}", create=False) as store:  # the box's last report
+        (report_row,) = store.site_statuses()
+    assert report_row.site == "upkeep" and report_row.data["cameras"]["cam"]["tickets"] >= 1
+    assert report_row.data["pending"] == 0 and report_row.data["storage"]["state"] == "low"
+    assert report_row.data["clock"] == {"synchronized": system_clock_synchronized()}
     central = verify(central_ev, central_db)
     assert central.ok and central.offloaded_files == 0 and central.tickets == len(local), [f.line() for f in central.findings]
 

@@ -80,7 +80,7 @@ def test_keys_sync_export_prune_flow(app: typer.Typer, tmp_path: Path, make_evid
     assert invoke(app, "verify", "--evidence", str(tmp_path / "ev"), "--db", db).exit_code == 0
 
     res = invoke(app, "db", "current", "--db", db)
-    assert res.exit_code == 0 and "revision 0007 (newest 0007)" in res.output
+    assert res.exit_code == 0 and "revision 0008 (newest 0008)" in res.output
 
 
 def test_errors_are_typed_one_liners(app: typer.Typer, tmp_path: Path, monkeypatch) -> None:

@@ -296,7 +296,7 @@ def test_revision_0005_adds_the_append_only_notice_register(db_url: str) -> None
     engine.dispose()
     with TicketStore(db_url) as store:  # opening upgrades 0004 -> head
         with store.engine.connect() as conn:
-            assert migrate.current_revision(conn) == migrate.head_revision() == "0007"
+            assert migrate.current_revision(conn) == migrate.head_revision() == "0008"
             assert {"ix_notices_ticket", "ix_notices_notice_date"} <= {i["name"] for i in inspect(conn).get_indexes("notices")}
         assert schema_diff(store.engine, Base.metadata) == []
         views = sorted(store.list(), key=lambda v: v.track_id)
@@ -336,7 +336,7 @@ def test_revision_0006_adds_a_unique_payment_code(db_url: str) -> None:
     engine.dispose()
     with TicketStore(db_url) as store:  # opening upgrades 0005 -> head
         with store.engine.connect() as conn:
-            assert migrate.current_revision(conn) == migrate.head_revision() == "0007"
+            assert migrate.current_revision(conn) == migrate.head_revision() == "0008"
             index = {i["name"]: i for i in inspect(conn).get_indexes("tickets")}["ix_tickets_payment_code"]
             assert index["unique"]
         assert schema_diff(store.engine, Base.metadata) == []
@@ -374,7 +374,7 @@ def test_revision_0007_adds_the_local_offload_time(db_url: str) -> None:
     engine.dispose()
     with TicketStore(db_url) as store:  # opening upgrades 0006 -> head
         with store.engine.connect() as conn:
-            assert migrate.current_revision(conn) == migrate.head_revision() == "0007"
+            assert migrate.current_revision(conn) == migrate.head_revision() == "0008"
         assert schema_diff(store.engine, Base.metadata) == []
         views = sorted(store.list(), key=lambda v: v.track_id)
         assert {v.offloaded_at for v in views} == {None}  # rows kept, nothing removed
@@ -392,6 +392,41 @@ def test_revision_0007_adds_the_local_offload_time(db_url: str) -> None:
     with engine.connect() as conn:
         assert "offloaded_at" not in {c["name"] for c in inspect(conn).get_columns("tickets")}
         assert conn.execute(text("SELECT count(*) FROM tickets")).scalar() == 3
+    engine.dispose()
+
+
+# -- revision 0008: what each edge box last reported -------------------------------------------
+
+
+def test_revision_0008_keeps_one_report_per_site(db_url: str) -> None:
+    from alembic import command
+
+    make_legacy(db_url, 2)
+    engine = create_engine(db_url)
+    migrate.upgrade(engine, "0007")
+    with engine.connect() as conn:
+        assert "site_status" not in inspect(conn).get_table_names()
+    engine.dispose()
+    with TicketStore(db_url) as store:  # opening upgrades 0007 -> head
+        with store.engine.connect() as conn:
+            assert migrate.current_revision(conn) == migrate.head_revision() == "0008"
+        assert schema_diff(store.engine, Base.metadata) == []
+        assert store.site_statuses() == []  # no box has reported
+        early = datetime(2026, 12, 8, 1, 0, tzinfo=timezone.utc)
+        store.report_site_status("jbi-01", {"status": "ok", "pending": 3}, at=early)
+        store.report_site_status("bdg-02", {"status": "degraded"}, at=early)
+        store.report_site_status("jbi-01", {"status": "degraded", "pending": 0}, at=early.replace(minute=5))
+        got = store.site_statuses()
+        assert [(s.site, s.data, s.reported_at) for s in got] == [
+            ("bdg-02", {"status": "degraded"}, early),
+            ("jbi-01", {"status": "degraded", "pending": 0}, early.replace(minute=5))]
+    engine = create_engine(db_url)
+    cfg = migrate.alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0007")
+    with engine.connect() as conn:
+        assert "site_status" not in inspect(conn).get_table_names()
     engine.dispose()
 
 

@@ -76,6 +76,7 @@ def test_every_route_refuses_anonymous(site) -> None:
     gets = ["/", "/queue", f"/tickets/{ref}", f"/tickets/{ref}/files/overview.jpg", f"/tickets/{ref}/files/clip.mp4",
             f"/tickets/{ref}/letter.pdf", "/letters/2026-11-28.pdf", "/audit", "/admin/users", "/lang/en",
             "/api/v1/tickets", f"/api/v1/tickets/{ref}", f"/api/v1/tickets/{ref}/actions", f"/api/v1/tickets/{ref}/related", "/api/v1/counts",
+            "/sites", "/api/v1/sites",
             "/api/docs", "/api/openapi.json", "/docs", "/openapi.json", "/redoc", "/settlement"]
     for path in gets:
         r = c.get(path)
@@ -408,6 +409,36 @@ def test_other_tickets_of_the_vehicle_and_possible_duplicates(site, make_evidenc
     api = {r["reference"]: r for r in c.get(f"/api/v1/tickets/{first}/related").json()}
     assert set(api) == set(rows) and api[other_camera]["possible_duplicate"] and not api[other_camera]["same_passage"]
     assert api[same_passage]["same_passage"] and not api[next_day]["possible_duplicate"]
+
+
+def test_the_edge_sites_page_shows_silent_and_troubled_boxes(site) -> None:
+    """Supervisors see each edge box's last report: silent for 10 minutes, a camera down, a disk
+    leaving evidence out and an unsynchronised clock in red; reviewers do not see the page."""
+    from datetime import datetime, timedelta, timezone
+
+    app, store, refs, _ = site
+    now = datetime.now(timezone.utc)
+    cams = {"cam-1": {"ok": True}, "cam-2": {"ok": False, "last_error": "connection refused"}}
+    store.report_site_status("jbi-sudirman", {"status": "degraded", "pending": 12, "cameras": cams,
+                                              "storage": {"free_gb": 0.8, "state": "no_clips"},
+                                              "clock": {"synchronized": False}}, at=now - timedelta(seconds=30))
+    store.report_site_status("jbi-thehok", {"status": "ok", "pending": 0, "cameras": {"cam-3": {"ok": True}},
+                                            "storage": {"free_gb": 40.5, "state": "ok"},
+                                            "clock": {"synchronized": True}}, at=now - timedelta(hours=3))
+    assert login(app, "rev").get("/sites").status_code == 403
+    assert login(app, "rev").get("/api/v1/sites").status_code == 403
+    c = login(app, "sup")
+    html = c.get("/sites").text
+    rows = dict(re.findall(r'<tr data-site="([^"]+)" class="([^"]*)"', html))
+    assert rows == {"jbi-sudirman": "", "jbi-thehok": "silent"}
+    sud = html[html.index('data-site="jbi-sudirman"'):]
+    sud = sud[: sud.index("</tr>")]
+    assert "1 / 2" in sud and "cam-2" in sud and "0.8 GB (no_clips)" in sud and "TIDAK tersinkron" in sud and "12" in sud
+    assert "3 h" in html and 'id="nav-sites"' in html
+    api = {r["site"]: r for r in c.get("/api/v1/sites").json()}
+    assert api["jbi-thehok"]["silent"] and not api["jbi-sudirman"]["silent"]
+    assert api["jbi-sudirman"]["cameras_down"] == ["cam-2"] and api["jbi-sudirman"]["clock"] is False
+    assert 'id="nav-sites"' not in login(app, "rev").get("/queue").text
 
 
 def test_cli_users_add_and_list(tmp_path: Path) -> None:

@@ -163,6 +163,16 @@ def api_plate(ref: str, body: PlateIn, actor: Actor = Depends(api_actor),
     return ticket_out(do_action(ctx.store, ctx.ticket_or_404(ref), actor, "plate", plate=body.plate))
 
 
+@router.get("/api/v1/sites", tags=["sites"])
+def api_sites(actor: Actor = Depends(api_actor), ctx: WebContext = Depends(get_ctx)) -> list[dict[str, Any]]:
+    """Each edge box's last report to the central store, its age and whether it is silent (supervisors)."""
+    from etle.web.routers.admin import site_rows
+
+    need(actor, "supervisor")
+    return [{**{k: v for k, v in r.items() if k not in ("reported_at", "age")},
+             "reported_at": r["reported_at"].isoformat()} for r in site_rows(ctx.store.site_statuses())]
+
+
 @router.get("/api/v1/counts", tags=["tickets"])
 def api_counts(actor: Actor = Depends(api_actor), ctx: WebContext = Depends(get_ctx)) -> dict[str, int]:
     return ctx.store.count_by_status()
