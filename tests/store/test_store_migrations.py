@@ -5,6 +5,8 @@ the newest revision, the append-only audit log, and concurrent first opens."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
@@ -84,6 +86,36 @@ def make_legacy(url: str, n: int = 3) -> None:
     with Session(engine) as session, session.begin():
         session.add_all(legacy_rows(n))
     engine.dispose()
+
+@contextmanager
+def legacy_at(db_url: str, rows: int, revision: str) -> Iterator[Any]:
+    """A database of ``rows`` legacy tickets migrated up to ``revision``: a connection to it."""
+    make_legacy(db_url, rows)
+    engine = create_engine(db_url)
+    migrate.upgrade(engine, revision)
+    try:
+        with engine.connect() as conn:
+            yield conn
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def downgraded(db_url: str, revision: str) -> Iterator[Any]:
+    """The database migrated back down to ``revision``: a connection to it."""
+    from alembic import command
+
+    engine = create_engine(db_url)
+    cfg = migrate.alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision)
+    try:
+        with engine.connect() as conn:
+            yield conn
+    finally:
+        engine.dispose()
+
 
 
 def schema_diff(engine: Any, metadata: Any) -> list[Any]:
@@ -200,17 +232,11 @@ def test_concurrent_first_opens_migrate_once(fresh_postgres_url: str) -> None:
 
 
 def test_revision_0003_adds_plate_colour_and_keeps_rows(db_url: str) -> None:
-    from alembic import command
-
     from etle.store import TicketIn
 
-    make_legacy(db_url, 3)
-    engine = create_engine(db_url)
-    migrate.upgrade(engine, "0002")
-    with engine.connect() as conn:
+    with legacy_at(db_url, 3, "0002") as conn:
         assert migrate.current_revision(conn) == "0002"
         assert "plate_colour" not in {c["name"] for c in inspect(conn).get_columns("tickets")}
-    engine.dispose()
     with TicketStore(db_url) as store:  # opening upgrades 0002 -> head
         with store.engine.connect() as conn:
             assert migrate.current_revision(conn) == migrate.head_revision()
@@ -225,32 +251,20 @@ def test_revision_0003_adds_plate_colour_and_keeps_rows(db_url: str) -> None:
         got = store.get(tid)
         assert got is not None and (got.plate_colour, got.plate_category) == ("green", "free_trade_zone")
     # and back down to 0002: the columns go, the rows stay
-    engine = create_engine(db_url)
-    cfg = migrate.alembic_config()
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0002")
-    with engine.connect() as conn:
+    with downgraded(db_url, "0002") as conn:
         assert "plate_colour" not in {c["name"] for c in inspect(conn).get_columns("tickets")}
         assert conn.execute(text("SELECT count(*) FROM tickets")).scalar() == 4
         assert uids <= set(conn.execute(text("SELECT uid FROM tickets")).scalars())
-    engine.dispose()
 
 
 # -- revision 0004: the registered owner (vehicle-registry lookup) ------------------------------
 
 
 def test_revision_0004_adds_owner_columns_and_keeps_rows(db_url: str) -> None:
-    from alembic import command
-
     owner_columns = {"owner_name", "owner_address", "vehicle_make", "vehicle_colour", "registry_status",
                      "registry_checked_at", "registry_mismatch"}
-    make_legacy(db_url, 3)
-    engine = create_engine(db_url)
-    migrate.upgrade(engine, "0003")
-    with engine.connect() as conn:
+    with legacy_at(db_url, 3, "0003") as conn:
         assert not owner_columns & {c["name"] for c in inspect(conn).get_columns("tickets")}
-    engine.dispose()
     with TicketStore(db_url) as store:  # opening upgrades 0003 -> head
         with store.engine.connect() as conn:
             assert migrate.current_revision(conn) == migrate.head_revision()
@@ -266,16 +280,10 @@ def test_revision_0004_adds_owner_columns_and_keeps_rows(db_url: str) -> None:
         assert (got.owner_name, got.vehicle_make, got.registry_status) == ("Budi Contoh", "Honda", "found")
         assert got.registry_mismatch.startswith("vehicle_type") and got.status == "confirmed"
     # and back down to 0003: the columns go, the rows and their audit entries stay
-    engine = create_engine(db_url)
-    cfg = migrate.alembic_config()
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0003")
-    with engine.connect() as conn:
+    with downgraded(db_url, "0003") as conn:
         assert not owner_columns & {c["name"] for c in inspect(conn).get_columns("tickets")}
         assert conn.execute(text("SELECT count(*) FROM tickets")).scalar() == 3
         assert conn.execute(text("SELECT count(*) FROM review_actions WHERE action = 'registry_lookup'")).scalar() == 1
-    engine.dispose()
 
 
 # -- revision 0005: the notice register (letters produced for posting) -----------------------
@@ -284,16 +292,10 @@ def test_revision_0004_adds_owner_columns_and_keeps_rows(db_url: str) -> None:
 def test_revision_0005_adds_the_append_only_notice_register(db_url: str) -> None:
     from datetime import date
 
-    from alembic import command
-
     from etle.store import NoticeIn
 
-    make_legacy(db_url, 2)
-    engine = create_engine(db_url)
-    migrate.upgrade(engine, "0004")
-    with engine.connect() as conn:
+    with legacy_at(db_url, 2, "0004") as conn:
         assert "notices" not in inspect(conn).get_table_names()
-    engine.dispose()
     with TicketStore(db_url) as store:  # opening upgrades 0004 -> head
         with store.engine.connect() as conn:
             assert migrate.current_revision(conn) == migrate.head_revision() == "0008"
@@ -311,29 +313,17 @@ def test_revision_0005_adds_the_append_only_notice_register(db_url: str) -> None
                 conn.execute(text(statement))
         assert store.notices() == sent
     # and back down to 0004: the register goes, the tickets and their audit entries stay
-    engine = create_engine(db_url)
-    cfg = migrate.alembic_config()
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0004")
-    with engine.connect() as conn:
+    with downgraded(db_url, "0004") as conn:
         assert "notices" not in inspect(conn).get_table_names()
         assert conn.execute(text("SELECT count(*) FROM review_actions WHERE action = 'send_notice'")).scalar() == 1
-    engine.dispose()
 
 
 # -- revision 0006: the payment code (issued at confirmation or blocking) ------------------------
 
 
 def test_revision_0006_adds_a_unique_payment_code(db_url: str) -> None:
-    from alembic import command
-
-    make_legacy(db_url, 3)
-    engine = create_engine(db_url)
-    migrate.upgrade(engine, "0005")
-    with engine.connect() as conn:
+    with legacy_at(db_url, 3, "0005") as conn:
         assert "payment_code" not in {c["name"] for c in inspect(conn).get_columns("tickets")}
-    engine.dispose()
     with TicketStore(db_url) as store:  # opening upgrades 0005 -> head
         with store.engine.connect() as conn:
             assert migrate.current_revision(conn) == migrate.head_revision() == "0008"
@@ -349,29 +339,17 @@ def test_revision_0006_adds_a_unique_payment_code(db_url: str) -> None:
         assert len(code) == 12 and store.by_payment_codes([code.lower()])[code].id == views[0].id
         with pytest.raises(DBAPIError), store.engine.begin() as conn:  # codes are unique
             conn.execute(text("UPDATE tickets SET payment_code = :c WHERE id = :i"), {"c": code, "i": views[1].id})
-    engine = create_engine(db_url)
-    cfg = migrate.alembic_config()
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0005")
-    with engine.connect() as conn:
+    with downgraded(db_url, "0005") as conn:
         assert "payment_code" not in {c["name"] for c in inspect(conn).get_columns("tickets")}
         assert conn.execute(text("SELECT count(*) FROM review_actions WHERE action = 'confirm'")).scalar() == 1
-    engine.dispose()
 
 
 # -- revision 0007: when an edge box removed a synced ticket's media ----------------------------
 
 
 def test_revision_0007_adds_the_local_offload_time(db_url: str) -> None:
-    from alembic import command
-
-    make_legacy(db_url, 3)
-    engine = create_engine(db_url)
-    migrate.upgrade(engine, "0006")
-    with engine.connect() as conn:
+    with legacy_at(db_url, 3, "0006") as conn:
         assert "offloaded_at" not in {c["name"] for c in inspect(conn).get_columns("tickets")}
-    engine.dispose()
     with TicketStore(db_url) as store:  # opening upgrades 0006 -> head
         with store.engine.connect() as conn:
             assert migrate.current_revision(conn) == migrate.head_revision() == "0008"
@@ -384,29 +362,17 @@ def test_revision_0007_adds_the_local_offload_time(db_url: str) -> None:
         assert [v.id for v in store.offloadable()] == [views[0].id]
         store.mark_offloaded(views[0].id)
         assert store.get(views[0].id).offloaded_at is not None and store.offloadable() == []
-    engine = create_engine(db_url)
-    cfg = migrate.alembic_config()
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0006")
-    with engine.connect() as conn:
+    with downgraded(db_url, "0006") as conn:
         assert "offloaded_at" not in {c["name"] for c in inspect(conn).get_columns("tickets")}
         assert conn.execute(text("SELECT count(*) FROM tickets")).scalar() == 3
-    engine.dispose()
 
 
 # -- revision 0008: what each edge box last reported -------------------------------------------
 
 
 def test_revision_0008_keeps_one_report_per_site(db_url: str) -> None:
-    from alembic import command
-
-    make_legacy(db_url, 2)
-    engine = create_engine(db_url)
-    migrate.upgrade(engine, "0007")
-    with engine.connect() as conn:
+    with legacy_at(db_url, 2, "0007") as conn:
         assert "site_status" not in inspect(conn).get_table_names()
-    engine.dispose()
     with TicketStore(db_url) as store:  # opening upgrades 0007 -> head
         with store.engine.connect() as conn:
             assert migrate.current_revision(conn) == migrate.head_revision() == "0008"
@@ -420,14 +386,8 @@ def test_revision_0008_keeps_one_report_per_site(db_url: str) -> None:
         assert [(s.site, s.data, s.reported_at) for s in got] == [
             ("bdg-02", {"status": "degraded"}, early),
             ("jbi-01", {"status": "degraded", "pending": 0}, early.replace(minute=5))]
-    engine = create_engine(db_url)
-    cfg = migrate.alembic_config()
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0007")
-    with engine.connect() as conn:
+    with downgraded(db_url, "0007") as conn:
         assert "site_status" not in inspect(conn).get_table_names()
-    engine.dispose()
 
 
 def test_two_processes_opening_one_new_sqlite_file_at_once(tmp_path) -> None:
