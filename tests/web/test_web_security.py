@@ -367,6 +367,7 @@ def test_an_offloaded_bundle_is_shown_held_at_the_central_store(site) -> None:
     page = c.get(f"/tickets/{refs[0]}").text
     assert 'data-state="offloaded"' in page and "pusat" in page  # Indonesian by default
     assert c.get(f"/tickets/{refs[0]}/files/overview.jpg").status_code == 404
+    assert 'id="clip-omitted"' not in page  # offloaded, not left out: the central store has the clip
     (Path(t1.evidence_path) / "offloaded.json").write_text((Path(t0.evidence_path) / "offloaded.json").read_text())
     (Path(t1.evidence_path) / "overview.jpg").unlink()  # not synced: its absence is not excused
     assert 'data-state="altered"' in c.get(f"/tickets/{refs[1]}").text
@@ -409,6 +410,19 @@ def test_other_tickets_of_the_vehicle_and_possible_duplicates(site, make_evidenc
     api = {r["reference"]: r for r in c.get(f"/api/v1/tickets/{first}/related").json()}
     assert set(api) == set(rows) and api[other_camera]["possible_duplicate"] and not api[other_camera]["same_passage"]
     assert api[same_passage]["same_passage"] and not api[next_day]["possible_duplicate"]
+
+
+def test_a_ticket_recorded_without_its_clip_says_why(site, make_evidence_request) -> None:
+    from dataclasses import replace
+
+    app, store, refs, tmp_path = site
+    note = "clip left out: 812 MB free, under 1024 MB"
+    req = replace(make_evidence_request(60, clip=False), extra={"clip_omitted": note})
+    ref = store.get(record_violation(EvidenceWriter(tmp_path / "evidence"), store, req).ticket_id).reference
+    c = login(app)
+    html = c.get(f"/tickets/{ref}").text
+    assert 'id="clip-omitted"' in html and note in html and 'id="clip"' not in html
+    assert 'id="clip-omitted"' not in c.get(f"/tickets/{refs[0]}").text
 
 
 def test_the_edge_sites_page_shows_silent_and_troubled_boxes(site) -> None:

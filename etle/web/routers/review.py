@@ -74,7 +74,7 @@ def ticket_page(ref: str, request: Request, actor: Actor = Depends(page_actor),
     original = next((r.text for r in reads if r.source != "reviewer" and r.chosen), None)
     return ctx.render(request, "ticket.html", actor, tk=t, state=ctx.verification(t), files=files,
                       reads=reads, original=original, details=ctx.violation_details(t), time_origin=ctx.time_origin(t), reading=plate_reading(t),
-                      related=ctx.related(t),
+                      related=ctx.related(t), clip_omitted=(ctx.manifest(t).get("extra") or {}).get("clip_omitted"),
                       actions=store.actions(t.id) if auth.RANK[actor.role] >= auth.RANK["supervisor"] else None,
                       next_ticket=pending[0] if pending else None, reasons=REJECT_REASONS,
                       msg=request.query_params.get("msg", ""))
