@@ -284,7 +284,8 @@ def test_etle_edge_two_cameras_one_killed_then_sigterm(edge_run: SimpleNamespace
 
 def test_the_ticket_reaches_the_central_store(edge_run: SimpleNamespace, request: pytest.FixtureRequest) -> None:
     """The site's own store-and-forward: camera 1's ticket, its evidence and audit log are in the
-    central PostgreSQL database and evidence folder, whole (etle verify there), marked synced here."""
+    central PostgreSQL database and evidence folder, whole (etle verify there), marked synced here;
+    and the box's report of its cameras is there too."""
     if edge_run.central_db is None:
         request.getfixturevalue("postgres_databases")  # skips with the reason, or fails in CI
     from etle.evidence.storage import LocalEvidenceStorage
@@ -301,4 +302,7 @@ def test_the_ticket_reaches_the_central_store(edge_run: SimpleNamespace, request
         assert (edge_run.central_ev / there[0].evidence_key / "clip.mp4").is_file()
         assert len(central.actions(there[0].id)) == len(local.actions(here[0].id)) >= 1
         report = verify_evidence(LocalEvidenceStorage(edge_run.central_ev), store=central, require_signatures=False)
+        (site,) = central.site_statuses()  # the box's last report, for the review app's /sites
     assert report.ok and report.tickets == 1, [f.line() for f in report.findings]
+    assert site.site == "two-cams" and set(site.data["cameras"]) == {"cam-1", "cam-2"}
+    assert site.data["cameras"]["cam-1"]["tickets"] == 1 and site.data["pending"] == 0
