@@ -127,14 +127,15 @@ def _status(cfg: Any, out: Console, json_out: bool) -> None:
         out.print_json(json.dumps(body))
     else:
         table = Table(title=f"site {body.get('site')}: {body.get('status')}, up {body.get('uptime_s', 0):.0f} s")
-        for col in ("camera", "ok", "state", "fps", "last frame s", "dropped", "reconnects", "restarts", "tickets", "last error"):
+        for col in ("camera", "ok", "state", "fps", "last frame s", "dropped", "reconnects", "restarts", "tickets",
+                    "not recorded", "last error"):
             table.add_column(col, justify="left" if col in ("camera", "state", "last error", "ok") else "right")
         for cid, c in (body.get("cameras") or {}).items():
             age = c.get("last_frame_age_s")
             table.add_row(cid, "yes" if c.get("ok") else "NO", str(c.get("state")), f"{c.get('fps') or 0:.1f}",
                           "-" if age is None else f"{age:.1f}", str(c.get("frames_dropped") or 0),
                           str(c.get("reconnects") or 0), str(c.get("restarts") or 0), str(c.get("tickets") or 0),
-                          str(c.get("last_error") or "")[:60])
+                          str(c.get("not_recorded") or 0), str(c.get("last_error") or "")[:60])
         out.print(table)
         disk = body.get("storage") or {}
         if disk:

@@ -61,6 +61,8 @@ class _Worker:
     tickets: int = 0  # ticket events received from this camera's workers
     worker_tickets: int = 0  # tickets the workers said they recorded (summed over restarts)
     last_error: str | None = None
+    not_recorded: int = 0  # violations the workers could not record (disk full), summed over restarts
+    _lost_seen: tuple[int, int] = (0, 0)  # (pid, the worker's own count) at its last report
 
     @property
     def alive(self) -> bool:
@@ -190,6 +192,7 @@ class Supervisor:
                     "stalls": live.get("stalls"),
                     "restarts": w.restarts,
                     "tickets": w.tickets,
+                    "not_recorded": w.not_recorded,
                     "last_error": live.get("last_error") or w.last_error,
                 }
         upkeep = self.upkeep
@@ -263,6 +266,7 @@ class Supervisor:
                 w.last_stats = msg
                 w.last_stats_at = time.monotonic()
             self.metrics.observe_stats(msg)
+            self._count_lost(w, msg)
         elif kind == "ticket":
             event = msg["event"]
             with self._lock:
@@ -286,6 +290,32 @@ class Supervisor:
             with self._lock:
                 w.worker_tickets += int(msg.get("tickets") or 0)
             log.info("camera %s: worker ended (%s frames, %s tickets)", cam, msg.get("frames"), msg.get("tickets"))
+
+    def _count_lost(self, w: _Worker, msg: dict[str, Any]) -> None:
+        """Violations a worker could not record since its last report (its disk below
+        ``storage.reserve_gb``): said, counted, and published like a ticket, so the operations
+        centre knows the camera saw violations that are lost."""
+        pid, lost = int(msg.get("pid") or 0), int((msg.get("evidence") or {}).get("not_recorded") or 0)
+        last_pid, last = w._lost_seen
+        delta = lost - last if pid == last_pid and lost >= last else lost
+        w._lost_seen = (pid, lost)
+        if delta <= 0:
+            return
+        cam = w.spec.camera_id
+        with self._lock:
+            w.not_recorded += delta
+        event = {
+            "event": "violations_not_recorded", "event_id": f"{self.site.site}:{cam}:not-recorded:{time.time_ns()}",
+            "site": self.site.site, "camera": cam, "count": delta, "total": w.not_recorded,
+            "reason": "the evidence disk is full (below storage.reserve_gb)",
+            "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        log.error("camera %s: %d violation(s) NOT RECORDED: %s", cam, delta, event["reason"])
+        for p in self._publishers or []:
+            try:
+                p.publish(event)
+            except Exception:  # noqa: BLE001 - a sink must never stop the supervisor
+                log.exception("%s: publishing failed", p.name)
 
     def _drain(self, w: _Worker, timeout: float = 0.0) -> None:
         if w.conn is None:

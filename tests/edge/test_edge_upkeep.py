@@ -163,7 +163,22 @@ def test_a_low_disk_leaves_clips_out_then_records_nothing_and_the_worker_lives_o
     full = make_site(tmp_path / "full", server.url,
                      storage=StorageConfig(offload_below_gb=HUGE, offload_to_gb=HUGE, clips_below_gb=HUGE, reserve_gb=HUGE,
                                            check_interval_s=0.3))
-    run = Running(Supervisor(full, factory=RECORDING, stats_interval_s=0.3, pipeline_overrides={"ticket_every_s": 0.5}))
+    published: list[dict] = []
+
+    class Collect:  # an event sink (MQTT, webhook) that keeps what it is given
+        name = "collect"
+
+        def publish(self, event: dict) -> None:
+            published.append(event)
+
+        def stats(self) -> dict:
+            return {"published": len(published), "pending": 0}
+
+        def close(self, flush_timeout_s: float = 5.0) -> None:
+            pass
+
+    run = Running(Supervisor(full, factory=RECORDING, stats_interval_s=0.3, pipeline_overrides={"ticket_every_s": 0.5},
+                             publishers=[Collect()]))
     try:
         run.wait(lambda h: 'etle_edge_violations_not_recorded_total{camera="cam"}' in run.metrics()
                  and metric(run.metrics(), 'etle_edge_violations_not_recorded_total{camera="cam"}') >= 3,
@@ -177,6 +192,9 @@ def test_a_low_disk_leaves_clips_out_then_records_nothing_and_the_worker_lives_o
         result = run.stop()
         server.stop()
     assert result.tickets == 0 and tickets(tmp_path / "full" / "edge.db") == []
+    lost = [e for e in published if e["event"] == "violations_not_recorded"]
+    assert lost and all(e["camera"] == "cam" and e["count"] >= 1 for e in lost)
+    assert sum(e["count"] for e in lost) == lost[-1]["total"] == result.cameras["cam"]["last_stats"]["evidence"]["not_recorded"]
     assert not list(full.output_dir.rglob("manifest.json"))
 
 
