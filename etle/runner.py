@@ -23,6 +23,7 @@ from etle.types import Frame, PlateResult, TrackedObject, Violation
 
 if TYPE_CHECKING:
     from etle.camera.config import CameraConfig
+    from etle.evidence.space import SpacePolicy
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ class EvidenceSink:
     camera_cfg: Any | None
     models: dict[str, str]
     zones: list[list[tuple[float, float]]]
-    space: Any = None  # etle.evidence.space.SpacePolicy: free-space floors (None: none)
+    space: "SpacePolicy | None" = None  # free-space floors of the evidence disk (None: none)
     _clock: Any = field(default=None, init=False, repr=False)  # the OSD reader, once needed
     _clock_off: bool = field(default=False, init=False, repr=False)
 
