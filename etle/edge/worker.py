@@ -87,9 +87,10 @@ def build_real_pipeline(spec: WorkerSpec) -> Any:
 def space_options(storage: dict[str, Any]) -> dict[str, Any]:
     """The :class:`RunOptions` free-space floors of a site's ``storage`` section (see
     :class:`etle.edge.site.StorageConfig`): a live camera's violation is skipped, not fatal."""
-    gb = 1024 ** 3
-    return {"clip_min_free_bytes": int(float(storage.get("clips_below_gb") or 0) * gb),
-            "evidence_min_free_bytes": int(float(storage.get("reserve_gb") or 0) * gb),
+    from etle.evidence.offload import GB
+
+    return {"clip_min_free_bytes": int(float(storage.get("clips_below_gb") or 0) * GB),
+            "evidence_min_free_bytes": int(float(storage.get("reserve_gb") or 0) * GB),
             "low_disk": "skip"}
 
 
